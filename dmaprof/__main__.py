@@ -1,0 +1,3 @@
+from dmaprof.cli import main
+
+main()

@@ -1,0 +1,241 @@
+"""The `dmaprof` command line: a thin click layer over the library.
+
+Errors are mapped to one line on stderr and a documented exit code in exactly one place,
+`main()`. Heavy modules (pandas, adbutils, rich tables) are imported inside the commands that
+need them, so `dmaprof --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from dmaprof import __version__
+from dmaprof.console import AppState
+from dmaprof.errors import EXIT_CODE_HELP, DmaprofError, ExitCode
+
+CONTEXT_SETTINGS: dict[str, Any] = {
+    "help_option_names": ["-h", "--help"],
+    "max_content_width": 100,
+}
+EPILOG = "\b\n" + EXIT_CODE_HELP
+
+serial_option = click.option(
+    "-s",
+    "--serial",
+    envvar="ANDROID_SERIAL",
+    show_envvar=True,
+    help="Device serial, as in `adb -s` (default: the only connected device).",
+)
+timeout_option = click.option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    default=120.0,
+    show_default=True,
+    help="Seconds to wait for any one device operation.",
+)
+
+
+@click.group(context_settings=CONTEXT_SETTINGS, epilog=EPILOG)
+@click.version_option(__version__, "-V", "--version", prog_name="dmaprof")
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+@click.option("-v", "--verbose", count=True, help="More logs on stderr (-vv for debug).")
+@click.option("--no-color", is_flag=True, envvar="NO_COLOR", help="No colours in output.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool, verbose: int, no_color: bool) -> None:
+    """Who holds the DMA-BUF memory on this device, and what is leaking?
+
+    dmaprof snapshots a device over adb (or reads a dump you collected by hand), attributes
+    every DMA-BUF to the processes, apps, cgroups and exporters that hold it, and finds leaks
+    between captures.
+    """
+    ctx.obj = AppState.create(no_color=no_color, debug=debug, verbose=verbose)
+
+
+def _state() -> AppState:
+    state = click.get_current_context().find_object(AppState)
+    assert state is not None
+    return state
+
+
+# --------------------------------------------------------------------------- devices
+
+
+@cli.command(epilog=EPILOG)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="Output format.",
+)
+def devices(fmt: str) -> None:
+    """List connected devices and what dmaprof can read on each.
+
+    One shell round trip per device: model, Android release and API level, kernel, whether
+    root is available (adbd root or su), and which DMA-BUF sources are readable.
+    """
+    from dmaprof.probe import probe_devices
+    from dmaprof.render.devices import render_devices_json, render_devices_table
+    from dmaprof.transport.adb import AdbServer, ServerAddress
+
+    state = _state()
+    server = AdbServer(ServerAddress.from_env())
+    reports = probe_devices(server)
+    if fmt == "json":
+        render_devices_json(reports, sys.stdout)
+    else:
+        render_devices_table(reports, state.out)
+
+
+# --------------------------------------------------------------------------- collector
+
+
+@cli.command(epilog=EPILOG)
+def collector() -> None:
+    """Print the collector script.
+
+    Run it by hand on any Linux device (ssh, serial console) and import its output:
+
+    \b
+      dmaprof collector > collect.sh
+      sh collect.sh > dump          # on the device, as root for the full picture
+      dmaprof import dump -o device.dmaprof
+    """
+    from dmaprof.device import collector_script
+
+    stream = click.get_binary_stream("stdout")
+    stream.write(collector_script())
+    stream.flush()
+
+
+# --------------------------------------------------------------------------- snapshot
+
+
+def _default_capture_name(serial: str) -> Path:
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in serial)[:64]
+    return Path(f"{safe or 'device'}-{time.strftime('%Y%m%d-%H%M%S')}.dmaprof")
+
+
+@cli.command(epilog=EPILOG)
+@serial_option
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Capture file to write (default: SERIAL-YYYYmmdd-HHMMSS.dmaprof).",
+)
+@click.option(
+    "--root",
+    "root_mode",
+    type=click.Choice(["auto", "never", "require"]),
+    default="auto",
+    show_default=True,
+    help="auto: use root when adbd is root or `su` works; never: stay the shell user; "
+    "require: fail without root.",
+)
+@click.option("--force", is_flag=True, help="Overwrite an existing capture file.")
+@click.option("--quiet", "-q", is_flag=True, help="Print only the capture's path.")
+@timeout_option
+def snapshot(
+    serial: str | None,
+    output: Path | None,
+    root_mode: str,
+    force: bool,
+    quiet: bool,
+    timeout: float,
+) -> None:
+    """Snapshot a device's DMA-BUF state into a capture file.
+
+    Pushes the collector into a private directory under /data/local/tmp, runs it once,
+    pulls its dump and removes the directory, then prints the attribution view.
+    """
+    from dmaprof.capture import write_capture
+    from dmaprof.snapshot import take_snapshot
+    from dmaprof.transport.adb import AdbServer, ServerAddress
+
+    state = _state()
+    server = AdbServer(ServerAddress.from_env())
+    device = server.select(serial)
+    device.timeout = timeout
+    target = output or _default_capture_name(device.serial)
+    if target.exists() and not force:
+        raise DmaprofError(f"{target} exists; will not overwrite it without --force")
+    result = take_snapshot(device, root_mode=root_mode, progress=state.progress)  # type: ignore[arg-type]
+    write_capture(result.capture, target, overwrite=force)
+    if quiet:
+        click.echo(str(target))
+        return
+    _print_default_view(state, result.capture)
+    state.note(
+        f"wrote {target} ({len(result.capture.dump):,} bytes of dump, "
+        f"{result.elapsed_s:.1f} s, collected as {result.root_method})"
+    )
+
+
+def _print_default_view(state: AppState, capture: Any) -> None:
+    from dmaprof.render.summary import render_capture_summary
+
+    render_capture_summary(capture, state.out, state.err)
+
+
+# --------------------------------------------------------------------------- import
+
+
+@cli.command("import", epilog=EPILOG)
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Capture file to write.",
+)
+@click.option("--serial", "serial", default=None, help="Device name to record in the capture.")
+@click.option("--force", is_flag=True, help="Overwrite an existing capture file.")
+def import_(source: Path, output: Path, serial: str | None, force: bool) -> None:
+    """Turn a collector dump (from `sh collect.sh > dump`) into a capture."""
+    from dmaprof.capture import write_capture
+    from dmaprof.importer import import_dump
+
+    state = _state()
+    capture = import_dump(source, serial=serial)
+    write_capture(capture, output, overwrite=force)
+    state.note(f"wrote {output}")
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; map every dmaprof error to one line on stderr and its exit code."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        returned = cli.main(args=argv, prog_name="dmaprof", standalone_mode=False)
+    except DmaprofError as exc:
+        if debug:
+            raise
+        click.echo(f"dmaprof: error: {_one_line(exc.message)}", err=True)
+        sys.exit(int(exc.exit_code))
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        click.echo("dmaprof: interrupted", err=True)
+        sys.exit(int(ExitCode.INTERRUPTED))
+    except BrokenPipeError:
+        # the reader of our stdout went away (e.g. `| head`): not an error worth a traceback
+        sys.stderr.close()
+        sys.exit(int(ExitCode.OK))
+    sys.exit(returned if isinstance(returned, int) else int(ExitCode.OK))
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())

@@ -1,0 +1,48 @@
+"""Terminal state, injected rather than read from globals (tests swap the consoles)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from rich.console import Console
+
+
+def _console(file: TextIO, no_color: bool) -> Console:
+    return Console(file=file, no_color=no_color, highlight=False, soft_wrap=False)
+
+
+@dataclass
+class AppState:
+    """What every command needs: where data goes (stdout) and where talk goes (stderr)."""
+
+    out: Console
+    err: Console
+    debug: bool = False
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, *, no_color: bool = False, debug: bool = False, verbose: int = 0) -> AppState:
+        state = cls(_console(sys.stdout, no_color), _console(sys.stderr, no_color), debug)
+        level = logging.DEBUG if debug or verbose > 1 else (
+            logging.INFO if verbose else logging.WARNING
+        )
+        from rich.logging import RichHandler
+
+        logging.basicConfig(
+            level=level,
+            format="%(message)s",
+            handlers=[RichHandler(console=state.err, show_time=False, show_path=debug)],
+            force=True,
+        )
+        return state
+
+    def progress(self, message: str) -> None:
+        """A status line on stderr, only when a person is watching it."""
+        if self.err.is_terminal:
+            self.err.print(f"[dim]… {message}[/dim]")
+
+    def note(self, message: str) -> None:
+        self.err.print(message, markup=False)

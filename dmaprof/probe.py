@@ -1,0 +1,111 @@
+"""`dmaprof devices`: what each connected device is, and what dmaprof can read there."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from dmaprof.errors import DmaprofError
+from dmaprof.transport.adb import AdbServer, Device, DeviceEntry
+
+# One shell round trip per device. `[ -r ]` answers for the user adb runs as; root is
+# reported separately (adbd root, or a working su).
+PROBE_SCRIPT = r"""
+for k in ro.product.model ro.product.manufacturer ro.build.version.release \
+         ro.build.version.sdk ro.build.type ro.debuggable; do
+  echo "prop.$k=$(getprop $k 2>/dev/null)"
+done
+echo "kernel=$(uname -r 2>/dev/null)"
+echo "uid=$(id -u 2>/dev/null)"
+if command -v su >/dev/null 2>&1; then
+  if su -c true </dev/null >/dev/null 2>&1 || su 0 true </dev/null >/dev/null 2>&1; then
+    echo "su=yes"; else echo "su=denied"; fi
+else echo "su=no"; fi
+src() { if [ -e "$2" ]; then if [ -r "$2" ]; then echo "src.$1=yes"; else echo "src.$1=denied"; fi
+        else echo "src.$1=absent"; fi; }
+src fdinfo /proc/1/fdinfo
+src maps /proc/1/maps
+src sysfs_buffers /sys/kernel/dmabuf/buffers
+src bpf_iter /sys/fs/bpf/dmabuf/prog_dmabufIter_iter_dmabuf
+src debugfs_bufinfo /sys/kernel/debug/dma_buf/bufinfo
+src dma_heap /dev/dma_heap
+src dma_heap_pools /sys/kernel/dma_heap/total_pools_kb
+src ion /sys/kernel/ion
+src dmabuf_rss /proc/self/dmabuf_rss
+"""
+
+SOURCES = (
+    "fdinfo",
+    "maps",
+    "sysfs_buffers",
+    "bpf_iter",
+    "debugfs_bufinfo",
+    "dma_heap",
+    "dma_heap_pools",
+    "ion",
+    "dmabuf_rss",
+)
+
+
+@dataclass
+class DeviceReport:
+    serial: str
+    state: str
+    model: str = ""
+    manufacturer: str = ""
+    release: str = ""
+    sdk: str = ""
+    build_type: str = ""
+    kernel: str = ""
+    uid: int | None = None
+    root: str = "unknown"  # "adbd", "su", "no", "unknown"
+    sources: dict[str, str] = field(default_factory=dict)
+    error: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return dict(self.__dict__)
+
+
+def probe_device(device: Device) -> DeviceReport:
+    report = DeviceReport(device.serial, device.entry.state)
+    result = device.shell(PROBE_SCRIPT)
+    values = dict(
+        line.split("=", 1) for line in result.text().splitlines() if "=" in line
+    )
+    report.model = values.get("prop.ro.product.model", "") or device.entry.tags.get("model", "")
+    report.manufacturer = values.get("prop.ro.product.manufacturer", "")
+    report.release = values.get("prop.ro.build.version.release", "")
+    report.sdk = values.get("prop.ro.build.version.sdk", "")
+    report.build_type = values.get("prop.ro.build.type", "")
+    report.kernel = values.get("kernel", "")
+    uid_text = values.get("uid", "")
+    report.uid = int(uid_text) if uid_text.isdigit() else None
+    if report.uid == 0:
+        report.root = "adbd"
+    elif values.get("su") == "yes":
+        report.root = "su"
+    else:
+        report.root = "no"
+    report.sources = {name: values.get(f"src.{name}", "unknown") for name in SOURCES}
+    return report
+
+
+def probe_devices(server: AdbServer) -> list[DeviceReport]:
+    reports = []
+    for entry in server.devices():
+        if entry.state != "device":
+            reports.append(_unusable(entry))
+            continue
+        try:
+            reports.append(probe_device(server.select(entry.serial)))
+        except DmaprofError as exc:
+            failed = DeviceReport(entry.serial, entry.state, error=exc.message)
+            reports.append(failed)
+    return reports
+
+
+def _unusable(entry: DeviceEntry) -> DeviceReport:
+    hint = {
+        "unauthorized": "accept the 'Allow USB debugging' prompt on the device",
+        "offline": "reconnect the device",
+    }.get(entry.state)
+    return DeviceReport(entry.serial, entry.state, model=entry.tags.get("model", ""), error=hint)

@@ -1,0 +1,166 @@
+"""`dmaprof snapshot`: push the collector, run it once, pull its dump, clean up.
+
+Four adb round trips beyond device selection: push the script, run it (shell v2, so the
+real exit status comes back), pull the dump with sync, remove the directory. The directory is
+removed on every path out, including failures and Ctrl-C; if the device is gone by then, the
+user is told which directory may be left behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from dmaprof.capture import Capture
+from dmaprof.device import collector_script
+from dmaprof.errors import DeviceCommandError, DmaprofError, InterruptedByUser
+from dmaprof.metadata import capture_meta
+from dmaprof.transport.adb import Device
+
+log = logging.getLogger(__name__)
+
+RootMode = Literal["auto", "never", "require"]
+DEVICE_TMP = "/data/local/tmp"
+
+# Exit statuses of the run command itself (the collector's own are below 64).
+_RC_NO_WORKDIR = 97
+_RC_ROOT_REQUIRED = 98
+
+# Runs on the device. It decides how to get root (adbd already root, `su -c`, or AOSP's
+# `su 0`), runs the collector once into the private directory, and reports how it ran on the
+# last stdout line. Every value it receives is quoted by shlex.quote.
+_RUN_TEMPLATE = """\
+W={workdir}; M={root_mode}
+cd "$W" || exit {rc_no_workdir}
+chmod 700 "$W" 2>/dev/null
+how=shell
+if [ "$(id -u 2>/dev/null)" = 0 ]; then
+  how=adbd-root
+elif [ "$M" != never ] && command -v su >/dev/null 2>&1; then
+  if su -c true </dev/null >/dev/null 2>&1; then how=su-c
+  elif su 0 true </dev/null >/dev/null 2>&1; then how=su-0
+  fi
+fi
+if [ "$M" = require ] && [ "$how" = shell ]; then
+  echo "root required, but adbd is not root and su is not available" >&2
+  exit {rc_root_required}
+fi
+case $how in
+  su-c) su -c "sh $W/collect.sh -w $W" </dev/null >"$W/dump" 2>"$W/stderr" ;;
+  su-0) su 0 sh "$W/collect.sh" -w "$W" </dev/null >"$W/dump" 2>"$W/stderr" ;;
+  *) sh "$W/collect.sh" -w "$W" </dev/null >"$W/dump" 2>"$W/stderr" ;;
+esac
+rc=$?
+echo "dmaprof-run how=$how rc=$rc"
+exit $rc
+"""
+
+
+@dataclass
+class SnapshotResult:
+    capture: Capture
+    root_method: str
+    elapsed_s: float
+
+
+Progress = Callable[[str], None]
+
+
+def take_snapshot(
+    device: Device,
+    *,
+    root_mode: RootMode = "auto",
+    progress: Progress | None = None,
+) -> SnapshotResult:
+    """Collect one capture from `device`. Raises DmaprofError subclasses on failure."""
+    say = progress or (lambda _msg: None)
+    workdir = f"{DEVICE_TMP}/dmaprof-{uuid.uuid4().hex[:16]}"
+    started = time.monotonic()
+    wallclock_host = time.time()
+    cleaned = False
+    try:
+        say("pushing the collector")
+        device.push(collector_script(), f"{workdir}/collect.sh", mode=0o700)
+        say("running the collector")
+        run = device.shell(
+            _RUN_TEMPLATE.format(
+                workdir=shlex.quote(workdir),
+                root_mode=shlex.quote(root_mode),
+                rc_no_workdir=_RC_NO_WORKDIR,
+                rc_root_required=_RC_ROOT_REQUIRED,
+            )
+        )
+        how, collector_rc = _parse_run_report(run.stdout)
+        if run.returncode == _RC_ROOT_REQUIRED:
+            raise DeviceCommandError(
+                f"device {device.serial}: --root require, but adbd is not root and su is "
+                "not available (try `adb root` on a userdebug build)"
+            )
+        if run.returncode != 0:
+            detail = _last_line(run.stderr) or f"exit status {run.returncode}"
+            raise DeviceCommandError(
+                f"device {device.serial}: the collector failed ({detail}); no capture written"
+            )
+        say("pulling the dump")
+        dump = device.pull(f"{workdir}/dump")
+        stderr = device.pull(f"{workdir}/stderr")
+        say("cleaning up")
+        _remove_workdir(device, workdir, how)
+        cleaned = True
+    except KeyboardInterrupt:
+        raise InterruptedByUser(
+            f"interrupted; {_cleanup_after_failure(device, workdir)}; no capture written"
+        ) from None
+    except DmaprofError as exc:
+        if not cleaned:
+            exc.args = (f"{exc.message}; {_cleanup_after_failure(device, workdir)}",)
+        raise
+    elapsed = time.monotonic() - started
+    meta = capture_meta(
+        dump,
+        transport={"kind": "adb", "serial": device.serial, "root_method": how},
+        host_wallclock=wallclock_host,
+        host_elapsed_s=elapsed,
+        collector_rc=collector_rc,
+        device_tags=device.entry.tags,
+    )
+    return SnapshotResult(Capture(meta, dump, stderr), how, elapsed)
+
+
+def _parse_run_report(stdout: bytes) -> tuple[str, int]:
+    for line in reversed(stdout.decode("utf-8", "replace").splitlines()):
+        if line.startswith("dmaprof-run "):
+            fields = dict(part.split("=", 1) for part in line.split()[1:] if "=" in part)
+            return fields.get("how", "shell"), int(fields.get("rc", "0") or 0)
+    return "shell", -1
+
+
+def _remove_workdir(device: Device, workdir: str, how: str = "shell") -> None:
+    # Files the collector wrote as root sit in a directory owned by shell: shell can unlink
+    # them. `su` is tried second in case a vendor su made something shell cannot remove.
+    quoted = shlex.quote(workdir)
+    command = f"rm -rf {quoted} 2>/dev/null; [ ! -e {quoted} ]"
+    if how.startswith("su"):
+        command += f" || su -c 'rm -rf {quoted}' || su 0 rm -rf {quoted}"
+    result = device.shell(command)
+    if result.returncode != 0:
+        raise DeviceCommandError(f"device {device.serial}: could not remove {workdir}")
+
+
+def _cleanup_after_failure(device: Device, workdir: str) -> str:
+    try:
+        _remove_workdir(device, workdir, "su")
+    except (DmaprofError, KeyboardInterrupt):
+        log.debug("cleanup of %s failed", workdir, exc_info=True)
+        return f"{workdir} may be left on the device (remove it with `adb shell rm -rf {workdir}`)"
+    return f"removed {workdir} from the device"
+
+
+def _last_line(data: bytes) -> str:
+    lines = [line for line in data.decode("utf-8", "replace").splitlines() if line.strip()]
+    return lines[-1].strip() if lines else ""
