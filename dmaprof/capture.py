@@ -14,6 +14,7 @@ import json
 import os
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,6 +120,9 @@ def load_capture(path: Path) -> Capture:
             names = set(archive.namelist())
             if META_MEMBER not in names:
                 raise BadCaptureError(f"{path}: not a dmaprof capture (no {META_MEMBER})")
+            if archive.comment != ZIP_COMMENT:
+                # dmaprof always writes this trailer; a short one means the file was cut off
+                raise BadCaptureError(f"{path}: truncated or corrupt capture (bad trailer)")
             meta = _load_meta(path, _read_member(archive, META_MEMBER, MAX_META_BYTES, path))
             if DUMP_MEMBER not in names:
                 raise BadCaptureError(f"{path}: corrupt capture: {DUMP_MEMBER} is missing")
@@ -130,7 +134,7 @@ def load_capture(path: Path) -> Capture:
             )
     except zipfile.BadZipFile as exc:
         raise BadCaptureError(f"{path}: truncated or corrupt capture ({exc})") from exc
-    except (EOFError, zipfile.LargeZipFile, NotImplementedError, ValueError) as exc:
+    except (EOFError, zlib.error, zipfile.LargeZipFile, NotImplementedError, ValueError) as exc:
         raise BadCaptureError(f"{path}: corrupt capture ({exc})") from exc
     except OSError as exc:
         raise BadCaptureError(f"{path}: cannot read: {exc.strerror or exc}") from exc
