@@ -7,8 +7,10 @@ need them, so `dmaprof --help` stays fast.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -179,9 +181,127 @@ def snapshot(
 
 
 def _print_default_view(state: AppState, capture: Any) -> None:
-    from dmaprof.render.summary import render_capture_summary
+    from dmaprof.render.report import render_default_table
+    from dmaprof.show import analyze_capture
 
-    render_capture_summary(capture, state.out, state.err)
+    _analysis, report = analyze_capture(capture)
+    render_default_table(report, 15, state.out)
+
+
+# --------------------------------------------------------------------------- show
+
+FORMATS = ["table", "json", "csv", "markdown", "dmabuf_dump"]
+_FORMAT_BY_SUFFIX = {".json": "json", ".csv": "csv", ".md": "markdown", ".txt": "table"}
+
+
+@cli.command(epilog=EPILOG)
+@click.argument("capture_path", metavar="CAPTURE", type=click.Path(path_type=Path))
+@click.option(
+    "--by",
+    type=click.Choice(["process", "app", "cgroup", "exporter", "name", "buffer"]),
+    help="One view instead of the default overview.",
+)
+@click.option("--top", type=click.IntRange(min=1), help="Rows per table (default 15; all in csv/json).")
+@click.option(
+    "--charge",
+    type=click.Choice(["shared", "full", "client"]),
+    default="shared",
+    show_default=True,
+    help="shared: pss (size split among holders); full: rss (whole size to every holder); "
+    "client: buffers shared by an app and graphics/media services are charged to the app.",
+)
+@click.option(
+    "--service",
+    "service_regex",
+    metavar="REGEX",
+    help="With --charge client: processes (name or cmdline) that count as services.",
+)
+@click.option("--pid", type=int, help="Only this process and the buffers it holds.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    help="Output format (default: table, or from the -o extension).",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to this file instead of stdout.",
+)
+def show(
+    capture_path: Path,
+    by: str | None,
+    top: int | None,
+    charge: str,
+    service_regex: str | None,
+    pid: int | None,
+    fmt: str | None,
+    output: Path | None,
+) -> None:
+    """Attribute every DMA-BUF of a capture to processes, apps, cgroups and exporters.
+
+    The default view: the device, what could be read, totals (all buffers, held by
+    processes, kernel-only, heap pools), the top holders and the exporters. Figures that
+    unreadable processes could change are marked as lower bounds. JSON and CSV carry raw
+    integer bytes; JSON always holds the whole report (schema dmaprof.report/1).
+    """
+    from dmaprof.capture import load_capture
+    from dmaprof.show import analyze_capture, only_pid
+
+    state = _state()
+    if fmt is None:
+        fmt = _FORMAT_BY_SUFFIX.get(output.suffix.lower(), "table") if output else "table"
+    capture = load_capture(capture_path)
+    analysis, report = analyze_capture(capture, charge=charge, service_regex=service_regex)
+    if pid is not None:
+        report = only_pid(report, pid)
+        if not report["processes"]:
+            state.note(f"warning: no process {pid} holds a DMA-BUF in this capture")
+    with _output_stream(output) as stream:
+        _render_report(report, analysis, fmt, by, top, stream, state)
+
+
+def _render_report(
+    report: dict[str, Any],
+    analysis: Any,
+    fmt: str,
+    by: str | None,
+    top: int | None,
+    stream: Any,
+    state: AppState,
+) -> None:
+    from dmaprof.render import report as render
+
+    if fmt == "json":
+        render.render_json(report, stream)
+    elif fmt == "csv":
+        render.render_csv(report, by or "process", top, stream)
+    elif fmt == "markdown":
+        render.render_markdown(report, by, top or 15, stream)
+    elif fmt == "dmabuf_dump":
+        from dmaprof.analyze.report import format_dmabuf_dump
+
+        stream.write(format_dmabuf_dump(analysis))
+    else:
+        console = state.out if stream is sys.stdout else state.file_console(stream)
+        if by:
+            render.render_view_table(report, by, top or 15, console)
+        else:
+            render.render_default_table(report, top or 15, console)
+
+
+@contextlib.contextmanager
+def _output_stream(output: Path | None) -> Iterator[Any]:
+    if output is None:
+        yield sys.stdout
+        return
+    try:
+        handle = output.open("w", encoding="utf-8")
+    except OSError as exc:
+        raise DmaprofError(f"cannot write {output}: {exc.strerror or exc}") from exc
+    with handle:
+        yield handle
 
 
 # --------------------------------------------------------------------------- import

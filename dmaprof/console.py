@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from dataclasses import dataclass, field
 from typing import TextIO
@@ -11,7 +12,11 @@ from rich.console import Console
 
 
 def _console(file: TextIO, no_color: bool) -> Console:
-    return Console(file=file, no_color=no_color, highlight=False, soft_wrap=False)
+    console = Console(file=file, no_color=no_color, highlight=False, soft_wrap=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        # piped or redirected: wide enough that no cell is cut ("…") for lack of room
+        console.width = 160
+    return console
 
 
 @dataclass
@@ -38,6 +43,9 @@ class AppState:
             force=True,
         )
         return state
+
+    def file_console(self, file: TextIO) -> Console:
+        return Console(file=file, no_color=True, highlight=False, width=160)
 
     def progress(self, message: str) -> None:
         """A status line on stderr, only when a person is watching it."""

@@ -8,13 +8,14 @@ from dmaprof.errors import DmaprofError
 from dmaprof.transport.adb import AdbServer, Device, DeviceEntry
 
 # One shell round trip per device. `[ -r ]` answers for the user adb runs as; root is
-# reported separately (adbd root, or a working su).
+# reported separately (adbd root, or a working su). The kernel release comes from
+# /proc/version, as in captures.
 PROBE_SCRIPT = r"""
 for k in ro.product.model ro.product.manufacturer ro.build.version.release \
          ro.build.version.sdk ro.build.type ro.debuggable; do
   echo "prop.$k=$(getprop $k 2>/dev/null)"
 done
-echo "kernel=$(uname -r 2>/dev/null)"
+read -r _l _v release _rest </proc/version 2>/dev/null; echo "kernel=$release"
 echo "uid=$(id -u 2>/dev/null)"
 if command -v su >/dev/null 2>&1; then
   if su -c true </dev/null >/dev/null 2>&1 || su 0 true </dev/null >/dev/null 2>&1; then

@@ -33,11 +33,30 @@ _RC_ROOT_REQUIRED = 98
 
 # Runs on the device. It decides how to get root (adbd already root, `su -c`, or AOSP's
 # `su 0`), runs the collector once into the private directory, and reports how it ran on the
-# last stdout line. Every value it receives is quoted by shlex.quote.
+# last stdout line. Every value it receives is quoted by shlex.quote. It runs in a subshell so
+# that adbutils' shell-v1 fallback (no shell_v2: `; echo X4EXIT:$?` appended) still sees the
+# exit status.
 _RUN_TEMPLATE = """\
+(
 W={workdir}; M={root_mode}
 cd "$W" || exit {rc_no_workdir}
 chmod 700 "$W" 2>/dev/null
+# if the host goes away (adbd sends SIGHUP) or we are stopped, leave nothing behind
+trap 'cd /; rm -rf "$W"; exit 129' HUP
+trap 'cd /; rm -rf "$W"; exit 143' TERM
+trap 'cd /; rm -rf "$W"; exit 130' INT
+echo $$ >"$W/pid"
+# Sweep directories of earlier snapshots that died with their device: their collector's
+# shell is gone, or they never got to run and are over a minute old.
+for d in {device_tmp}/dmaprof-*; do
+  [ -d "$d" ] && [ "$d" != "$W" ] || continue
+  if [ -f "$d/pid" ]; then
+    read -r p <"$d/pid"; [ -n "$p" ] && [ -d "/proc/$p" ] && continue
+  elif [ -z "$(find "$d" -maxdepth 0 -mmin +1 2>/dev/null)" ]; then
+    continue
+  fi
+  rm -rf "$d"
+done
 how=shell
 if [ "$(id -u 2>/dev/null)" = 0 ]; then
   how=adbd-root
@@ -58,7 +77,7 @@ esac
 rc=$?
 echo "dmaprof-run how=$how rc=$rc"
 exit $rc
-"""
+)"""
 
 
 @dataclass
@@ -91,6 +110,7 @@ def take_snapshot(
             _RUN_TEMPLATE.format(
                 workdir=shlex.quote(workdir),
                 root_mode=shlex.quote(root_mode),
+                device_tmp=shlex.quote(DEVICE_TMP),
                 rc_no_workdir=_RC_NO_WORKDIR,
                 rc_root_required=_RC_ROOT_REQUIRED,
             )

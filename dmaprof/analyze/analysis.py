@@ -1,0 +1,670 @@
+"""``analyze()``: from a dump to every table, the totals, the coverage and the warnings."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dmaprof.analyze._scan import Scan, decode, nullable
+from dmaprof.analyze.attribution import (
+    CHARGE_POLICIES,
+    DEFAULT_SERVICE_REGEX,
+    attribute,
+)
+from dmaprof.analyze.bpf import parse_bpf
+from dmaprof.analyze.buffers import build_buffers, build_inventory
+from dmaprof.analyze.bufinfo import Bufinfo, parse_bufinfo
+from dmaprof.analyze.fds import TARGET_DMABUF, fd_references
+from dmaprof.analyze.globalfiles import BPF_ITER, BUFINFO, GlobalFiles, parse_global
+from dmaprof.analyze.maps import parse_maps
+from dmaprof.analyze.proc import ProcInfo, parse_proc
+from dmaprof.analyze.schema import ERRORS, HEAPS, POOLS, PROCESSES, REFERENCES
+from dmaprof.analyze.sysfs import parse_sysfs
+from dmaprof.analyze.system import (
+    device_info,
+    kib_counters,
+    parse_fdaccess,
+    parse_heaps,
+    parse_ion,
+    parse_packages,
+    parse_props,
+    parse_tasks,
+)
+from dmaprof.analyze.unparsed import Unparsed
+from dmaprof.dump import Dump, DumpError, parse_dump
+
+__all__ = ["Analysis", "Coverage", "Totals", "analyze"]
+
+
+@dataclass(frozen=True)
+class Totals:
+    """System-wide figures, raw bytes. ``None`` means the dump cannot tell."""
+
+    buffers: int  # buffers known (identified ones; the inventory's count without identity)
+    bytes: int
+    userspace_buffers: int  # held by >= 1 process
+    userspace_bytes: int  # == sum of every process's pss == sum of every charged figure
+    kernel_only_buffers: int | None  # in the inventory, held by no process
+    kernel_only_bytes: int | None  # == bytes - userspace_bytes; None without an inventory
+    inventory_source: str | None  # bpf | sysfs | debugfs
+    inventory_buffers: int | None
+    inventory_bytes: int | None
+    held_not_in_inventory: int  # buffers held but missing from the inventory (race)
+    estimated_buffers: int  # held buffers whose size is a vma estimate
+    estimated_bytes: int
+    anon_fds: int  # references without identity (pre-5.3 anon_inode:dmabuf, unread inode)
+    anon_fd_bytes: int  # the sizes they report (not deduplicated)
+    anon_maps: int
+    anon_mapped_bytes: int
+    pss_bytes: int
+    charged_bytes: int
+    aosp_kernel_rss_bytes: int | None  # dmabuf_dump's kernel_rss, with its quirks
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Coverage:
+    processes: int  # userspace processes examined (kernel threads and the collector excluded)
+    kernel_threads: int
+    processes_unreadable: int
+    unreadable: list[dict[str, Any]]  # pid, name, uid, what (["fds", "maps", "fdinfo"])
+    processes_vanished: int
+    lower_bound: bool  # userspace figures are lower bounds (unreadable processes, truncation)
+    capture_uid: int | None
+    sources: dict[str, str]  # source -> present | empty | absent | denied | missing
+    missing_sources: list[str]
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Analysis:
+    """Everything ``analyze()`` computed. Tables follow ``dmaprof.analyze.schema``."""
+
+    dump: Dump
+    charge: str
+    service_regex: str
+    device: dict[str, Any]
+    processes: pd.DataFrame
+    tasks: pd.DataFrame
+    references: pd.DataFrame
+    inventory: pd.DataFrame
+    attachments: pd.DataFrame
+    buffers: pd.DataFrame
+    holdings: pd.DataFrame
+    usage: pd.DataFrame
+    apps: pd.DataFrame
+    cgroup_usage: pd.DataFrame
+    exporters: pd.DataFrame
+    names: pd.DataFrame
+    kernel_only: pd.DataFrame
+    crosscheck: pd.DataFrame
+    cgroups: pd.DataFrame
+    heaps: pd.DataFrame
+    pools: pd.DataFrame
+    ion_clients: pd.DataFrame
+    packages: pd.DataFrame
+    errors: pd.DataFrame
+    unparsed: pd.DataFrame
+    totals: Totals
+    coverage: Coverage
+    unparsed_total: int = 0
+    bufinfo: Bufinfo | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {
+            "processes": self.processes, "tasks": self.tasks, "references": self.references,
+            "inventory": self.inventory, "attachments": self.attachments,
+            "buffers": self.buffers, "holdings": self.holdings, "usage": self.usage,
+            "apps": self.apps, "cgroup_usage": self.cgroup_usage, "exporters": self.exporters,
+            "names": self.names, "kernel_only": self.kernel_only,
+            "crosscheck": self.crosscheck, "cgroups": self.cgroups, "heaps": self.heaps,
+            "pools": self.pools, "ion_clients": self.ion_clients, "packages": self.packages,
+            "errors": self.errors, "unparsed": self.unparsed,
+        }
+
+
+_ACCESS = ["ok", "denied", "vanished", "none", "unknown"]
+
+
+def _errors_frame(dump: Dump) -> pd.DataFrame:
+    errs = list(dump.all_errors())
+    if not errs:
+        return ERRORS.empty()
+    return ERRORS.frame({
+        "section": [e.section for e in errs],
+        "command": [e.command for e in errs],
+        "path": [e.path for e in errs],
+        "pid": pd.array([e.pid for e in errs], dtype="Int32"),
+        "tid": pd.array([e.tid for e in errs], dtype="Int32"),
+        "reason": pd.Categorical([e.reason for e in errs],
+                                 categories=["denied", "vanished", "absent", "other"]),
+        "message": [e.message for e in errs],
+    })
+
+
+def _by_pid(errors: list[DumpError], want: tuple[str, ...] | None = None) -> dict[int, set[str]]:
+    """pid -> reasons, for errors about ``/proc/<pid>/<want...>`` paths."""
+    out: dict[int, set[str]] = {}
+    for e in errors:
+        if e.pid is None or e.path is None:
+            continue
+        if want is not None:
+            rest = e.path.split("/", 3)[3] if e.path.count("/") >= 3 else ""
+            if e.tid is not None:
+                rest = rest.split("/", 2)[2] if rest.count("/") >= 2 else ""
+            if not any(rest == w or rest.startswith(w + "/") for w in want):
+                continue
+        out.setdefault(e.pid, set()).add(e.reason)
+    return out
+
+
+def _access(reasons: set[str] | None, present: bool, default: str = "ok") -> str:
+    if reasons:
+        if "denied" in reasons:
+            return "denied"
+        if "vanished" in reasons:
+            return "vanished"
+    return default if present else "unknown"
+
+
+def _cgroup_of(info: ProcInfo) -> dict[int, tuple[str, str]]:
+    v2: dict[int, str] = {}
+    v1: dict[int, dict[str, str]] = {}
+    for pid, hier, ctl, path in info.cgroup_rows:
+        if hier == 0 and ctl == "":
+            v2.setdefault(pid, path)
+        else:
+            for c in ctl.split(","):
+                v1.setdefault(pid, {}).setdefault(c, path)
+    out: dict[int, tuple[str, str]] = {}
+    for pid in set(v2) | set(v1):
+        if pid in v2:
+            out[pid] = (v2[pid], "v2")
+            continue
+        ctls = v1.get(pid, {})
+        for c in ("cpuacct", "memory"):
+            if c in ctls:
+                out[pid] = (ctls[c], f"v1:{c}")
+                break
+    return out
+
+
+def _processes(
+    dump: Dump,
+    info: ProcInfo,
+    refs: pd.DataFrame,
+    fd_pids: set[int],
+    fdaccess: set[int],
+    fdaccess_present: bool,
+    fdlinks_present: bool,
+    fdinfo_present: bool,
+    maps_present: bool,
+    collector_pid: int | None,
+) -> pd.DataFrame:
+    proc_err = _by_pid(dump.errors_of("proc"), ("status",))
+    fd_err = _by_pid(dump.errors_of("fdlinks") + dump.errors_of("fdaccess"), ("fd",))
+    fdinfo_err = _by_pid(dump.errors_of("fdinfo"))
+    maps_err = _by_pid(dump.errors_of("maps"), ("maps",))
+    ref_pids = set(refs["pid"].astype(int).tolist())
+    pids = sorted(info.pids | ref_pids | fdaccess | set(proc_err) | set(maps_err)
+                  | set(fd_err) | set(fdinfo_err))
+    cg = _cgroup_of(info)
+    fd_ref_pids = set(refs.loc[refs["kind"] == "fd", "pid"].astype(int).tolist())
+    # collector and its descendants
+    collector: set[int] = set()
+    if collector_pid is not None:
+        collector.add(collector_pid)
+        changed = True
+        while changed:
+            changed = False
+            for p, pp in info.ppid.items():
+                if pp in collector and p not in collector:
+                    collector.add(p)
+                    changed = True
+    rows: dict[str, list[Any]] = {c: [] for c in PROCESSES.names}
+    for pid in pids:
+        cmd = info.cmdline.get(pid)
+        if cmd is None and pid in info.status_read:
+            cmd = b""  # read, but empty (kernel threads, zombies): grep prints no line
+        disp = argv0 = None
+        if cmd is not None:
+            trimmed = cmd.rstrip(b"\0")
+            disp = decode(trimmed.replace(b"\0", b" "))
+            argv0 = decode(trimmed.split(b"\0", 1)[0]) if trimmed else None
+        ppid = info.ppid.get(pid)
+        kth = info.kthread.get(pid)
+        if kth is None:
+            kth = pid == 2 or ppid == 2
+        reasons = proc_err.get(pid)
+        if pid in info.status_read:
+            state = "ok"
+        elif reasons and "denied" in reasons:
+            state = "denied"
+        elif reasons:
+            state = "vanished"
+        else:
+            state = "unknown"
+        fda = _access(fd_err.get(pid), fdlinks_present or fdaccess_present)
+        if pid in fdaccess:
+            fda = "denied"
+        if state == "vanished" and fda == "ok" and pid not in fd_pids:
+            fda = "vanished"
+        has_fd_refs = pid in fd_ref_pids
+        fdi = _access(fdinfo_err.get(pid), fdinfo_present or not has_fd_refs,
+                      "ok" if has_fd_refs else "none")
+        mpa = _access(maps_err.get(pid), maps_present)
+        c = cg.get(pid)
+        rows["pid"].append(pid)
+        rows["tgid"].append(info.tgid.get(pid))
+        rows["ppid"].append(ppid)
+        rows["name"].append(info.name.get(pid))
+        rows["cmdline"].append(cmd)
+        rows["cmdline_display"].append(disp)
+        rows["argv0"].append(argv0)
+        rows["uid"].append(info.uid.get(pid))
+        rows["euid"].append(info.euid.get(pid))
+        rows["start_time_ticks"].append(info.start_time.get(pid))
+        rows["cgroup"].append(c[0] if c else None)
+        rows["cgroup_source"].append(c[1] if c else None)
+        rows["is_kernel_thread"].append(bool(kth))
+        rows["is_collector"].append(pid in collector)
+        rows["state"].append(state)
+        rows["fds_access"].append(fda)
+        rows["fdinfo_access"].append(fdi)
+        rows["maps_access"].append(mpa)
+        rows["kernel_dmabuf_rss_bytes"].append(info.dmabuf_rss.get(pid))
+        rows["kernel_dmabuf_pss_bytes"].append(info.dmabuf_pss.get(pid))
+    data: dict[str, Any] = dict(rows)
+    data["pid"] = np.array(rows["pid"], dtype=np.int32)
+    for col in ("tgid", "ppid", "uid", "euid"):
+        data[col] = pd.array(rows[col], dtype="Int32")
+    for col in ("start_time_ticks", "kernel_dmabuf_rss_bytes", "kernel_dmabuf_pss_bytes"):
+        data[col] = pd.array(rows[col], dtype="Int64")
+    for col in ("fds_access", "fdinfo_access", "maps_access"):
+        data[col] = pd.Categorical(rows[col], categories=_ACCESS)
+    data["state"] = pd.Categorical(rows["state"], categories=["ok", "vanished", "denied",
+                                                              "unknown"])
+    data["cgroup_source"] = pd.Categorical(rows["cgroup_source"])
+    return PROCESSES.frame(data, length=len(pids))
+
+
+def _references(fd: pd.DataFrame, mp: pd.DataFrame) -> pd.DataFrame:
+    n_fd, n_mp = len(fd), len(mp)
+    n = n_fd + n_mp
+    none_fd = np.ones(n_fd, dtype=np.bool_)
+    none_mp = np.ones(n_mp, dtype=np.bool_)
+
+    def cat(a: Any, b: Any) -> Any:
+        return pd.concat([pd.Series(a), pd.Series(b)], ignore_index=True).array
+
+    def ints(fd_vals: Any, mp_vals: Any, dtype: str = "Int64") -> Any:
+        return pd.array(cat(pd.array(fd_vals, dtype=dtype), pd.array(mp_vals, dtype=dtype)),
+                        dtype=dtype)
+
+    z_fd = np.zeros(n_fd, np.int64)
+    z_mp = np.zeros(n_mp, np.int64)
+    target = np.concatenate([fd["target"].to_numpy(dtype=np.int64) if n_fd else z_fd,
+                             mp["target"].to_numpy(dtype=np.int64) if n_mp else z_mp])
+
+    def strcat(col: str) -> pd.Categorical:
+        a = fd[col].astype("object") if n_fd else pd.Series([], dtype=object)
+        b = mp[col].astype("object") if (n_mp and col in mp) else pd.Series([None] * n_mp,
+                                                                              dtype=object)
+        s = pd.concat([a, b], ignore_index=True)
+        return pd.Categorical(s.where(s.notna(), None))
+
+    return REFERENCES.frame({
+        "pid": np.concatenate([fd["pid"].to_numpy(dtype=np.int32) if n_fd else z_fd,
+                               mp["pid"].to_numpy(dtype=np.int32) if n_mp else z_mp]),
+        "tid": ints(fd["tid"].array if n_fd else nullable(z_fd, none_fd, "Int32"),
+                    nullable(z_mp, none_mp, "Int32"), "Int32"),
+        "kind": pd.Categorical.from_codes(
+            np.concatenate([np.zeros(n_fd, np.int8), np.ones(n_mp, np.int8)]),
+            categories=pd.Index(["fd", "map"], dtype="str")),
+        "inode": ints(fd["inode"].array if n_fd else nullable(z_fd, none_fd),
+                      mp["inode"].array if n_mp else nullable(z_mp, none_mp)),
+        "target": pd.Categorical.from_codes(
+            target.astype(np.int8), categories=pd.Index(["dmabuf", "anon"], dtype="str")),
+        "fd": ints(fd["fd"].array if n_fd else nullable(z_fd, none_fd, "Int32"),
+                   nullable(z_mp, none_mp, "Int32"), "Int32"),
+        "vma_start": ints(nullable(z_fd, none_fd),
+                          mp["vma_start"].array if n_mp else nullable(z_mp, none_mp)),
+        "vma_end": ints(nullable(z_fd, none_fd),
+                        mp["vma_end"].array if n_mp else nullable(z_mp, none_mp)),
+        "vma_offset": ints(nullable(z_fd, none_fd),
+                           mp["vma_offset"].array if n_mp else nullable(z_mp, none_mp)),
+        "mapped_bytes": ints(nullable(z_fd, none_fd),
+                             mp["mapped_bytes"].array if n_mp else nullable(z_mp, none_mp)),
+        "size_bytes": ints(fd["size_bytes"].array if n_fd else nullable(z_fd, none_fd),
+                           nullable(z_mp, none_mp)),
+        "size_source": strcat("size_source") if n_fd else pd.Categorical([None] * n),
+        "count": ints(fd["count"].array if n_fd else nullable(z_fd, none_fd),
+                      nullable(z_mp, none_mp)),
+        "exporter": strcat("exporter"),
+        "name": strcat("name"),
+    }, length=n)
+
+
+def analyze(
+    dump: bytes | Dump,
+    *,
+    charge: str = "shared",
+    service_regex: str | None = None,
+) -> Analysis:
+    """Parse every source of a dump and attribute every buffer.
+
+    ``charge`` is ``shared`` (pss, default), ``full`` (rss) or ``client``; ``service_regex``
+    replaces the default graphics/media service regex of the client policy.
+    """
+    if charge not in CHARGE_POLICIES:
+        raise ValueError(f"unknown charge policy {charge!r} (one of {', '.join(CHARGE_POLICIES)})")
+    if not isinstance(dump, Dump):
+        dump = parse_dump(dump)
+    regex = service_regex if service_regex is not None else DEFAULT_SERVICE_REGEX
+    warnings: list[str] = list(dump.warnings)
+    scan = Scan(dump.buffer, dump.length)
+    unparsed = Unparsed()
+
+    files = parse_global(dump, scan, unparsed)
+    props = parse_props(dump, unparsed)
+    device = device_info(dump, files, props)
+    packages = parse_packages(dump, unparsed)
+    heap_names, heap_listed = parse_heaps(dump)
+    fdaccess, fdaccess_present = parse_fdaccess(dump)
+    tasks = parse_tasks(dump, unparsed)
+    info = parse_proc(dump, scan, unparsed)
+    fdr = fd_references(dump, scan, unparsed)
+    mpr = parse_maps(dump, scan, unparsed)
+    sysfs = parse_sysfs(dump, scan, unparsed)
+    bpf, bpf_read = parse_bpf(files, scan, unparsed)
+    bufinfo: Bufinfo | None = None
+    raw_bufinfo = files.content(BUFINFO)
+    if raw_bufinfo is not None:
+        bufinfo = parse_bufinfo(raw_bufinfo)
+        for no, line, reason in bufinfo.unparsed:
+            unparsed.add("global", BUFINFO, no, line, reason)
+        warnings.extend(bufinfo.warnings)
+    ion_heaps, ion_clients = parse_ion(dump, unparsed)
+
+    refs = _references(fdr.frame, mpr.frame)
+    processes = _processes(
+        dump, info, refs, fdr.links.pids_seen, fdaccess, fdaccess_present, fdr.links.present,
+        fdr.info.present, mpr.present, device.get("collector_pid"),
+    )
+    inventory, attachments = build_inventory(sysfs.frame, bpf, bufinfo)
+    buffers = build_buffers(refs, inventory, attachments)
+    att = attribute(processes, refs, buffers, packages, charge=charge, service_regex=regex)
+
+    sources = _sources(dump, files, sysfs.present, bpf_read, bufinfo, heap_listed, fdr, mpr,
+                       info)
+    totals = _totals(buffers, att.held, inventory, bufinfo, refs, att.usage, sysfs.present,
+                     bpf_read, warnings)
+    coverage = _coverage(processes, dump, device, sources, totals)
+    heaps = _heaps(heap_names, ion_heaps, buffers)
+    pools = _pools(files, ion_heaps, bufinfo, unparsed)
+
+    if coverage.processes_unreadable:
+        names = ", ".join(f"{u['name'] or '?'}({u['pid']})" for u in coverage.unreadable[:10])
+        more = "" if coverage.processes_unreadable <= 10 else ", ..."
+        warnings.append(
+            f"{coverage.processes_unreadable} processes could not be read ({names}{more}); "
+            "userspace figures are lower bounds and kernel-only figures upper bounds"
+        )
+    if len(att.crosscheck):
+        warnings.append(
+            f"{len(att.crosscheck)} processes disagree with the kernel's dmabuf_rss/dmabuf_pss"
+        )
+    if totals.anon_fds or totals.anon_maps:
+        warnings.append(
+            f"{totals.anon_fds} fds and {totals.anon_maps} mappings have no per-buffer identity "
+            "(anon_inode:dmabuf or inode unreadable): counted, not deduplicated, not in rss/pss"
+        )
+    if totals.estimated_buffers:
+        warnings.append(
+            f"{totals.estimated_buffers} mapped-only buffers have no size source; their mapping "
+            "length is used (estimated)"
+        )
+    if unparsed.total:
+        parts = ", ".join(f"{k}: {v}" for k, v in sorted(unparsed.by_section.items()))
+        warnings.append(f"{unparsed.total} lines not understood ({parts}); see the unparsed table")
+    if coverage.missing_sources:
+        warnings.append("sources missing from the dump: " + ", ".join(coverage.missing_sources))
+
+    return Analysis(
+        dump=dump, charge=charge, service_regex=regex, device=device,
+        processes=processes, tasks=tasks, references=refs, inventory=inventory,
+        attachments=attachments, buffers=buffers, holdings=att.holdings, usage=att.usage,
+        apps=att.apps, cgroup_usage=att.cgroups, exporters=att.exporters, names=att.names,
+        kernel_only=att.kernel_only, crosscheck=att.crosscheck, cgroups=info.cgroups_frame(),
+        heaps=heaps, pools=pools, ion_clients=ion_clients, packages=packages,
+        errors=_errors_frame(dump), unparsed=unparsed.frame(), totals=totals,
+        coverage=coverage, unparsed_total=unparsed.total, bufinfo=bufinfo, warnings=warnings,
+    )
+
+
+def _sources(
+    dump: Dump,
+    files: GlobalFiles,
+    sysfs_present: bool,
+    bpf_read: bool,
+    bufinfo: Bufinfo | None,
+    heap_listed: bool,
+    fdr: Any,
+    mpr: Any,
+    info: ProcInfo,
+) -> dict[str, str]:
+    def sec_state(name: str) -> str:
+        s = dump.section(name)
+        if s is None:
+            return "missing"
+        errs = dump.errors_of(name)
+        if s.size == 0 and errs and all(e.reason == "absent" for e in errs):
+            return "absent"
+        return "present" if s.size else "empty"
+
+    out = {
+        "proc": sec_state("proc"),
+        "fdlinks": sec_state("fdlinks"),
+        "fdinfo": sec_state("fdinfo"),
+        "fdstat": sec_state("fdstat"),
+        "maps": sec_state("maps"),
+        "tasks": sec_state("tasks"),
+        "fdaccess": sec_state("fdaccess"),
+        "packages": sec_state("packages"),
+        "props": sec_state("props"),
+        "ion": sec_state("ion"),
+    }
+    sysfs_sec = dump.section("sysfs_buffers")
+    out["sysfs_buffers"] = ("missing" if sysfs_sec is None else
+                            ("present" if sysfs_present else "absent"))
+    out["bpf_iterator"] = files.state(BPF_ITER) if not bpf_read or files.has(BPF_ITER) else \
+        "empty"
+    out["bufinfo"] = files.state(BUFINFO)
+    out["dma_heap"] = "present" if heap_listed else "missing"
+    return out
+
+
+def _totals(
+    buffers: pd.DataFrame,
+    held: np.ndarray,
+    inventory: pd.DataFrame,
+    bufinfo: Bufinfo | None,
+    refs: pd.DataFrame,
+    usage: pd.DataFrame,
+    sysfs_present: bool,
+    bpf_read: bool,
+    warnings: list[str],
+) -> Totals:
+    size = buffers["size_bytes"].to_numpy(dtype=np.int64)
+    inv_mask = buffers["in_inventory"].to_numpy()
+    est = buffers["size_estimated"].to_numpy()
+    userspace = int(size[held].sum())
+    # the inventory: the first global source that was read
+    inv_source: str | None = None
+    inv_buffers: int | None = None
+    inv_bytes: int | None = None
+    for src, read in (("bpf", bpf_read), ("sysfs", sysfs_present),
+                      ("debugfs", bufinfo is not None)):
+        if not read:
+            continue
+        rows = inventory[inventory["source"] == src]
+        inv_source = src
+        inv_buffers = len(rows)
+        inv_bytes = int(rows["size_bytes"].fillna(0).to_numpy(dtype=np.int64).sum())
+        if src == "debugfs" and bufinfo is not None and bufinfo.total_objects is not None \
+                and not bufinfo.complete and bufinfo.total_objects > len(rows):
+            # an excerpt: the trailer is the better total
+            inv_buffers = bufinfo.total_objects
+            inv_bytes = bufinfo.total_bytes
+        break
+    identified_inventory = inv_source is not None and (
+        inventory[inventory["source"] == inv_source]["inode"].notna().all()
+    )
+    if inv_source is not None and not identified_inventory:
+        # pre-5.3 bufinfo: no inodes, so no attribution against it
+        n_buffers = int(inv_buffers or 0)
+        n_bytes = int(inv_bytes or 0)
+        ko_buf = ko_bytes = None
+    else:
+        n_buffers = len(buffers)
+        n_bytes = int(size.sum())
+        if inv_source is None:
+            ko_buf = ko_bytes = None
+        else:
+            ko = inv_mask & ~held
+            ko_buf = int(ko.sum())
+            ko_bytes = int(size[ko].sum())
+            extra = ~inv_mask & ~held  # known only from refs without holders: impossible
+            del extra
+    held_not_inv = int((held & ~inv_mask).sum()) if inv_source is not None else 0
+    if held_not_inv and identified_inventory:
+        warnings.append(
+            f"{held_not_inv} buffers held by processes are missing from the {inv_source} "
+            "inventory (created while the capture ran?)"
+        )
+    aosp: int | None = None
+    if inv_bytes is not None:
+        aosp = inv_bytes - userspace if inv_bytes >= userspace else inv_bytes
+        if inv_bytes < userspace:
+            warnings.append("Total dmabufs < userspace dmabufs (as dmabuf_dump would warn)")
+    ident = refs["inode"].isna().to_numpy()
+    isfd = (refs["kind"] == "fd").to_numpy()
+    rsize = refs["size_bytes"].to_numpy(dtype=np.int64, na_value=0)
+    rmapped = refs["mapped_bytes"].to_numpy(dtype=np.int64, na_value=0)
+    return Totals(
+        buffers=n_buffers,
+        bytes=n_bytes,
+        userspace_buffers=int(held.sum()),
+        userspace_bytes=userspace,
+        kernel_only_buffers=ko_buf,
+        kernel_only_bytes=ko_bytes,
+        inventory_source=inv_source,
+        inventory_buffers=inv_buffers,
+        inventory_bytes=inv_bytes,
+        held_not_in_inventory=held_not_inv,
+        estimated_buffers=int((est & held).sum()),
+        estimated_bytes=int(size[est & held].sum()),
+        anon_fds=int((ident & isfd).sum()),
+        anon_fd_bytes=int(rsize[ident & isfd].sum()),
+        anon_maps=int((ident & ~isfd).sum()),
+        anon_mapped_bytes=int(rmapped[ident & ~isfd].sum()),
+        pss_bytes=int(usage["pss_bytes"].sum()),
+        charged_bytes=int(usage["charged_bytes"].sum()),
+        aosp_kernel_rss_bytes=aosp,
+    )
+
+
+def _coverage(
+    processes: pd.DataFrame,
+    dump: Dump,
+    device: dict[str, Any],
+    sources: dict[str, str],
+    totals: Totals,
+) -> Coverage:
+    kth = processes["is_kernel_thread"].to_numpy()
+    coll = processes["is_collector"].to_numpy()
+    user = ~kth & ~coll
+    unread: list[dict[str, Any]] = []
+    fa = processes["fds_access"].astype("str").to_numpy()
+    ma = processes["maps_access"].astype("str").to_numpy()
+    ia = processes["fdinfo_access"].astype("str").to_numpy()
+    names = processes["name"].to_numpy(dtype=object, na_value=None)
+    uids = processes["uid"].to_numpy(dtype=object, na_value=None)
+    pids = processes["pid"].to_numpy()
+    for i in np.flatnonzero(user & ((fa == "denied") | (ma == "denied") | (ia == "denied"))):
+        what = [w for w, a in (("fds", fa[i]), ("maps", ma[i]), ("fdinfo", ia[i]))
+                if a == "denied"]
+        unread.append({"pid": int(pids[i]), "name": names[i],
+                       "uid": None if uids[i] is None else int(uids[i]), "what": what})
+    vanished = int((user & (processes["state"].astype("str") == "vanished").to_numpy()).sum())
+    important = ("proc", "fdlinks", "fdinfo", "maps")
+    missing = [k for k, v in sources.items() if v == "missing" and k in important]
+    if sources.get("fdinfo") == "missing" and sources.get("fdstat") != "missing":
+        missing.remove("fdinfo")
+    return Coverage(
+        processes=int(user.sum()),
+        kernel_threads=int(kth.sum()),
+        processes_unreadable=len(unread),
+        unreadable=unread,
+        processes_vanished=vanished,
+        lower_bound=bool(unread) or dump.truncated or bool(missing),
+        capture_uid=device.get("capture_uid"),
+        sources=sources,
+        missing_sources=missing,
+    )
+
+
+def _heaps(heap_names: list[str], ion_heaps: list[Any], buffers: pd.DataFrame) -> pd.DataFrame:
+    rows: list[tuple[str, str]] = [(h, "dma_heap") for h in heap_names]
+    rows += [(h.heap, "ion_debugfs") for h in ion_heaps]
+    if not rows:
+        return HEAPS.empty()
+    exp = buffers["exporter"].to_numpy(dtype=object, na_value=None)
+    size = buffers["size_bytes"].to_numpy(dtype=np.int64)
+    nb: list[int] = []
+    nbytes: list[int] = []
+    for h, _src in rows:
+        m = exp == h
+        nb.append(int(m.sum()))
+        nbytes.append(int(size[m].sum()))
+    return HEAPS.frame({
+        "heap": [r[0] for r in rows],
+        "source": pd.Categorical([r[1] for r in rows], categories=["dma_heap", "ion_debugfs"]),
+        "buffers": np.array(nb, np.int64), "bytes": np.array(nbytes, np.int64),
+    })
+
+
+def _pools(
+    files: GlobalFiles, ion_heaps: list[Any], bufinfo: Bufinfo | None, unparsed: Unparsed
+) -> pd.DataFrame:
+    rows = kib_counters(files, unparsed)
+    for h in ion_heaps:
+        path = f"/sys/kernel/debug/ion/heaps/{h.heap}"
+        for key, counter in (("total", "ion_heap_total"), ("total orphaned", "ion_heap_orphaned"),
+                             ("deferred free", "ion_heap_deferred_free")):
+            if key in h.totals:
+                rows.append((f"{counter}:{h.heap}", h.totals[key], None, path))
+        if h.pool_total is not None:
+            rows.append((f"ion_heap_pool_total:{h.heap}", h.pool_total, None, path))
+    if bufinfo is not None and bufinfo.total_bytes is not None:
+        rows.append(("bufinfo_total", bufinfo.total_bytes, bufinfo.total_objects, BUFINFO))
+    if not rows:
+        return POOLS.empty()
+    return POOLS.frame({
+        "counter": [r[0] for r in rows],
+        "bytes": np.array([r[1] for r in rows], np.int64),
+        "count": pd.array([r[2] for r in rows], dtype="Int64"),
+        "path": [r[3] for r in rows],
+    })
+
+
+_ = TARGET_DMABUF

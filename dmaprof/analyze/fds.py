@@ -1,0 +1,593 @@
+"""fd references: ``fdlinks`` (stat records), ``fdinfo`` (files) and ``fdstat`` (stat records).
+
+* ``fdlinks`` tells which fds are dma-bufs: target ``/dmabuf:<name>`` (5.3+, per-buffer
+  identity) or ``anon_inode:dmabuf`` (older kernels: every dma-buf shares one inode, so no
+  identity). Other targets are ignored.
+* ``fdinfo`` gives ``ino:`` (5.14+), ``size:``, ``count:``, ``exp_name:``, ``name:`` of each
+  dma-buf fd; an fdinfo with ``exp_name:`` is a dma-buf even without its link record.
+* ``fdstat`` (kernels without ``ino:`` in fdinfo) gives ``<inode> <size>`` from ``stat -L``.
+
+An fd is keyed by ``owner * 2**32 + fd`` where ``owner`` is the tid for a task's own fd
+table and the pid otherwise (pids and tids share one number space). The inode becomes the
+buffer's identity only when the link target starts with ``/dmabuf`` (or, without a link
+record, when the fdinfo says ``exp_name:``, which only dma-buf files print); inode numbers of
+other filesystems collide with dma-buf inodes.
+
+All per-line work is vectorised (``_scan``); only one name/exporter string per distinct
+buffer is turned into Python.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from dmaprof.analyze._scan import (
+    I64,
+    Scan,
+    decode,
+    dec_before,
+    uniq,
+    uniq_counts,
+    uniq_index,
+    first_byte,
+    nullable,
+    proc_paths,
+)
+from dmaprof.analyze.unparsed import Unparsed
+from dmaprof.dump import Dump, Section
+
+OWNER_SHIFT = np.int64(1 << 32)
+#: A value range whose end is "the next newline" (resolved only for values actually read).
+END_AT_NEWLINE = -2
+
+TARGET_DMABUF = 0
+TARGET_ANON = 1
+TARGET_OTHER = 2
+
+
+@dataclass
+class Links:
+    key: I64  # owner * 2**32 + fd, dma-buf fds only
+    pid: I64
+    tid: I64
+    fd: I64
+    target: I64  # TARGET_DMABUF / TARGET_ANON
+    name_b: I64  # link name range (after "/dmabuf:"); empty for anon
+    name_e: I64
+    pids_seen: set[int] = field(default_factory=set)  # pids with any fd record
+    fds_seen: dict[int, int] = field(default_factory=dict)  # pid -> number of fd records
+    unreadable: dict[int, int] = field(default_factory=dict)  # pid -> links not readable
+    present: bool = False
+
+
+@dataclass
+class FdInfo:
+    key: I64
+    pid: I64
+    tid: I64
+    fd: I64
+    ino: I64  # -1 when absent
+    size: I64  # -1 when absent
+    count: I64  # -1 when absent
+    exp_b: I64  # -1 when absent
+    exp_e: I64
+    name_b: I64  # -1 when absent
+    name_e: I64
+    is_dmabuf: np.ndarray  # has exp_name
+    present: bool = False
+    has_ino: bool = False
+
+
+@dataclass
+class FdStat:
+    key: I64
+    ino: I64
+    size: I64
+    present: bool = False
+
+
+def _empty_i64() -> I64:
+    return np.zeros(0, dtype=np.int64)
+
+
+_SLOW_REC = re.compile(rb"(/proc/(\d+)(?:/task/(\d+))?/fd/(\d+))(?: (.*))?\Z", re.S)
+
+
+def _record_bounds(scan: Scan, sec: Section, nonce: bytes, unparsed: Unparsed) -> tuple[
+    I64, I64, I64
+]:
+    """(record content begin, record end, record line start) of a stat section."""
+    s, e = scan.lines(sec.begin, sec.end)
+    if s.size == 0:
+        return _empty_i64(), _empty_i64(), _empty_i64()
+    prefix = b"@" + nonce + b" "
+    isrec = scan.eq(s, prefix)
+    rec = np.flatnonzero(isrec)
+    if rec.size == 0:
+        unparsed.add_lines(scan, sec.name, s, e, "no record line (@<nonce> ...)")
+        return _empty_i64(), _empty_i64(), _empty_i64()
+    if rec[0] > 0:
+        unparsed.add_lines(scan, sec.name, s[: rec[0]], e[: rec[0]], "before the first record")
+    last_line = np.empty_like(rec)
+    last_line[:-1] = rec[1:] - 1
+    last_line[-1] = s.size - 1
+    return s[rec] + len(prefix), e[last_line], s[rec]
+
+
+def parse_fdlinks(dump: Dump, scan: Scan, unparsed: Unparsed) -> Links:
+    sec = dump.section("fdlinks")
+    empty = _empty_i64()
+    out = Links(empty, empty, empty, empty, empty, empty, empty)
+    if sec is None:
+        return out
+    out.present = True
+    rb, re_, _ = _record_bounds(scan, sec, dump.nonce, unparsed)
+    if rb.size == 0:
+        return out
+    pp = proc_paths(scan, rb, re_)
+    ok = pp.ok & scan.eq(pp.rest, b"fd/")
+    fd, nfd = scan.dec(pp.rest + 3, re_)
+    pe = pp.rest + 3 + nfd
+    ok &= (nfd >= 1) & (nfd <= 10) & (scan.byte(pe) == 0x20)
+    length = pe - rb
+    a1 = pe + 1 + length
+    t1 = scan.eq(a1, b" -> '")
+    a2 = a1 + 2
+    t2 = scan.eq(a2, b" -> '") & (scan.byte(pe + 1) == 0x27)
+    arrow = np.where(t1, a1, a2)
+    ts = arrow + 5
+    te = re_ - 1
+    ok &= (t1 | t2) & (te >= ts) & (scan.byte(np.maximum(te, 0)) == 0x27)
+    pid, tid = pp.pid.copy(), pp.tid.copy()
+
+    slow = np.flatnonzero(~ok)
+    if slow.size:
+        # Records the fast path does not recognise (names that differ from the path,
+        # unusual quoting): parse them one by one.
+        for i, raw in zip(slow.tolist(), scan.slices(rb[slow], re_[slow]), strict=True):
+            m = _SLOW_REC.match(raw)
+            arrow_at = raw.find(b" -> '") if m else -1
+            close = raw.rfind(b"'")
+            if m and arrow_at < 0:
+                # "<path> '<path>'" (GNU) or "<path> " (busybox): the link could not be read;
+                # fdlinks.err says why
+                p = int(m.group(2))
+                out.unreadable[p] = out.unreadable.get(p, 0) + 1
+                continue
+            if not m or arrow_at < 0 or close < arrow_at + 5:
+                unparsed.add("fdlinks", None, None, raw, "not '<fdpath> <name> -> '<target>''")
+                continue
+            pid[i] = int(m.group(2))
+            tid[i] = int(m.group(3)) if m.group(3) else -1
+            fd[i] = int(m.group(4))
+            ts[i] = rb[i] + arrow_at + 5
+            te[i] = rb[i] + close
+            ok[i] = True
+    good = np.flatnonzero(ok)
+    pid, tid, fd, ts, te = pid[good], tid[good], fd[good], ts[good], te[good]
+    upid, counts = uniq_counts(pid)
+    out.pids_seen = set(upid.tolist())
+    out.fds_seen = dict(zip(upid.tolist(), counts.tolist(), strict=True))
+
+    is_dmabuf = scan.eq(ts, b"/dmabuf") & (te >= ts + 7)
+    is_anon = (te - ts == 17) & scan.eq(ts, b"anon_inode:dmabuf")
+    keep = np.flatnonzero(is_dmabuf | is_anon)
+    ts, te = ts[keep], te[keep]
+    target = np.where(is_dmabuf[keep], TARGET_DMABUF, TARGET_ANON).astype(np.int64)
+    colon = scan.eq(ts, b"/dmabuf:") & (te >= ts + 8)
+    name_b = np.where(target == TARGET_DMABUF, np.where(colon, ts + 8, te), te)
+    owner = np.where(tid[keep] >= 0, tid[keep], pid[keep])
+    out.key = owner * OWNER_SHIFT + fd[keep]
+    out.pid, out.tid, out.fd = pid[keep], tid[keep], fd[keep]
+    out.target = target
+    out.name_b, out.name_e = name_b, te
+    return out
+
+
+# fdinfo keys; the first 4 bytes of each are distinct, which makes a one-gather lookup.
+_KEYS = (b"pos:", b"flags:", b"mnt_id:", b"ino:", b"size:", b"count:", b"exp_name:", b"name:",
+         b"lock:")
+K_INO, K_SIZE, K_COUNT, K_EXP, K_NAME = 3, 4, 5, 6, 7
+
+
+def _classify(scan: Scan, pos: I64, keys: tuple[bytes, ...]) -> I64:
+    """Index of the key found at each position (-1 when none)."""
+    w4 = scan.win(pos) & np.uint64(0xFFFFFFFF)
+    table = np.array(
+        [int.from_bytes(k[:4].ljust(4, b"\0"), "little") for k in keys], dtype=np.uint64
+    )
+    order = np.argsort(table)
+    sorted_t = table[order]
+    j = np.searchsorted(sorted_t, w4)
+    j = np.minimum(j, len(keys) - 1)
+    hit = sorted_t[j] == w4
+    code = np.where(hit, order[j], -1).astype(np.int64)
+    for k, lit in enumerate(keys):
+        if len(lit) <= 4:
+            continue
+        idx = np.flatnonzero(code == k)
+        if idx.size:
+            bad = ~scan.eq(pos[idx], lit)
+            code[idx[bad]] = -1
+    return code
+
+
+# The two bytes before ":\t" -> key index in _KEYS ("me" is exp_name or name: resolved later).
+_PAIR_TABLE = np.full(1 << 16, -1, dtype=np.int8)
+for _pair, _code in ((b"os", 0), (b"gs", 1), (b"id", 2), (b"no", 3), (b"ze", 4), (b"nt", 5),
+                     (b"me", 6), (b"ck", 8)):
+    _PAIR_TABLE[int.from_bytes(_pair, "little")] = _code
+
+
+def _fdinfo_fast(scan: Scan, begin: int, end: int) -> FdInfo | None:
+    """Vectorised fdinfo parse for kernel-shaped input, or None when the section does not
+    look like it (then :func:`_fdinfo_slow` parses it line by line).
+
+    Every kernel fdinfo line is ``key:\tvalue`` and every file starts with ``pos:``, so the
+    tabs locate the keys, the ``pos:`` lines start the files, and the path (pid, tid, fd) is
+    parsed once per file, backwards from the colon that ends it.
+    """
+    tabs = scan.positions(9, begin, end)
+    if tabs.size == 0:
+        return None
+    # the two bytes before ":\t" name the key (one gather into a 64 Ki table)
+    pair = (scan.win(tabs - 3) & np.uint64(0xFFFF)).astype(np.intp)
+    code8 = _PAIR_TABLE[pair]
+    if (code8 < 0).any():
+        return None  # an unknown key, or a tab inside a value: the slow path sorts it out
+    # tab indices per key (one stable radix sort of the int8 codes)
+    order = np.argsort(code8, kind="stable")
+    bounds = np.searchsorted(code8[order], np.arange(len(_KEYS) + 1))
+    by_key = {k: order[bounds[k] : bounds[k + 1]] for k in range(len(_KEYS))}
+    # verify ":key:" before the tabs of the keys that matter; split "me:" in two
+    for k in (0, K_INO, K_SIZE, K_COUNT):
+        idx = by_key[k]
+        if idx.size and not scan.eq(tabs[idx] - len(_KEYS[k]) - 1, b":" + _KEYS[k]).all():
+            return None
+    me = by_key[K_EXP]
+    is_exp = scan.eq(tabs[me] - len(_KEYS[K_EXP]) - 1, b":" + _KEYS[K_EXP])
+    by_key[K_EXP], by_key[K_NAME] = me[is_exp], me[~is_exp]
+    if not scan.eq(tabs[by_key[K_NAME]] - 6, b":name:").all():
+        return None
+    anchors = by_key[0]
+    if anchors.size == 0 or anchors[0] != 0:
+        return None
+    # parse the anchors' paths backwards: /proc/<pid>[/task/<tid>]/fdinfo/<fd>
+    apc = tabs[anchors] - 5  # "<path>:pos:\t"
+    fd, nfd = dec_before(scan, apc)
+    ok = (nfd >= 1) & (nfd <= 7) & scan.eq(apc - nfd - 8, b"/fdinfo/")
+    p1 = apc - nfd - 8
+    d1, nd1 = dec_before(scan, p1)
+    ok &= (nd1 >= 1) & (nd1 <= 7)
+    head = p1 - nd1
+    is_proc = scan.eq(head - 6, b"/proc/")
+    is_task = ~is_proc & scan.eq(head - 6, b"/task/")
+    pid = np.where(is_proc, d1, -1)
+    tid = np.full(anchors.size, -1, dtype=np.int64)
+    if is_task.any():
+        ti = np.flatnonzero(is_task)
+        d2, nd2 = dec_before(scan, head[ti] - 6)
+        good = (nd2 >= 1) & (nd2 <= 7) & scan.eq(head[ti] - 6 - nd2 - 6, b"/proc/")
+        pid[ti[good]] = d2[good]
+        tid[ti[good]] = d1[ti[good]]
+        head[ti[good]] = head[ti[good]] - 6 - nd2
+        ok[ti[~good]] = False
+    ok &= is_proc | is_task
+    line_start = head - 6
+    first = scan.byte(np.maximum(line_start - 1, 0))
+    ok &= (first == 0x0A) | (line_start == begin)
+    if not ok.all():
+        return None
+    # every tab belongs to the file of the last anchor ("pos:" line) before it. A file
+    # without its "pos:" line would merge into the previous one and repeat its keys: then
+    # the slow path parses the section.
+    ng = anchors.size
+    out = FdInfo(*(np.full(ng, -1, dtype=np.int64) for _ in range(11)),
+                 np.zeros(ng, dtype=np.bool_))
+    vs_all = tabs + 1
+    fid = np.cumsum(code8 == 0) - 1
+    for k, name in ((K_INO, "ino"), (K_SIZE, "size"), (K_COUNT, "count"), (K_EXP, "exp_b"),
+                    (K_NAME, "name_b")):
+        idx = by_key[k]
+        if not idx.size:
+            continue
+        f = fid[idx]
+        if f.size > 1 and bool((f[1:] == f[:-1]).any()):
+            return None
+        vs = vs_all[idx]
+        if k in (K_EXP, K_NAME):
+            getattr(out, name)[f] = vs  # the end (next "\n") is found for few of them later
+            continue
+        v, n = scan.dec(vs)
+        if not ((n >= 1) & (n <= 18) & (scan.byte(vs + n) == 0x0A)).all():
+            return None
+        getattr(out, name)[f] = v
+    owner = np.where(tid >= 0, tid, pid)
+    out.key = owner * OWNER_SHIFT + fd
+    out.pid, out.tid, out.fd = pid, tid, fd
+    out.is_dmabuf = out.exp_b >= 0
+    out.has_ino = bool((out.ino >= 0).any())
+    return out
+
+
+def _fdinfo_slow(scan: Scan, begin: int, end: int, unparsed: Unparsed) -> FdInfo:
+    """Line-by-line fdinfo parse: any input, exact, slower."""
+    s, e = scan.lines(begin, end)
+    rows: dict[int, dict[str, int]] = {}
+    order: list[int] = []
+    meta: dict[int, tuple[int, int, int]] = {}
+    for ls, le, raw in zip(s.tolist(), e.tolist(), scan.slices(s, e), strict=True):
+        m = _SLOW_FDINFO.match(raw)
+        if m is None:
+            unparsed.add("fdinfo", None, None, raw, "not /proc/<pid>/fdinfo/<fd>:...")
+            continue
+        pid = int(m.group(1))
+        tid = int(m.group(2)) if m.group(2) else -1
+        fd = int(m.group(3))
+        key = (tid if tid >= 0 else pid) * int(OWNER_SHIFT) + fd
+        rec = rows.get(key)
+        if rec is None:
+            rec = rows[key] = {}
+            order.append(key)
+            meta[key] = (pid, tid, fd)
+        field_, sep, value = m.group(4).partition(b":")
+        vstart = ls + m.start(4) + len(field_) + 1
+        if value[:1] in (b"\t", b" "):
+            value = value[1:]
+            vstart += 1
+        name = field_.decode("ascii", "replace")
+        if not sep or name not in _FIELD_NAMES:
+            unparsed.add("fdinfo", decode(m.group(0).partition(b":")[0]), None, raw,
+                         "unknown fdinfo field")
+            continue
+        if name in ("ino", "size", "count"):
+            v = value.rstrip(b" \r\t")
+            if v.isdigit() and len(v) <= 18:
+                rec[name] = int(v)
+            else:
+                unparsed.add("fdinfo", None, None, raw, "not a number")
+        elif name in ("exp_name", "name"):
+            rec[name + "_b"] = vstart
+            rec[name + "_e"] = le
+    ng = len(order)
+    out = FdInfo(*(np.full(ng, -1, dtype=np.int64) for _ in range(11)),
+                 np.zeros(ng, dtype=np.bool_))
+    for i, key in enumerate(order):
+        rec = rows[key]
+        out.key[i] = key
+        out.pid[i], out.tid[i], out.fd[i] = meta[key]
+        out.ino[i] = rec.get("ino", -1)
+        out.size[i] = rec.get("size", -1)
+        out.count[i] = rec.get("count", -1)
+        out.exp_b[i] = rec.get("exp_name_b", -1)
+        out.exp_e[i] = rec.get("exp_name_e", -1)
+        out.name_b[i] = rec.get("name_b", -1)
+        out.name_e[i] = rec.get("name_e", -1)
+    out.is_dmabuf = out.exp_b >= 0
+    out.has_ino = bool((out.ino >= 0).any())
+    return out
+
+
+_SLOW_FDINFO = re.compile(rb"/proc/(\d+)(?:/task/(\d+))?/fdinfo/(\d+):(.*)\Z", re.S)
+_FIELD_NAMES = frozenset({"pos", "flags", "mnt_id", "ino", "size", "count", "exp_name",
+                          "name", "lock"})
+
+
+def parse_fdinfo(dump: Dump, scan: Scan, unparsed: Unparsed) -> FdInfo:
+    sec = dump.section("fdinfo")
+    empty = _empty_i64()
+    out = FdInfo(empty, empty, empty, empty, empty, empty, empty, empty, empty, empty, empty,
+                 np.zeros(0, dtype=np.bool_))
+    if sec is None:
+        return out
+    out.present = True
+    if sec.size == 0:
+        return out
+    fast = _fdinfo_fast(scan, sec.begin, sec.end)
+    if fast is None:
+        fast = _fdinfo_slow(scan, sec.begin, sec.end, unparsed)
+    else:
+        # string values end at their line's "\n": found only for the values that are read
+        # (see _categorical_by_inode), marked END_AT_NEWLINE meanwhile
+        fast.exp_e[fast.exp_b >= 0] = END_AT_NEWLINE
+        fast.name_e[fast.name_b >= 0] = END_AT_NEWLINE
+    fast.present = True
+    ng = fast.key.size
+    if ng and uniq(fast.key).size != ng:
+        # The same fd listed twice (not adjacent): keep the last occurrence.
+        _, last, _ = uniq_index(fast.key[::-1])
+        keep = np.sort(ng - 1 - last)
+        for name in ("key", "pid", "tid", "fd", "ino", "size", "count", "exp_b", "exp_e",
+                     "name_b", "name_e", "is_dmabuf"):
+            setattr(fast, name, getattr(fast, name)[keep])
+    return fast
+
+
+def first_newline(scan: Scan, pos: I64, limit: int) -> I64:
+    """Position of the first "\n" at or after each position (``limit`` when none)."""
+    out = np.full(pos.size, limit, dtype=np.int64)
+    todo = np.arange(pos.size)
+    p = pos.copy()
+    width = 64
+    while todo.size:
+        off = first_byte(scan, p[todo], width, 0x0A)
+        found = off < width
+        out[todo[found]] = np.minimum(p[todo[found]] + off[found], limit)
+        p[todo] = p[todo] + width
+        nxt = todo[~found]
+        todo = nxt[p[nxt] < limit]
+    return out
+
+
+def parse_fdstat(dump: Dump, scan: Scan, unparsed: Unparsed) -> FdStat:
+    sec = dump.section("fdstat")
+    empty = _empty_i64()
+    out = FdStat(empty, empty, empty)
+    if sec is None:
+        return out
+    out.present = True
+    rb, re_, _ = _record_bounds(scan, sec, dump.nonce, unparsed)
+    if rb.size == 0:
+        return out
+    pp = proc_paths(scan, rb, re_)
+    ok = pp.ok & scan.eq(pp.rest, b"fd/")
+    fd, nfd = scan.dec(pp.rest + 3, re_)
+    p1 = pp.rest + 3 + nfd
+    ok &= (nfd >= 1) & (scan.byte(p1) == 0x20)
+    ino, nino = scan.dec(p1 + 1, re_)
+    p2 = p1 + 1 + nino
+    ok &= (nino >= 1) & (nino <= 18) & (scan.byte(p2) == 0x20)
+    size, nsize = scan.dec(p2 + 1, re_)
+    ok &= (nsize >= 1) & (nsize <= 18) & (p2 + 1 + nsize == re_)
+    bad = np.flatnonzero(~ok)
+    if bad.size:
+        for raw in scan.slices(rb[bad], re_[bad]):
+            unparsed.add("fdstat", None, None, raw, "not '<fdpath> <inode> <size>'")
+    good = np.flatnonzero(ok)
+    owner = np.where(pp.tid[good] >= 0, pp.tid[good], pp.pid[good])
+    out.key = owner * OWNER_SHIFT + fd[good]
+    out.ino = ino[good]
+    out.size = size[good]
+    return out
+
+
+@dataclass
+class FdRefs:
+    """The fd part of the ``references`` table, as columns."""
+
+    frame: pd.DataFrame  # columns of REFERENCES for kind fd
+    links: Links
+    info: FdInfo
+    stat: FdStat
+
+
+def _lookup(keys: I64, table_keys: I64) -> tuple[I64, np.ndarray]:
+    """Row of ``table_keys`` (unique) for each key; found mask."""
+    if table_keys.size == 0:
+        return np.zeros(keys.shape, dtype=np.int64), np.zeros(keys.shape, dtype=np.bool_)
+    order = np.argsort(table_keys, kind="stable")
+    sk = table_keys[order]
+    j = np.searchsorted(sk, keys)
+    j = np.minimum(j, sk.size - 1)
+    found = sk[j] == keys
+    return order[j], found
+
+
+def _categorical_by_inode(
+    scan: Scan, inode: I64, b: I64, e: I64
+) -> pd.Categorical:
+    """Strings for the ranges ``[b, e)`` (``b < 0``: missing; ``e == END_AT_NEWLINE``: to the
+    end of the line). Rows with the same inode (>= 0) share one value, so only one range
+    per buffer is read; equal byte strings are decoded once. Empty strings become null."""
+    n = inode.size
+    codes = np.full(n, -1, dtype=np.int64)
+    has = b >= 0
+    with_ino = np.flatnonzero(has & (inode >= 0))
+    rest = np.flatnonzero(has & (inode < 0))
+    reps_rows: list[I64] = []
+    if with_ino.size:
+        _, first, inv = uniq_index(inode[with_ino])
+        reps_rows.append(with_ino[first])
+    reps_rows.append(rest)
+    rows = np.concatenate(reps_rows) if reps_rows else np.zeros(0, np.int64)
+    rb = b[rows]
+    re_ = e[rows].copy()
+    nlm = re_ == END_AT_NEWLINE
+    if nlm.any():
+        re_[nlm] = first_newline(scan, rb[nlm], scan.length)
+    raw_index: dict[bytes, int] = {}
+    raw_codes = np.empty(rows.size, dtype=np.int64)
+    for i, raw in enumerate(scan.slices(rb, re_)):
+        c = raw_index.get(raw)
+        if c is None:
+            c = len(raw_index)
+            raw_index[raw] = c
+        raw_codes[i] = c
+    # two byte strings can decode to one text (b"\\xff" and b"\xff"): map to text codes
+    texts: list[str] = []
+    text_index: dict[str, int] = {}
+    remap = np.empty(len(raw_index), dtype=np.int64)
+    for i, raw in enumerate(raw_index):
+        t = decode(raw)
+        c = text_index.get(t)
+        if c is None:
+            c = len(texts)
+            text_index[t] = c
+            texts.append(t)
+        remap[i] = c
+    raw_codes = remap[raw_codes] if raw_codes.size else raw_codes
+    if with_ino.size:
+        k = with_ino.size and reps_rows[0].size
+        codes[with_ino] = raw_codes[:k][inv]
+        codes[rest] = raw_codes[k:]
+    else:
+        codes[rest] = raw_codes
+    if "" in texts:
+        empty = texts.index("")
+        codes[codes == empty] = -1
+    return pd.Categorical.from_codes(codes, categories=pd.Index(texts, dtype="str"))
+
+
+def fd_references(dump: Dump, scan: Scan, unparsed: Unparsed) -> FdRefs:
+    links = parse_fdlinks(dump, scan, unparsed)
+    info = parse_fdinfo(dump, scan, unparsed)
+    stat = parse_fdstat(dump, scan, unparsed)
+
+    # Rows: every dma-buf link, plus fdinfo files with exp_name that have no link record.
+    li, lfound = _lookup(info.key, links.key)
+    extra = np.flatnonzero(info.is_dmabuf & ~lfound)
+    key = np.concatenate([links.key, info.key[extra]])
+    pid = np.concatenate([links.pid, info.pid[extra]])
+    tid = np.concatenate([links.tid, info.tid[extra]])
+    fd = np.concatenate([links.fd, info.fd[extra]])
+    target = np.concatenate([links.target, np.full(extra.size, TARGET_DMABUF, np.int64)])
+    n = key.size
+    ii, ifound = _lookup(key, info.key)
+    si, sfound = _lookup(key, stat.key)
+
+    def pick(arr: I64) -> I64:
+        out = np.full(n, -1, dtype=np.int64)
+        out[ifound] = arr[ii[ifound]]
+        return out
+
+    ino = pick(info.ino)
+    size = pick(info.size)
+    count = pick(info.count)
+    exp_b, exp_e = pick(info.exp_b), pick(info.exp_e)
+    iname_b, iname_e = pick(info.name_b), pick(info.name_e)
+    dm = target == TARGET_DMABUF
+    use_stat = dm & (ino < 0) & sfound
+    ino[use_stat] = stat.ino[si[use_stat]]
+    fill = (size < 0) & use_stat
+    size[fill] = stat.size[si[fill]]
+    ino[~dm] = -1  # anon_inode: the inode is the shared anonymous inode, not an identity
+    size_src = np.where(size >= 0, np.where(use_stat & (pick(info.size) < 0), 1, 0), -1)
+
+    # name: fdinfo "name:", else the link suffix
+    lname_b = np.concatenate([links.name_b, np.full(extra.size, -1, np.int64)])
+    lname_e = np.concatenate([links.name_e, np.full(extra.size, -1, np.int64)])
+    nb = np.where(iname_b >= 0, iname_b, lname_b)
+    ne = np.where(iname_b >= 0, iname_e, lname_e)
+    nb = np.where(ne > nb, nb, -1)
+
+    frame = pd.DataFrame(
+        {
+            "pid": pid.astype(np.int32),
+            "tid": nullable(tid, tid < 0, "Int32"),
+            "inode": nullable(ino, ino < 0),
+            "target": target,
+            "fd": nullable(fd, fd < 0, "Int32"),
+            "size_bytes": nullable(size, size < 0),
+            "count": nullable(count, count < 0),
+        }
+    )
+    frame["size_source"] = pd.Categorical.from_codes(
+        size_src, categories=pd.Index(["fdinfo", "fdstat"], dtype="str")
+    )
+    frame["exporter"] = _categorical_by_inode(scan, ino, exp_b, exp_e)
+    frame["name"] = _categorical_by_inode(scan, ino, nb, ne)
+    return FdRefs(frame, links, info, stat)

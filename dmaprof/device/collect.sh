@@ -1,0 +1,471 @@
+#!/system/bin/sh
+# dmaprof collector: reads every DMA-BUF related procfs/sysfs/debugfs file in one pass and
+# writes the framed dump `dmaprof.dump/1` (docs/dump-format.md) to stdout.
+#
+# usage: sh collect.sh [-w WORKDIR]
+#
+# Runs under Android's mksh + toybox, busybox sh + busybox applets, and dash/bash + GNU tools.
+# It only reads on the device and writes only scratch files inside WORKDIR (without -w, a
+# private directory made with mktemp -d in ${TMPDIR:-/tmp}, removed on exit).
+#
+# Process spawns do not depend on the number of processes or fds: per-process and per-fd work
+# uses shell builtins only (globs, cd, [ -r ], read, case, print/printf); files are read by a
+# few multi-file commands (grep -a -H '', grep -r, stat -c, one sed per batch of fd paths).
+# Exit status: 0 when the dump is complete (read errors are data, kept in `NAME.err`
+# sections), 2 on a usage error or an unusable workdir.
+
+COLLECTOR_VERSION=1
+LC_ALL=C
+export LC_ALL
+IFS=" 	
+"
+unset CDPATH
+umask 077
+exec </dev/null
+
+# ---- output: `print -r` is mksh's builtin (its printf is not); ash/dash/bash have printf
+if [ -n "${KSH_VERSION:-}" ]; then
+	out() { print -r -- "$*"; }
+else
+	out() { printf '%s\n' "$*"; }
+fi
+
+die() {
+	out "collect.sh: $*" >&2
+	exit 2
+}
+
+usage() {
+	out "usage: sh collect.sh [-w WORKDIR]" >&2
+	exit 2
+}
+
+W=
+while [ $# -gt 0 ]; do
+	case $1 in
+	-w) [ $# -ge 2 ] || usage; W=$2; shift 2 ;;
+	-w*) W=${1#-w}; shift ;;
+	-h | --help) out "usage: sh collect.sh [-w WORKDIR]"; exit 0 ;;
+	*) usage ;;
+	esac
+done
+
+# ---- spawn tally: exact where every external command is one fork+exec (mksh, bash, dash);
+# busybox ash runs some applets in-process (NOFORK), so there the tally is not reported.
+S=0
+EXACT=0
+SHELLNAME=sh
+if [ -n "${KSH_VERSION:-}" ]; then
+	SHELLNAME="mksh $KSH_VERSION"
+	EXACT=1
+elif [ -n "${BASH_VERSION:-}" ]; then
+	SHELLNAME="bash $BASH_VERSION"
+	EXACT=1
+elif [ -n "${RANDOM:-}" ]; then
+	SHELLNAME=ash
+fi
+
+# ---- nonce: the kernel's random uuid without dashes; fallback $$ + uptime + $RANDOM
+N=
+if [ -r /proc/sys/kernel/random/uuid ]; then
+	IFS= read -r N </proc/sys/kernel/random/uuid 2>/dev/null
+	while :; do
+		case $N in
+		*-*) N=${N%%-*}${N#*-} ;;
+		*) break ;;
+		esac
+	done
+	case $N in '' | *[!0-9a-fA-F]*) N= ;; esac
+fi
+UP=
+{ read -r UP _ </proc/uptime; } 2>/dev/null
+if [ -z "$N" ]; then
+	u=${UP%%.*}${UP#*.}
+	case $u in *[!0-9]*) u=0 ;; esac
+	N="p$$u${u}r${RANDOM:-0}"
+fi
+case $UP in '' | *[!0-9.]*) UP= ;; esac
+
+# ---- workdir
+OWN=0
+if [ -z "$W" ]; then
+	S=$((S + 1))
+	W=$(mktemp -d "${TMPDIR:-/tmp}/dmaprof.XXXXXX") || die "cannot create a temp dir in ${TMPDIR:-/tmp}"
+	[ -n "$W" ] || die "cannot create a temp dir in ${TMPDIR:-/tmp}"
+	OWN=1
+fi
+case $W in /*) ;; *) W=$PWD/$W ;; esac
+
+CLEANED=0
+cleanup() {
+	[ "$CLEANED" = 1 ] && return 0
+	CLEANED=1
+	cd / 2>/dev/null
+	if [ "$OWN" = 1 ]; then
+		rm -rf "$W" 2>/dev/null
+	else
+		rm -f "$W"/dp.* 2>/dev/null
+	fi
+}
+trap 'cleanup' EXIT
+trap 'cleanup; trap - EXIT; exit 129' HUP
+trap 'cleanup; trap - EXIT; exit 130' INT
+trap 'cleanup; trap - EXIT; exit 141' PIPE
+trap 'cleanup; trap - EXIT; exit 143' TERM
+
+[ -d "$W" ] && [ -w "$W" ] && [ -x "$W" ] || { OWN=0; CLEANED=1; die "workdir $W is not a writable directory"; }
+{ : >"$W/dp.err"; } 2>/dev/null || { OWN=0; CLEANED=1; die "cannot write in workdir $W"; }
+S=$((S + 1)) # the rm of cleanup()
+E=$W/dp.err
+
+# ---- framing
+sec() {
+	: >"$E"
+	out "@$N section $1 $2"
+}
+endsec() {
+	out "@$N end $1 rc=$2"
+	if [ -s "$E" ]; then
+		out "@$N section $1.err errors"
+		while IFS= read -r l || [ -n "$l" ]; do out "$l"; done <"$E"
+		out "@$N end $1.err rc=0"
+	fi
+}
+# cat a small file with builtins only (read loops cost one syscall per byte)
+catsmall() {
+	while IFS= read -r l || [ -n "$l" ]; do out "$l"; done <"$1"
+}
+# readlist FILE: positional parameters <- whitespace-separated words of FILE (no globbing)
+if [ -n "${KSH_VERSION:-}" ]; then
+	readlist() { set -f; RL=$(<"$1"); set +f; }
+else
+	readlist() { set -f; S=$((S + 1)); RL=$(cat "$1"); set +f; }
+fi
+
+# Argument bytes per exec (path + NUL + pointer), kept far below Linux's ARG_MAX (2 MiB with
+# the usual 8 MiB stack), so a big phone still needs only one or a few execs per section.
+LIMIT=786432
+q="'"
+
+out "DMAPROF-DUMP 1 $N"
+
+# ---- meta
+sec meta kv
+out "collector_version=$COLLECTOR_VERSION"
+out "pid=$$"
+uid=
+gid=
+if [ -r /proc/self/status ]; then
+	while IFS= read -r l; do
+		case $l in
+		Uid:*) set -- $l; uid=$3 ;;
+		Gid:*) set -- $l; gid=$3; break ;;
+		esac
+	done </proc/self/status 2>/dev/null
+fi
+if [ -z "$uid" ] || [ -z "$gid" ]; then
+	S=$((S + 1))
+	set -- $(id 2>>"$E")
+	for a; do
+		case $a in
+		uid=*) a=${a#uid=}; uid=${a%%"("*} ;;
+		gid=*) a=${a#gid=}; gid=${a%%"("*} ;;
+		esac
+	done
+fi
+out "uid=$uid"
+out "gid=$gid"
+out "uptime_start=$UP"
+rc=0
+if [ -n "${EPOCHREALTIME:-}" ]; then
+	out "wallclock_start=${EPOCHREALTIME%%[.,]*}"
+elif [ -n "${EPOCHSECONDS:-}" ]; then
+	out "wallclock_start=$EPOCHSECONDS"
+else
+	S=$((S + 1))
+	date +wallclock_start=%s 2>>"$E"
+	rc=$?
+fi
+out "shell=$SHELLNAME"
+out "workdir=$W"
+endsec meta $rc
+
+# ---- props: getprop, only the keys dmaprof uses
+sec props text
+if command -v getprop >/dev/null 2>&1; then
+	S=$((S + 1))
+	getprop >"$W/dp.props" 2>>"$E"
+	rc=$?
+	while IFS= read -r l || [ -n "$l" ]; do
+		case $l in
+		'[ro.product.model]: '* | '[ro.product.device]: '* | '[ro.product.manufacturer]: '* | \
+			'[ro.build.fingerprint]: '* | '[ro.build.version.release]: '* | \
+			'[ro.build.version.sdk]: '* | '[ro.build.type]: '* | '[ro.debuggable]: '* | \
+			'[ro.kernel.version]: '*)
+			out "$l"
+			;;
+		esac
+	done <"$W/dp.props"
+else
+	out "sh: getprop: not found" >>"$E"
+	rc=127
+fi
+endsec props $rc
+
+# ---- packages: cmd package, falling back to pm
+sec packages text
+rc=127
+if command -v cmd >/dev/null 2>&1; then
+	S=$((S + 1))
+	cmd package list packages -U 2>>"$E"
+	rc=$?
+fi
+if [ "$rc" != 0 ] && command -v pm >/dev/null 2>&1; then
+	S=$((S + 1))
+	pm list packages -U 2>>"$E"
+	rc=$?
+fi
+if [ "$rc" = 127 ] && ! [ -s "$E" ]; then
+	out "sh: cmd: not found" >>"$E"
+fi
+endsec packages $rc
+
+# ---- global files
+sec global files
+S=$((S + 1))
+grep -a -H '' /proc/version /proc/uptime /proc/meminfo /proc/sys/kernel/random/boot_id \
+	/sys/kernel/debug/dma_buf/bufinfo /sys/kernel/dma_heap/total_pools_kb \
+	/sys/kernel/ion/total_heaps_kb /sys/kernel/ion/total_pools_kb \
+	/sys/fs/bpf/dmabuf/prog_dmabufIter_iter_dmabuf 2>>"$E"
+endsec global $?
+
+# ---- dma_heap: names of /dev/dma_heap/* (glob, no spawn)
+sec dma_heap kv
+if [ -d /dev/dma_heap ]; then
+	for h in /dev/dma_heap/*; do
+		[ -e "$h" ] || [ -L "$h" ] || continue
+		out "heap=${h##*/}"
+	done
+else
+	out "heap_dir=absent"
+fi
+endsec dma_heap 0
+
+# ---- per-buffer sysfs stats and legacy ION debugfs
+sec sysfs_buffers files
+S=$((S + 1))
+grep -r -a -H '' /sys/kernel/dmabuf/buffers 2>>"$E"
+endsec sysfs_buffers $?
+
+sec ion files
+S=$((S + 1))
+grep -r -a -H '' /sys/kernel/debug/ion/heaps 2>>"$E"
+endsec ion $?
+
+# ---- proc: status, cmdline, cgroup, stat, dmabuf_rss, dmabuf_pss of every process
+sec proc files
+pats=
+for f in status cmdline cgroup stat dmabuf_rss dmabuf_pss; do
+	set -- /proc/[0-9]*/$f
+	# a pattern that matches nothing stays literal: leave it out instead of passing it on
+	if [ $# -gt 1 ] || [ -e "$1" ]; then pats="$pats /proc/[0-9]*/$f"; fi
+done
+rc=1
+if [ -n "$pats" ]; then
+	set -- $pats
+	a=$*
+	if [ $((${#a} + 9 * $#)) -le $LIMIT ]; then
+		S=$((S + 1))
+		grep -a -H '' "$@" 2>>"$E"
+		rc=$?
+	else
+		for p in $pats; do # one exec per file kind on a very big device
+			set -- $p
+			S=$((S + 1))
+			grep -a -H '' "$@" 2>>"$E"
+			rc=$?
+		done
+	fi
+elif ! [ -d /proc ]; then
+	out "test: /proc: No such file or directory" >>"$E"
+	rc=2
+fi
+endsec proc $rc
+
+# ---- maps: only the dma-buf lines
+sec maps files
+set -- /proc/[0-9]*/maps
+if [ $# -gt 1 ] || [ -e "$1" ]; then
+	S=$((S + 1))
+	grep -a -H -F -e ' /dmabuf:' -e ' anon_inode:dmabuf' "$@" 2>>"$E"
+	rc=$?
+else
+	rc=1
+fi
+endsec maps $rc
+
+# ---- fdaccess + tasks: one builtin-only walk over /proc/<pid>/fd and /proc/<pid>/task/*/fd.
+# It also groups the fd globs into batches (one line of patterns per exec) for fdlinks.
+sec fdaccess kv
+: >"$W/dp.tasks"
+: >"$W/dp.batches"
+B=
+BSZ=0
+addpat() { # addpat PATTERN NFDS
+	B="$B $1"
+	BSZ=$((BSZ + $2 * (${#1} + 13)))
+	if [ $BSZ -ge $LIMIT ]; then
+		out "$B" >>"$W/dp.batches"
+		B=
+		BSZ=0
+	fi
+}
+# stderr of the walk goes to /dev/null once (a redirection per cd costs 4 syscalls per
+# thread); its own error lines go to the errors file explicitly.
+{
+	for pd in /proc/[0-9]*; do
+		p=${pd#/proc/}
+		case $p in '' | *[!0-9]*) continue ;; esac
+		# not the collector itself: its fd table changes while it is read (glob dir fds)
+		[ "$p" = "$$" ] && continue
+		if ! [ -r "$pd/fd" ] || ! cd "$pd/fd"; then
+			if [ -e "$pd/fd" ]; then
+				out "denied=$p"
+			else
+				out "test: $pd/fd: No such file or directory" >>"$E"
+			fi
+			continue
+		fi
+		set -- *
+		L=$*
+		[ "$L" = '*' ] || addpat "$pd/fd/*" $#
+		for td in "$pd"/task/*; do
+			t=${td##*/}
+			[ "$t" = "$p" ] && continue
+			case $t in '' | *[!0-9]*) continue ;; esac
+			cd "$td/fd" || continue
+			set -- *
+			[ "$*" = "$L" ] && continue
+			out "task=$p/$t" >>"$W/dp.tasks"
+			[ "$*" = '*' ] || addpat "$td/fd/*" $#
+		done
+	done
+	cd /
+} 2>/dev/null
+[ -n "$B" ] && out "$B" >>"$W/dp.batches"
+endsec fdaccess 0
+
+sec tasks kv
+catsmall "$W/dp.tasks"
+endsec tasks 0
+
+# ---- fdlinks: stat of every fd link; one sed per batch copies the records to stdout and
+# writes the fd and fdinfo paths of the dma-buf fds (target `/dmabuf:...` or exactly
+# `anon_inode:dmabuf`) to dp.fdp.K / dp.fdi.K. A record is `@N <path> <name> -> '<target>'`
+# where <path> and <name> (<path>, quoted by busybox) hold no space, so the ` -> '` after
+# the second space-free word is the first one. No capture groups: they make regexec slow.
+A1="\\#^@$N [^ ]* [^ ]* -> $q/dmabuf:#b m"
+A2="\\#^@$N [^ ]* [^ ]* -> ${q}anon_inode:dmabuf$q\$#b m"
+sec fdlinks stat
+rc=0
+K=0
+while IFS= read -r pats; do
+	K=$((K + 1))
+	set -- $pats
+	case " $* " in
+	*'/fd/* '*) # a process vanished (or closed all its fds) since the walk: drop its pattern
+		acc=
+		set -f
+		for pat in $pats; do
+			set +f
+			set -- $pat
+			if [ $# -gt 1 ] || [ "$1" != "$pat" ]; then
+				acc="$acc $*"
+			elif ! [ -e "${pat%/\*}" ]; then
+				out "stat: ${pat%/\*}: No such file or directory" >>"$E"
+			fi
+		done
+		set -f
+		set -- $acc
+		set +f
+		;;
+	esac
+	[ $# -gt 0 ] || continue
+	S=$((S + 2))
+	stat -c "@$N %n %N" "$@" <&3 >"$W/dp.links" 2>>"$E"
+	rc=$?
+	sed -n -e p -e "$A1" -e "$A2" -e d -e ':m' -e "s#^@$N ##" -e 's# .*##' \
+		-e "w $W/dp.fdp.$K" -e 's#/fd/#/fdinfo/#' -e "w $W/dp.fdi.$K" "$W/dp.links" <&3 2>>"$E"
+done 3<&0 <"$W/dp.batches" # fd 3: the script's stdin (/dev/null) for the commands
+endsec fdlinks $rc
+
+# ---- fdinfo of the dma-buf fds only
+sec fdinfo files
+rc=0
+k=0
+while [ $k -lt $K ]; do
+	k=$((k + 1))
+	[ -s "$W/dp.fdi.$k" ] || continue
+	readlist "$W/dp.fdi.$k"
+	set -f
+	set -- $RL
+	set +f
+	S=$((S + 1))
+	grep -a -H '' "$@" 2>>"$E"
+	rc=$?
+done
+endsec fdinfo $rc
+
+# ---- fdstat: stat -L of the dma-buf fds, only when fdinfo has no `ino:` (kernels < 5.14).
+# Decided from the first dma-buf fdinfo that can be read (the kernel is the same for all).
+ino=no
+k=0
+seen=
+while [ $k -lt $K ] && [ -z "$seen" ]; do
+	k=$((k + 1))
+	[ -s "$W/dp.fdi.$k" ] || continue
+	while IFS= read -r f; do
+		[ -r "$f" ] || continue
+		while IFS= read -r l; do
+			seen=1
+			case $l in ino:*) ino=yes; break ;; esac
+		done <"$f"
+		[ -n "$seen" ] && break
+	done <"$W/dp.fdi.$k" 2>/dev/null
+done
+if [ $ino = no ]; then
+	k=0
+	set --
+	while [ $k -lt $K ]; do
+		k=$((k + 1))
+		[ -s "$W/dp.fdp.$k" ] && break
+	done
+	if [ -s "$W/dp.fdp.$k" ]; then
+		sec fdstat stat
+		rc=0
+		k=0
+		while [ $k -lt $K ]; do
+			k=$((k + 1))
+			[ -s "$W/dp.fdp.$k" ] || continue
+			readlist "$W/dp.fdp.$k"
+			set -f
+			set -- $RL
+			set +f
+			S=$((S + 1))
+			stat -L -c "@$N %n %i %s" "$@" 2>>"$E"
+			rc=$?
+		done
+		endsec fdstat $rc
+	fi
+fi
+
+# ---- end
+sec end kv
+UP=
+{ read -r UP _ </proc/uptime; } 2>/dev/null
+case $UP in *[!0-9.]*) UP= ;; esac
+out "uptime_end=$UP"
+[ "$EXACT" = 1 ] && out "spawns=$S"
+endsec end 0
+out "@$N done"
+exit 0

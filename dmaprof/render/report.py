@@ -1,0 +1,273 @@
+"""Renderers of the attribution report (`dmaprof show`).
+
+They all take the report dict (`dmaprof.report/1`, built by dmaprof.analyze.report) and
+write it out: a rich table for people, markdown for CI summaries, CSV and JSON for scripts.
+Only the table renderer uses human units; every machine format carries raw integer bytes.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, TextIO
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from dmaprof.units import human_bytes, safe_text
+
+ColumnKind = Literal["bytes", "int", "text", "list"]
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    header: str
+    kind: ColumnKind = "text"
+
+
+@dataclass(frozen=True)
+class View:
+    """One `--by` view: which list of the report it shows, and how."""
+
+    section: str
+    title: str
+    columns: tuple[Column, ...]
+    sort_key: str
+
+
+VIEWS: dict[str, View] = {
+    "process": View(
+        "processes",
+        "Processes",
+        (
+            Column("pid", "pid", "int"),
+            Column("name", "name"),
+            Column("uid", "uid", "int"),
+            Column("cgroup", "cgroup"),
+            Column("rss_bytes", "rss", "bytes"),
+            Column("pss_bytes", "pss / charged", "bytes"),
+            Column("buffers", "buffers", "int"),
+            Column("fds", "fds", "int"),
+            Column("maps", "vmas", "int"),
+        ),
+        "pss_bytes",
+    ),
+    "app": View(
+        "apps",
+        "Apps (by uid)",
+        (
+            Column("uid", "uid", "int"),
+            Column("name", "name"),
+            Column("packages", "packages", "list"),
+            Column("rss_bytes", "rss", "bytes"),
+            Column("pss_bytes", "pss / charged", "bytes"),
+            Column("buffers", "buffers", "int"),
+        ),
+        "pss_bytes",
+    ),
+    "cgroup": View(
+        "cgroups",
+        "cgroups",
+        (
+            Column("path", "cgroup"),
+            Column("pss_bytes", "pss / charged", "bytes"),
+            Column("pss_bytes_with_descendants", "incl. descendants", "bytes"),
+        ),
+        "pss_bytes_with_descendants",
+    ),
+    "exporter": View(
+        "exporters",
+        "Exporters / heaps",
+        (
+            Column("exporter", "exporter"),
+            Column("buffers", "buffers", "int"),
+            Column("bytes", "bytes", "bytes"),
+        ),
+        "bytes",
+    ),
+    "name": View(
+        "names",
+        "Buffer names",
+        (
+            Column("name", "name"),
+            Column("buffers", "buffers", "int"),
+            Column("bytes", "bytes", "bytes"),
+        ),
+        "bytes",
+    ),
+    "buffer": View(
+        "buffers",
+        "Buffers",
+        (
+            Column("inode", "inode", "int"),
+            Column("size_bytes", "size", "bytes"),
+            Column("exporter", "exporter"),
+            Column("name", "name"),
+            Column("holders", "holders (pids)", "list"),
+        ),
+        "size_bytes",
+    ),
+}
+
+
+def rows_of(report: dict[str, Any], by: str, top: int | None = None) -> list[dict[str, Any]]:
+    view = VIEWS[by]
+    rows = list(report.get(view.section) or [])
+    rows.sort(key=lambda row: (-(row.get(view.sort_key) or 0), str(row.get(view.columns[0].key))))
+    return rows[:top] if top else rows
+
+
+# --------------------------------------------------------------------------- rich table
+
+
+def _cell(row: dict[str, Any], column: Column) -> Text:
+    value = row.get(column.key)
+    if column.kind == "bytes":
+        return Text(human_bytes(value), justify="right")
+    if column.kind == "int":
+        return Text("" if value is None else str(value), justify="right")
+    if column.kind == "list":
+        return Text(", ".join(safe_text(v) for v in (value or [])))
+    return Text(safe_text(value))
+
+
+def _table(view: View, rows: Sequence[dict[str, Any]], title: str | None = None) -> Table:
+    table = Table(title=title or view.title, title_justify="left")
+    for column in view.columns:
+        table.add_column(column.header, justify="right" if column.kind in ("bytes", "int") else "left")
+    for row in rows:
+        table.add_row(*(_cell(row, column) for column in view.columns))
+    return table
+
+
+def render_view_table(report: dict[str, Any], by: str, top: int | None, out: Console) -> None:
+    _print_header(report, out)
+    out.print(_table(VIEWS[by], rows_of(report, by, top)))
+
+
+def render_default_table(report: dict[str, Any], top: int, out: Console) -> None:
+    _print_header(report, out)
+    _print_totals(report, out)
+    out.print(_table(VIEWS["process"], rows_of(report, "process", top), "Top holders"))
+    out.print(_table(VIEWS["exporter"], rows_of(report, "exporter", None)))
+
+
+def _lower_bound(report: dict[str, Any]) -> bool:
+    coverage = report.get("coverage") or {}
+    return bool(coverage.get("lower_bound") or coverage.get("processes_unreadable"))
+
+
+def _print_header(report: dict[str, Any], out: Console) -> None:
+    device = report.get("device") or {}
+    parts = [
+        safe_text(device.get("model") or device.get("serial") or "unknown device"),
+        f"Android {device['release']} (API {device.get('sdk')})" if device.get("release") else "",
+        f"kernel {safe_text(device.get('kernel_release'))}" if device.get("kernel_release") else "",
+        safe_text(device.get("captured_at") or ""),
+    ]
+    out.print(Text(" · ".join(p for p in parts if p), style="bold"))
+    coverage = report.get("coverage") or {}
+    unreadable = coverage.get("processes_unreadable") or 0
+    line = f"{coverage.get('processes', 0)} processes read"
+    if unreadable:
+        names = [
+            f"{entry.get('name')} ({entry.get('pid')})" for entry in coverage.get("unreadable") or []
+        ]
+        shown = ", ".join(safe_text(n) for n in names[:8])
+        more = f" (+{len(names) - 8} more)" if len(names) > 8 else ""
+        line += (
+            f"; {unreadable} could not be read{': ' + shown + more if shown else ''}"
+            " — figures marked ≥ are lower bounds"
+        )
+    out.print(Text(line))
+    for warning in report.get("warnings") or []:
+        out.print(Text(f"warning: {safe_text(warning)}", style="yellow"))
+
+
+def _print_totals(report: dict[str, Any], out: Console) -> None:
+    totals = report.get("totals") or {}
+    partial = _lower_bound(report)
+    table = Table(title="Totals", title_justify="left", show_header=False)
+    table.add_column("what")
+    table.add_column("bytes", justify="right")
+    table.add_column("note")
+    total = totals.get("bytes")
+    has_inventory = totals.get("kernel_only_bytes") is not None
+    table.add_row(
+        "all DMA-BUFs",
+        human_bytes(total, lower_bound=not has_inventory),
+        f"{totals.get('buffers', 0)} buffers"
+        + ("" if has_inventory else " (no global inventory readable: only what processes hold)"),
+    )
+    table.add_row(
+        "held by processes",
+        human_bytes(totals.get("userspace_bytes"), lower_bound=partial),
+        "fd or mapping",
+    )
+    kernel_only = totals.get("kernel_only_bytes")
+    table.add_row(
+        "kernel-only",
+        human_bytes(kernel_only, upper_bound=partial) if has_inventory else "unknown",
+        "in flight, imported by drivers, or leaked" if has_inventory else "needs a global inventory",
+    )
+    pools = totals.get("heap_pool_bytes")
+    if pools is not None:
+        table.add_row("heap pools", human_bytes(pools), "freed pages kept by the heaps")
+    out.print(table)
+
+
+# --------------------------------------------------------------------------- markdown
+
+
+def _md_escape(value: str) -> str:
+    return value.replace("|", "\\|").replace("\n", " ")
+
+
+def _md_cell(row: dict[str, Any], column: Column) -> str:
+    value = row.get(column.key)
+    if column.kind == "bytes":
+        return human_bytes(value)
+    if column.kind == "list":
+        return _md_escape(", ".join(safe_text(v) for v in (value or [])))
+    return _md_escape(safe_text(value))
+
+
+def markdown_table(view: View, rows: Sequence[dict[str, Any]]) -> str:
+    header = "| " + " | ".join(c.header for c in view.columns) + " |"
+    align = "| " + " | ".join("---:" if c.kind in ("bytes", "int") else "---" for c in view.columns) + " |"
+    body = ["| " + " | ".join(_md_cell(row, c) for c in view.columns) + " |" for row in rows]
+    return "\n".join([header, align, *body])
+
+
+def render_markdown(report: dict[str, Any], by: str | None, top: int | None, out: TextIO) -> None:
+    totals = report.get("totals") or {}
+    out.write(f"### DMA-BUF: {human_bytes(totals.get('bytes'))} in {totals.get('buffers', 0)} buffers\n\n")
+    views = [by] if by else ["process", "exporter"]
+    for name in views:
+        view = VIEWS[name]
+        out.write(f"#### {view.title}\n\n{markdown_table(view, rows_of(report, name, top))}\n\n")
+
+
+# --------------------------------------------------------------------------- csv / json
+
+
+def render_csv(report: dict[str, Any], by: str, top: int | None, out: TextIO) -> None:
+    view = VIEWS[by]
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([c.key for c in view.columns])
+    for row in rows_of(report, by, top):
+        writer.writerow(
+            [
+                " ".join(str(v) for v in (row.get(c.key) or [])) if c.kind == "list" else row.get(c.key)
+                for c in view.columns
+            ]
+        )
+
+
+def render_json(report: dict[str, Any], out: TextIO) -> None:
+    json.dump(report, out, indent=2, ensure_ascii=False, allow_nan=False)
+    out.write("\n")
