@@ -320,14 +320,17 @@ addpat() { # addpat PATTERN NFDS
 		BSZ=0
 	fi
 }
+# Not the collector itself: its fd table changes while it is read (the glob's dir fd). Only
+# when /proc/self is /proc/$$ (not so in a chroot over a fake /proc or another PID namespace).
+SELF=
+[ /proc/self -ef "/proc/$$" ] 2>/dev/null && SELF=$$
 # stderr of the walk goes to /dev/null once (a redirection per cd costs 4 syscalls per
 # thread); its own error lines go to the errors file explicitly.
 {
 	for pd in /proc/[0-9]*; do
 		p=${pd#/proc/}
 		case $p in '' | *[!0-9]*) continue ;; esac
-		# not the collector itself: its fd table changes while it is read (glob dir fds)
-		[ "$p" = "$$" ] && continue
+		[ "$p" = "$SELF" ] && continue
 		if ! [ -r "$pd/fd" ] || ! cd "$pd/fd"; then
 			if [ -e "$pd/fd" ]; then
 				out "denied=$p"
