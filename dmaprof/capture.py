@@ -72,13 +72,18 @@ def write_capture(capture: Capture, path: Path, *, overwrite: bool = False) -> P
     try:
         directory.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+        # mkstemp makes the file 0600; a capture gets the usual mode for new files (umask)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
     except OSError as exc:
         raise DmaprofError(f"cannot write {path}: {exc.strerror or exc}") from exc
     tmp = Path(tmp_name)
     try:
-        with os.fdopen(fd, "wb") as raw, zipfile.ZipFile(
-            raw, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6
-        ) as archive:
+        with (
+            os.fdopen(fd, "wb") as raw,
+            zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as archive,
+        ):
             archive.comment = ZIP_COMMENT
             archive.writestr(META_MEMBER, json.dumps(meta, indent=2, sort_keys=True) + "\n")
             archive.writestr(DUMP_MEMBER, capture.dump)

@@ -11,9 +11,16 @@ from typing import TextIO
 from rich.console import Console
 
 
+def _isatty(file: TextIO) -> bool:
+    try:
+        return file.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
 def _console(file: TextIO, no_color: bool) -> Console:
     console = Console(file=file, no_color=no_color, highlight=False, soft_wrap=False)
-    if not console.is_terminal and "COLUMNS" not in os.environ:
+    if not _isatty(file) and "COLUMNS" not in os.environ:
         # piped or redirected: wide enough that no cell is cut ("…") for lack of room
         console.width = 160
     return console
@@ -31,8 +38,10 @@ class AppState:
     @classmethod
     def create(cls, *, no_color: bool = False, debug: bool = False, verbose: int = 0) -> AppState:
         state = cls(_console(sys.stdout, no_color), _console(sys.stderr, no_color), debug)
-        level = logging.DEBUG if debug or verbose > 1 else (
-            logging.INFO if verbose else logging.WARNING
+        level = (
+            logging.DEBUG
+            if debug or verbose > 1
+            else (logging.INFO if verbose else logging.WARNING)
         )
         from rich.logging import RichHandler
 

@@ -138,7 +138,9 @@ def _cell(row: dict[str, Any], column: Column) -> Text:
 def _table(view: View, rows: Sequence[dict[str, Any]], title: str | None = None) -> Table:
     table = Table(title=title or view.title, title_justify="left")
     for column in view.columns:
-        table.add_column(column.header, justify="right" if column.kind in ("bytes", "int") else "left")
+        table.add_column(
+            column.header, justify="right" if column.kind in ("bytes", "int") else "left"
+        )
     for row in rows:
         table.add_row(*(_cell(row, column) for column in view.columns))
     return table
@@ -174,15 +176,7 @@ def _print_header(report: dict[str, Any], out: Console) -> None:
     unreadable = coverage.get("processes_unreadable") or 0
     line = f"{coverage.get('processes', 0)} processes read"
     if unreadable:
-        names = [
-            f"{entry.get('name')} ({entry.get('pid')})" for entry in coverage.get("unreadable") or []
-        ]
-        shown = ", ".join(safe_text(n) for n in names[:8])
-        more = f" (+{len(names) - 8} more)" if len(names) > 8 else ""
-        line += (
-            f"; {unreadable} could not be read{': ' + shown + more if shown else ''}"
-            " — figures marked ≥ are lower bounds"
-        )
+        line += f"; {unreadable} could not be read: figures marked ≥ / ≤ are bounds"
     out.print(Text(line))
     for warning in report.get("warnings") or []:
         out.print(Text(f"warning: {safe_text(warning)}", style="yellow"))
@@ -212,7 +206,9 @@ def _print_totals(report: dict[str, Any], out: Console) -> None:
     table.add_row(
         "kernel-only",
         human_bytes(kernel_only, upper_bound=partial) if has_inventory else "unknown",
-        "in flight, imported by drivers, or leaked" if has_inventory else "needs a global inventory",
+        "in flight, imported by drivers, or leaked"
+        if has_inventory
+        else "needs a global inventory",
     )
     pools = totals.get("heap_pool_bytes")
     if pools is not None:
@@ -238,14 +234,20 @@ def _md_cell(row: dict[str, Any], column: Column) -> str:
 
 def markdown_table(view: View, rows: Sequence[dict[str, Any]]) -> str:
     header = "| " + " | ".join(c.header for c in view.columns) + " |"
-    align = "| " + " | ".join("---:" if c.kind in ("bytes", "int") else "---" for c in view.columns) + " |"
+    align = (
+        "| "
+        + " | ".join("---:" if c.kind in ("bytes", "int") else "---" for c in view.columns)
+        + " |"
+    )
     body = ["| " + " | ".join(_md_cell(row, c) for c in view.columns) + " |" for row in rows]
     return "\n".join([header, align, *body])
 
 
 def render_markdown(report: dict[str, Any], by: str | None, top: int | None, out: TextIO) -> None:
     totals = report.get("totals") or {}
-    out.write(f"### DMA-BUF: {human_bytes(totals.get('bytes'))} in {totals.get('buffers', 0)} buffers\n\n")
+    out.write(
+        f"### DMA-BUF: {human_bytes(totals.get('bytes'))} in {totals.get('buffers', 0)} buffers\n\n"
+    )
     views = [by] if by else ["process", "exporter"]
     for name in views:
         view = VIEWS[name]
@@ -262,7 +264,9 @@ def render_csv(report: dict[str, Any], by: str, top: int | None, out: TextIO) ->
     for row in rows_of(report, by, top):
         writer.writerow(
             [
-                " ".join(str(v) for v in (row.get(c.key) or [])) if c.kind == "list" else row.get(c.key)
+                " ".join(str(v) for v in (row.get(c.key) or []))
+                if c.kind == "list"
+                else row.get(c.key)
                 for c in view.columns
             ]
         )
