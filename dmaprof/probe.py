@@ -69,9 +69,7 @@ class DeviceReport:
 def probe_device(device: Device) -> DeviceReport:
     report = DeviceReport(device.serial, device.entry.state)
     result = device.shell(PROBE_SCRIPT)
-    values = dict(
-        line.split("=", 1) for line in result.text().splitlines() if "=" in line
-    )
+    values = dict(line.split("=", 1) for line in result.text().splitlines() if "=" in line)
     report.model = values.get("prop.ro.product.model", "") or device.entry.tags.get("model", "")
     report.manufacturer = values.get("prop.ro.product.manufacturer", "")
     report.release = values.get("prop.ro.build.version.release", "")

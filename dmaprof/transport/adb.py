@@ -248,9 +248,10 @@ class Device:
         return ShellResult(int(result.returncode), result.stdout, result.stderr or b"")
 
     def push(self, data: bytes, remote_path: str, mode: int = 0o700) -> None:
-        with _adb_errors(f"pushing {remote_path}", self.serial), self._sync(
-            "SEND", f"{remote_path},{0o100000 | mode}"
-        ) as conn:
+        with (
+            _adb_errors(f"pushing {remote_path}", self.serial),
+            self._sync("SEND", f"{remote_path},{0o100000 | mode}") as conn,
+        ):
             for start in range(0, len(data), _SYNC_CHUNK):
                 chunk = data[start : start + _SYNC_CHUNK]
                 conn.sendall(b"DATA" + struct.pack("<I", len(chunk)) + chunk)
@@ -262,9 +263,10 @@ class Device:
 
     def pull(self, remote_path: str) -> bytes:
         parts: list[bytes] = []
-        with _adb_errors(f"pulling {remote_path}", self.serial), self._sync(
-            "RECV", remote_path
-        ) as conn:
+        with (
+            _adb_errors(f"pulling {remote_path}", self.serial),
+            self._sync("RECV", remote_path) as conn,
+        ):
             while True:
                 status, length = _read_header(conn)
                 if status == b"DATA":

@@ -1,0 +1,1 @@
+"""Command modules registered on the `dmaprof` group (dmaprof.cli)."""
