@@ -1,7 +1,8 @@
 """`dmaprof snapshot`: push the collector, run it once, pull its dump, clean up.
 
 Four adb round trips beyond device selection: push the script, run it (shell v2, so the
-real exit status comes back), pull the dump with sync, remove the directory. The directory is
+real exit status comes back, with the collector's stderr), pull the dump with sync, remove
+the directory. The directory is
 removed on every path out, including failures and Ctrl-C; if the device is gone by then, the
 user is told which directory may be left behind.
 """
@@ -21,6 +22,7 @@ from dmaprof.device import collector_script
 from dmaprof.errors import DeviceCommandError, DmaprofError, InterruptedByUser
 from dmaprof.metadata import capture_meta
 from dmaprof.transport.adb import Device
+from dmaprof.transport.direct import CollectorOutput
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +77,7 @@ case $how in
   *) sh "$W/collect.sh" -w "$W" </dev/null >"$W/dump" 2>"$W/stderr" ;;
 esac
 rc=$?
+cat "$W/stderr" >&2 2>/dev/null
 echo "dmaprof-run how=$how rc=$rc"
 exit $rc
 )"""
@@ -128,7 +131,6 @@ def take_snapshot(
             )
         say("pulling the dump")
         dump = device.pull(f"{workdir}/dump")
-        stderr = device.pull(f"{workdir}/stderr")
         say("cleaning up")
         _remove_workdir(device, workdir, how)
         cleaned = True
@@ -149,7 +151,7 @@ def take_snapshot(
         collector_rc=collector_rc,
         device_tags=device.entry.tags,
     )
-    return SnapshotResult(Capture(meta, dump, stderr), how, elapsed)
+    return SnapshotResult(Capture(meta, dump, run.stderr), how, elapsed)
 
 
 def _parse_run_report(stdout: bytes) -> tuple[str, int]:
@@ -184,3 +186,28 @@ def _cleanup_after_failure(device: Device, workdir: str) -> str:
 def _last_line(data: bytes) -> str:
     lines = [line for line in data.decode("utf-8", "replace").splitlines() if line.strip()]
     return lines[-1].strip() if lines else ""
+
+
+def finish_direct_snapshot(
+    output: CollectorOutput,
+    *,
+    transport: dict[str, object],
+    started: float,
+    wallclock_host: float,
+) -> SnapshotResult:
+    """A capture from a collector run without adb (`--local`, `--ssh`)."""
+    if output.returncode != 0:
+        detail = _last_line(output.stderr) or f"exit status {output.returncode}"
+        raise DeviceCommandError(
+            f"{transport.get('label')}: the collector failed ({detail}); no capture written"
+        )
+    elapsed = time.monotonic() - started
+    meta = capture_meta(
+        output.dump,
+        transport=dict(transport),
+        host_wallclock=wallclock_host,
+        host_elapsed_s=elapsed,
+        collector_rc=output.returncode,
+    )
+    method = "root" if meta["collection"].get("uid") == 0 else "user"
+    return SnapshotResult(Capture(meta, output.dump, output.stderr), method, elapsed)

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(adb mksh toybox busybox-static qemu-system-x86 cpio kmod xz-utils zstd gcc libc6-dev
-              debootstrap strace python3-venv)
+              debootstrap strace python3-venv openssh-server openssh-client)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -345,3 +345,58 @@ def test_ctrl_c_during_the_collector_run(
     finally:
         getprop.write_bytes(original)
         phone.stop()
+
+
+def test_snapshot_takes_four_device_round_trips(phone: EmulatedPhone, tmp_path: Path) -> None:
+    """push, run, pull, remove: every stream the phone's adbd opens is counted."""
+    before = phone.log().count(": OPEN ")
+    result = run_dmaprof("snapshot", "-q", "-o", tmp_path / "x.dmaprof", env=phone.env)
+    assert result.returncode == 0, result.stderr
+    opened = [line for line in phone.log().splitlines() if ": OPEN " in line][before:]
+    services = [line.split(": OPEN ", 1)[1].split(" ", 1)[1] for line in opened]
+    assert len(services) == 4, services
+    assert [s.strip("'").split(":", 1)[0].split(",")[0] for s in services] == [
+        "sync",
+        "shell",
+        "sync",
+        "shell",
+    ]
+
+
+def test_hand_run_collector_dump_imports_on_this_linux_machine(tmp_path: Path) -> None:
+    """The README's recipe for devices without adb, on the machine running the tests."""
+    import subprocess
+
+    script = run_dmaprof("collector", env=dict(os.environ))
+    assert script.returncode == 0
+    (tmp_path / "c.sh").write_bytes(script.stdout)
+    with (tmp_path / "dump").open("wb") as dump:
+        collected = subprocess.run(["sh", "c.sh"], cwd=tmp_path, stdout=dump, check=False)
+    assert collected.returncode == 0
+    imported = run_dmaprof("import", "dump", "-o", "y.dmaprof", env=dict(os.environ), cwd=tmp_path)
+    assert imported.returncode == 0, imported.stderr
+    capture = load_capture(tmp_path / "y.dmaprof")
+    assert capture.meta["transport"]["kind"] == "import"
+    assert capture.meta["device"]["kernel_release"]
+    shown = run_dmaprof("show", "y.dmaprof", "--format", "json", env=dict(os.environ), cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["coverage"]["processes"] > 0
+    # the collector made its own temporary directory and removed it
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.sh", "dump", "y.dmaprof"]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "not a dmaprof capture"),
+        (b"PK\x03\x04garbage", "truncated or corrupt"),
+        (b"DMAPROF-DUMP 1 abc\n", "raw collector dump"),
+    ],
+)
+def test_show_on_a_bad_capture_is_exit_9(tmp_path: Path, content: bytes, message: str) -> None:
+    bad = tmp_path / "bad.dmaprof"
+    bad.write_bytes(content)
+    result = run_dmaprof("show", bad, env=dict(os.environ))
+    assert result.returncode == ExitCode.BAD_CAPTURE
+    assert message in _one_error_line(result.stderr)
+    assert result.stdout == b""
