@@ -7,39 +7,23 @@ need them, so `dmaprof --help` stays fast.
 
 from __future__ import annotations
 
-import contextlib
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import click
 
 from dmaprof import __version__
+from dmaprof.commands.common import (
+    CONTEXT_SETTINGS,
+    EPILOG,
+    app_state,
+    output_stream,
+    timeout_option,
+)
 from dmaprof.console import AppState
-from dmaprof.errors import EXIT_CODE_HELP, DmaprofError, ExitCode
-
-CONTEXT_SETTINGS: dict[str, Any] = {
-    "help_option_names": ["-h", "--help"],
-    "max_content_width": 100,
-}
-EPILOG = "\b\n" + EXIT_CODE_HELP
-
-serial_option = click.option(
-    "-s",
-    "--serial",
-    envvar="ANDROID_SERIAL",
-    show_envvar=True,
-    help="Device serial, as in `adb -s` (default: the only connected device).",
-)
-timeout_option = click.option(
-    "--timeout",
-    type=click.FloatRange(min=1),
-    default=120.0,
-    show_default=True,
-    help="Seconds to wait for any one device operation.",
-)
+from dmaprof.errors import DmaprofError, ExitCode
 
 
 @click.group(context_settings=CONTEXT_SETTINGS, epilog=EPILOG)
@@ -56,12 +40,6 @@ def cli(ctx: click.Context, debug: bool, verbose: int, no_color: bool) -> None:
     between captures.
     """
     ctx.obj = AppState.create(no_color=no_color, debug=debug, verbose=verbose)
-
-
-def _state() -> AppState:
-    state = click.get_current_context().find_object(AppState)
-    assert state is not None
-    return state
 
 
 # --------------------------------------------------------------------------- devices
@@ -86,7 +64,7 @@ def devices(fmt: str) -> None:
     from dmaprof.render.devices import render_devices_json, render_devices_table
     from dmaprof.transport.adb import AdbServer, ServerAddress
 
-    state = _state()
+    state = app_state()
     server = AdbServer(ServerAddress.from_env())
     reports = probe_devices(server)
     if fmt == "json":
@@ -125,7 +103,19 @@ def _default_capture_name(serial: str) -> Path:
 
 
 @cli.command(epilog=EPILOG)
-@serial_option
+@click.option(
+    "-s",
+    "--serial",
+    "serials",
+    multiple=True,
+    envvar="ANDROID_SERIAL",
+    show_envvar=True,
+    help="Device serial, as in `adb -s` (default: the only connected device). Repeat it "
+    "to snapshot several devices at once.",
+)
+@click.option(
+    "--all", "all_devices", is_flag=True, help="Snapshot every connected device, concurrently."
+)
 @click.option(
     "-o",
     "--output",
@@ -143,13 +133,33 @@ def _default_capture_name(serial: str) -> Path:
 )
 @click.option("--force", is_flag=True, help="Overwrite an existing capture file.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the capture's path.")
+@click.option("--local", is_flag=True, help="Collect on this machine instead (no adb).")
+@click.option(
+    "--ssh",
+    "ssh_target",
+    metavar="[USER@]HOST[:PORT]",
+    help="Collect on a Linux machine over ssh instead (one connection, nothing left there).",
+)
+@click.option(
+    "--ssh-option",
+    "ssh_options",
+    multiple=True,
+    metavar="OPTION",
+    help="Extra `ssh -o OPTION` (repeatable), e.g. IdentityFile=~/.ssh/board.",
+)
+@click.option("--sudo", is_flag=True, help="With --local/--ssh: run the collector with sudo -n.")
 @timeout_option
 def snapshot(
-    serial: str | None,
+    serials: tuple[str, ...],
+    all_devices: bool,
     output: Path | None,
     root_mode: str,
     force: bool,
     quiet: bool,
+    local: bool,
+    ssh_target: str | None,
+    ssh_options: tuple[str, ...],
+    sudo: bool,
     timeout: float,
 ) -> None:
     """Snapshot a device's DMA-BUF state into a capture file.
@@ -161,14 +171,30 @@ def snapshot(
     from dmaprof.snapshot import take_snapshot
     from dmaprof.transport.adb import AdbServer, ServerAddress
 
-    state = _state()
-    server = AdbServer(ServerAddress.from_env())
-    device = server.select(serial)
-    device.timeout = timeout
-    target = output or _default_capture_name(device.serial)
-    if target.exists() and not force:
-        raise DmaprofError(f"{target} exists; will not overwrite it without --force")
-    result = take_snapshot(device, root_mode=root_mode, progress=state.progress)  # type: ignore[arg-type]
+    state = app_state()
+    if local and ssh_target:
+        raise click.UsageError("use --local or --ssh, not both")
+    if sudo and not (local or ssh_target):
+        raise click.UsageError("--sudo goes with --local or --ssh (on adb, use --root)")
+    if all_devices or len(serials) > 1:
+        if local or ssh_target:
+            raise click.UsageError("--all and several -s go with adb devices only")
+        _multi_snapshot(state, serials, all_devices, output, root_mode, timeout, force)
+        return
+    serial = serials[0] if serials else None
+    if local or ssh_target:
+        result, name = _direct_snapshot(
+            local, ssh_target, ssh_options, sudo, timeout, output, force
+        )
+        target = output or _default_capture_name(name)
+    else:
+        server = AdbServer(ServerAddress.from_env())
+        device = server.select(serial)
+        device.timeout = timeout
+        target = output or _default_capture_name(device.serial)
+        if target.exists() and not force:
+            raise DmaprofError(f"{target} exists; will not overwrite it without --force")
+        result = take_snapshot(device, root_mode=root_mode, progress=state.progress)  # type: ignore[arg-type]
     write_capture(result.capture, target, overwrite=force)
     if quiet:
         click.echo(str(target))
@@ -178,6 +204,79 @@ def snapshot(
         f"wrote {target} ({len(result.capture.dump):,} bytes of dump, "
         f"{result.elapsed_s:.1f} s, collected as {result.root_method})"
     )
+
+
+def _multi_snapshot(
+    state: AppState,
+    serials: tuple[str, ...],
+    all_devices: bool,
+    output: Path | None,
+    root_mode: str,
+    timeout: float,
+    force: bool,
+) -> None:
+    """Several devices at once: one capture each, in DIR; one failure does not stop the rest."""
+    from dmaprof.multi import snapshot_devices
+    from dmaprof.render.multi import render_multi
+    from dmaprof.transport.adb import AdbServer, ServerAddress
+
+    directory = output or Path()
+    if directory.exists() and not directory.is_dir():
+        raise click.UsageError(f"with several devices, -o names a directory: {directory}")
+    server = AdbServer(ServerAddress.from_env())
+    outcomes = snapshot_devices(
+        server,
+        list(serials) if serials and not all_devices else None,
+        directory,
+        root_mode=root_mode,
+        timeout=timeout,
+        overwrite=force,
+        progress=state.note,
+    )
+    render_multi(outcomes, state.out)
+    failed = [o for o in outcomes if o.error is not None]
+    if failed:
+        raise DmaprofError(
+            f"{len(failed)} of {len(outcomes)} devices failed: "
+            + "; ".join(f"{o.serial}: {o.error}" for o in failed),
+            exit_code=ExitCode.PARTIAL,
+        )
+
+
+def _direct_snapshot(
+    local: bool,
+    ssh_target: str | None,
+    ssh_options: tuple[str, ...],
+    sudo: bool,
+    timeout: float,
+    output: Path | None,
+    force: bool,
+) -> tuple[Any, str]:
+    import socket
+
+    from dmaprof.device import collector_script
+    from dmaprof.snapshot import finish_direct_snapshot
+    from dmaprof.transport.direct import SshTarget, run_local, run_ssh
+
+    if output is not None and output.exists() and not force:
+        raise DmaprofError(f"{output} exists; will not overwrite it without --force")
+    started, wallclock = time.monotonic(), time.time()
+    if ssh_target:
+        target = SshTarget.parse(ssh_target)
+        collected = run_ssh(
+            target, collector_script(), sudo=sudo, options=ssh_options, timeout=timeout
+        )
+        transport = {"kind": "ssh", "label": f"ssh {target.label}", "serial": target.label}
+        name = target.label
+    else:
+        collected = run_local(collector_script(), sudo=sudo, timeout=timeout)
+        name = socket.gethostname() or "localhost"
+        transport = {"kind": "local", "label": "this machine", "serial": name}
+    transport["sudo"] = sudo
+    result = finish_direct_snapshot(
+        collected, transport=transport, started=started, wallclock_host=wallclock
+    )
+    return result, name
 
 
 def _print_default_view(state: AppState, capture: Any) -> None:
@@ -201,7 +300,9 @@ _FORMAT_BY_SUFFIX = {".json": "json", ".csv": "csv", ".md": "markdown", ".txt": 
     type=click.Choice(["process", "app", "cgroup", "exporter", "name", "buffer"]),
     help="One view instead of the default overview.",
 )
-@click.option("--top", type=click.IntRange(min=1), help="Rows per table (default 15; all in csv/json).")
+@click.option(
+    "--top", type=click.IntRange(min=1), help="Rows per table (default 15; all in csv/json)."
+)
 @click.option(
     "--charge",
     type=click.Choice(["shared", "full", "client"]),
@@ -249,7 +350,7 @@ def show(
     from dmaprof.capture import load_capture
     from dmaprof.show import analyze_capture, only_pid
 
-    state = _state()
+    state = app_state()
     if fmt is None:
         fmt = _FORMAT_BY_SUFFIX.get(output.suffix.lower(), "table") if output else "table"
     capture = load_capture(capture_path)
@@ -258,7 +359,7 @@ def show(
         report = only_pid(report, pid)
         if not report["processes"]:
             state.note(f"warning: no process {pid} holds a DMA-BUF in this capture")
-    with _output_stream(output) as stream:
+    with output_stream(output) as stream:
         _render_report(report, analysis, fmt, by, top, stream, state)
 
 
@@ -291,19 +392,6 @@ def _render_report(
             render.render_default_table(report, top or 15, console)
 
 
-@contextlib.contextmanager
-def _output_stream(output: Path | None) -> Iterator[Any]:
-    if output is None:
-        yield sys.stdout
-        return
-    try:
-        handle = output.open("w", encoding="utf-8")
-    except OSError as exc:
-        raise DmaprofError(f"cannot write {output}: {exc.strerror or exc}") from exc
-    with handle:
-        yield handle
-
-
 # --------------------------------------------------------------------------- import
 
 
@@ -323,7 +411,7 @@ def import_(source: Path, output: Path, serial: str | None, force: bool) -> None
     from dmaprof.capture import write_capture
     from dmaprof.importer import import_dump
 
-    state = _state()
+    state = app_state()
     capture = import_dump(source, serial=serial)
     write_capture(capture, output, overwrite=force)
     state.note(f"wrote {output}")
@@ -359,3 +447,11 @@ def main(argv: list[str] | None = None) -> None:
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
+
+
+from dmaprof.commands.leaks import diff, record, top, trend  # noqa: E402
+
+cli.add_command(diff)
+cli.add_command(record)
+cli.add_command(top)
+cli.add_command(trend)

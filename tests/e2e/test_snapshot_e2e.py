@@ -400,3 +400,51 @@ def test_show_on_a_bad_capture_is_exit_9(tmp_path: Path, content: bytes, message
     assert result.returncode == ExitCode.BAD_CAPTURE
     assert message in _one_error_line(result.stderr)
     assert result.stdout == b""
+
+
+# --------------------------------------------------------------------------- several devices
+
+
+def test_snapshot_all_two_phones_concurrently(
+    adb_server: AdbServer, phone_root: PhoneRoot, tmp_path: Path
+) -> None:
+    first = adb_server.phone(phone_root())
+    second = adb_server.phone(phone_root())
+    try:
+        out = tmp_path / "captures"
+        result = run_dmaprof("snapshot", "--all", "-o", out, env=adb_server.env)
+        assert result.returncode == 0, result.stderr
+        written = sorted(out.iterdir())
+        assert len(written) == 2
+        serials = {load_capture(p).meta["transport"]["serial"] for p in written}
+        assert serials == {first.serial, second.serial}
+        # repeated -s does the same for the devices named
+        picked = run_dmaprof(
+            "snapshot", "-s", first.serial, "-s", second.serial, "-o", tmp_path / "two",
+            "--force", env=adb_server.env,
+        )
+        assert picked.returncode == 0, picked.stderr
+        assert len(list((tmp_path / "two").iterdir())) == 2
+    finally:
+        first.stop()
+        second.stop()
+
+
+def test_snapshot_all_one_phone_failing_midway(
+    adb_server: AdbServer, phone_root: PhoneRoot, tmp_path: Path
+) -> None:
+    good_root, bad_root = phone_root(), phone_root()
+    good = adb_server.phone(good_root)
+    bad = adb_server.phone(bad_root, die_on=["recv:/dump$"])
+    try:
+        out = tmp_path / "captures"
+        result = run_dmaprof("snapshot", "--all", "-o", out, "--timeout", "20", env=adb_server.env)
+        assert result.returncode == ExitCode.PARTIAL, result.stderr
+        line = _one_error_line(result.stderr.split(b"\n", result.stderr.count(b"\n") - 1)[-1])
+        assert "1 of 2 devices failed" in line and bad.serial in line
+        [written] = list(out.iterdir())
+        assert load_capture(written).meta["transport"]["serial"] == good.serial
+        assert device_tmp_entries(good_root) == []
+    finally:
+        good.stop()
+        bad.stop()
