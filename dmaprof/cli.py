@@ -89,9 +89,8 @@ def collector() -> None:
     """
     from dmaprof.device import collector_script
 
-    stream = click.get_binary_stream("stdout")
-    stream.write(collector_script())
-    stream.flush()
+    sys.stdout.buffer.write(collector_script())
+    sys.stdout.buffer.flush()
 
 
 # --------------------------------------------------------------------------- snapshot
@@ -266,7 +265,11 @@ def _direct_snapshot(
         collected = run_ssh(
             target, collector_script(), sudo=sudo, options=ssh_options, timeout=timeout
         )
-        transport = {"kind": "ssh", "label": f"ssh {target.label}", "serial": target.label}
+        transport: dict[str, object] = {
+            "kind": "ssh",
+            "label": f"ssh {target.label}",
+            "serial": target.label,
+        }
         name = target.label
     else:
         collected = run_local(collector_script(), sudo=sudo, timeout=timeout)

@@ -19,7 +19,10 @@ from dmaprof.capture import (
 )
 from dmaprof.errors import BadCaptureError, DmaprofError, ExitCode
 
-DUMP = b"DMAPROF-DUMP 1 abc\n@abc section meta kv\ncollector_version=1\n@abc end meta rc=0\n@abc done\n"
+DUMP = (
+    b"DMAPROF-DUMP 1 abc\n@abc section meta kv\ncollector_version=1\n"
+    b"@abc end meta rc=0\n@abc done\n"
+)
 
 
 def _capture() -> Capture:
@@ -141,6 +144,6 @@ def test_member_names_are_never_extracted(tmp_path: Path) -> None:
     path = write_capture(_capture(), tmp_path / "sub" / "a.dmaprof")
     with zipfile.ZipFile(path, "a") as archive:
         archive.writestr("../../evil.txt", "owned")
-    before = {p for p in tmp_path.rglob("*")}
+    before = set(tmp_path.rglob("*"))
     assert load_capture(path).dump == DUMP
-    assert {p for p in tmp_path.rglob("*")} == before
+    assert set(tmp_path.rglob("*")) == before

@@ -87,7 +87,9 @@ def run_dmaprof(
     )
 
 
-def start_dmaprof(*args: str | Path, env: dict[str, str], cwd: Path | None = None) -> subprocess.Popen[bytes]:
+def start_dmaprof(
+    *args: str | Path, env: dict[str, str], cwd: Path | None = None
+) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [*DMAPROF, *map(str, args)],
         env=env,

@@ -116,7 +116,10 @@ def test_local_snapshot(tmp_path: Path) -> None:
     capture = load_capture(out)
     assert capture.meta["transport"]["kind"] == "local"
     assert capture.meta["collection"]["uid"] == os.geteuid()
-    assert capture.meta["device"]["boot_id"] == Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    assert (
+        capture.meta["device"]["boot_id"]
+        == Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    )
     workdir = _collector_workdir(out)
     assert workdir.name.startswith("dmaprof-")
     assert not workdir.exists()
@@ -129,7 +132,14 @@ def test_ssh_and_local_snapshots_of_this_machine_agree(sshd: Sshd, tmp_path: Pat
     first = run_dmaprof("snapshot", "--local", "-q", "-o", local, env=env)
     assert first.returncode == 0, first.stderr
     second = run_dmaprof(
-        "snapshot", "--ssh", f"root@127.0.0.1:{sshd.port}", *sshd.options, "-q", "-o", remote, env=env
+        "snapshot",
+        "--ssh",
+        f"root@127.0.0.1:{sshd.port}",
+        *sshd.options,
+        "-q",
+        "-o",
+        remote,
+        env=env,
     )
     assert second.returncode == 0, second.stderr
     a, b = load_capture(local), load_capture(remote)

@@ -93,7 +93,10 @@ def test_snapshot_writes_a_capture_holding_the_phones_files(
     assert meta["device"]["model"] == "Pixel-like 8"
     assert meta["device"]["sdk"] == 34
     assert meta["device"]["kernel_release"] == "5.15.137-android14-11-g8a1b2c3d4e5f"
-    assert meta["device"]["boot_id"] == (phone.root / "proc/sys/kernel/random/boot_id").read_text().strip()
+    assert (
+        meta["device"]["boot_id"]
+        == (phone.root / "proc/sys/kernel/random/boot_id").read_text().strip()
+    )
     assert meta["collection"]["uid"] == 0
     assert meta["collection"]["complete"] is True
     assert meta["capabilities"]["sysfs_buffers"] is True
@@ -287,7 +290,9 @@ def test_device_vanishing_mid_snapshot(
         back.stop()
 
 
-def test_slow_device_times_out(adb_server: AdbServer, phone_root: PhoneRoot, tmp_path: Path) -> None:
+def test_slow_device_times_out(
+    adb_server: AdbServer, phone_root: PhoneRoot, tmp_path: Path
+) -> None:
     root = phone_root()
     phone = adb_server.phone(root, slow=2.5)
     try:
@@ -420,8 +425,15 @@ def test_snapshot_all_two_phones_concurrently(
         assert serials == {first.serial, second.serial}
         # repeated -s does the same for the devices named
         picked = run_dmaprof(
-            "snapshot", "-s", first.serial, "-s", second.serial, "-o", tmp_path / "two",
-            "--force", env=adb_server.env,
+            "snapshot",
+            "-s",
+            first.serial,
+            "-s",
+            second.serial,
+            "-o",
+            tmp_path / "two",
+            "--force",
+            env=adb_server.env,
         )
         assert picked.returncode == 0, picked.stderr
         assert len(list((tmp_path / "two").iterdir())) == 2
