@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.fuzzing import (  # noqa: E402
+from tests.fuzzing import (
     SAMPLE_BYTES,
     SAMPLE_DUMP,
     capture_bytes_with,
