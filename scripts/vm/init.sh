@@ -4,7 +4,8 @@
 # Knobs come from the kernel command line (words dmaprof.KEY=VALUE, set by run.py):
 #   mode=scene|boot|shell|emu  snaps=N  gap=SECONDS  leak_ms=MS  exporter=system|vgem|udmabuf
 #   settle=SECONDS (before the first snapshot)  ctimeout=SECONDS (per collector run)
-#   scene=0|1 (shell/emu)  port=N (emu)
+#   scene=0|1 (shell/emu)  port=N (emu)  emu_chroot=1|0 (emu: python3 in the rootfs chroot, or
+#   in the guest's own root through the rootfs's dynamic loader)
 # Progress markers "@@dmaprof NAME UPTIME [EXTRA]" go to the console (run.py times them).
 export PATH=/sbin:/bin:/usr/sbin:/usr/bin
 export HOME=/root
@@ -51,6 +52,7 @@ hostname dmaprof-vm
 mark shell "$(cat /etc/kver)"
 
 mode=scene snaps=2 gap=3 leak_ms=300 exporter="" settle=0 scene=1 port=7555 ctimeout=60
+emu_chroot=1
 for w in $(cat /proc/cmdline); do
     case "$w" in
     dmaprof.*=*)
@@ -58,7 +60,9 @@ for w in $(cat /proc/cmdline); do
         k=${k#dmaprof.}
         v=${w#*=}
         case "$k" in
-        mode | snaps | gap | leak_ms | exporter | settle | scene | port | ctimeout) eval "$k=\$v" ;;
+        mode | snaps | gap | leak_ms | exporter | settle | scene | port | ctimeout | emu_chroot)
+            eval "$k=\$v"
+            ;;
         esac
         ;;
     esac
@@ -122,6 +126,41 @@ resume_leaky() {
     done
 }
 
+# emu mode: pause/resume requests from the host over the share (run.py EmuSession.pause_scene).
+# The host renames emu/ctl/ID.req into place holding "pause" or "resume"; the answer is
+# emu/ctl/ID.ack ("ok" or "error: ..."), written once done. A pause copies the ground truth
+# to emu/ctl/ID.gt/ while the leaker is stopped, as the scene mode does after each dump.
+emu_control() {
+    C=/mnt/host/emu/ctl
+    mkdir -p "$C"
+    while :; do
+        for req in "$C"/*.req; do
+            [ -f "$req" ] || continue
+            id=${req##*/}
+            id=${id%.req}
+            what=$(cat "$req")
+            rm -f "$req"
+            st=ok
+            case "$what" in
+            pause)
+                if pause_leaky; then
+                    mkdir -p "$C/$id.gt" && cp "$SCENE_DIR"/gt-*.json "$SCENE_DIR/roles" \
+                        "$SCENE_DIR/scene.json" "$C/$id.gt/" ||
+                        st="error: cannot copy the ground truth"
+                else
+                    st="error: the leaker did not acknowledge SIGUSR1"
+                fi
+                ;;
+            resume) resume_leaky || st="error: the leaker did not acknowledge SIGUSR2" ;;
+            *) st="error: unknown request '$what'" ;;
+            esac
+            mark "ctl_$what" "$id $st"
+            echo "$st" > "$C/.$id.ack" && mv "$C/.$id.ack" "$C/$id.ack"
+        done
+        usleep 100000
+    done
+}
+
 case "$mode" in
 boot)
     finish done
@@ -144,17 +183,35 @@ emu)
     mount --bind /mnt/host "$R/mnt/host" || fail "bind /mnt/host"
     mount --bind /data/local/tmp "$R/data/local/tmp" || fail "bind /data/local/tmp"
     mark net
-    [ "$scene" = 1 ] && start_scene
+    ctl_pid=""
+    if [ "$scene" = 1 ]; then
+        start_scene
+        emu_control &
+        ctl_pid=$!
+    fi
     args=""
     [ -f /mnt/host/emu/args ] && args=$(cat /mnt/host/emu/args)
     script=$(cat /mnt/host/emu/script)
-    mark emu_start "port=$port"
+    mark emu_start "port=$port chroot=$emu_chroot"
     # one argument per line in emu/args; word splitting: arguments cannot hold blanks
-    # shellcheck disable=SC2086
-    chroot "$R" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
-        DMAPROF_EMU_PORT="$port" /usr/bin/python3 "/mnt/host/emu/$script" $args \
-        > "$OUT/emu.log" 2>&1
+    if [ "$emu_chroot" = 1 ]; then
+        # shellcheck disable=SC2086
+        chroot "$R" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
+            DMAPROF_EMU_PORT="$port" /usr/bin/python3 "/mnt/host/emu/$script" $args \
+            > "$OUT/emu.log" 2>&1
+    else
+        # The guest's own root: the rootfs's python3 started by the rootfs's dynamic loader
+        # (the rootfs is only a library here), so the script sees the initramfs as "/", with
+        # busybox's applets in /system/bin (as toybox's on a phone; run.py links them) and
+        # the real /proc, /sys, /dev.
+        L=$R/usr/lib/x86_64-linux-gnu
+        # shellcheck disable=SC2086
+        env -i PATH=/system/bin:/sbin:/bin:/usr/sbin:/usr/bin HOME=/root \
+            DMAPROF_EMU_PORT="$port" "$L/ld-linux-x86-64.so.2" --library-path "$L" \
+            "$R/usr/bin/python3" "/mnt/host/emu/$script" $args > "$OUT/emu.log" 2>&1
+    fi
     mark emu_exit "rc=$?"
+    [ -n "$ctl_pid" ] && kill "$ctl_pid" 2>/dev/null
     finish done
     ;;
 scene) ;;

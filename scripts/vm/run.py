@@ -75,6 +75,7 @@ KERNEL_APPEND = "console=ttyS0 panic=-1 loglevel=4"
 OOPS_RE = re.compile(r"\bOops\b|Kernel panic|\bBUG: |general protection fault")
 MARKER_RE = re.compile(r"^@@dmaprof (\S+) ([0-9.]+)(?: (.*))?$")
 HOST_TOOLS = ("qemu-system-x86_64", "busybox", "cpio", "modinfo", "gcc", "dpkg", "apt-get")
+EMU_TOOLS = ("debootstrap", "adb")  # the rootfs build; adb for the host side of adbd tests
 
 T_APT = 300.0  # apt-get download / update
 T_DPKG = 180.0  # dpkg -x
@@ -160,7 +161,7 @@ def sha256_file(path: Path) -> str:
 
 def ensure_host_tools(emu: bool = False) -> None:
     """Install what is missing (fresh CI machine) with setup.sh; fail clearly otherwise."""
-    tools = (*HOST_TOOLS, "debootstrap") if emu else HOST_TOOLS
+    tools = (*HOST_TOOLS, *EMU_TOOLS) if emu else HOST_TOOLS
     missing = [t for t in tools if shutil.which(t) is None and not Path("/sbin", t).exists()]
     if missing or not Path("/usr/include/linux/dma-heap.h").exists():
         log(f"missing host tools {missing}: running {SETUP_SH}")
@@ -501,6 +502,12 @@ def build_initramfs(kernel: Kernel) -> Path:
             link.parent.mkdir(parents=True, exist_ok=True)
             depth = rel.count("/")
             link.symlink_to("../" * depth + "bin/busybox")
+        # Android's /system/bin holds sh and the toybox applets, and adb shell's PATH (in
+        # the emulator mode, adbd.py's) looks only there: the busybox applets, likewise.
+        for rel in applets:
+            link = root / "system" / "bin" / Path(rel).name
+            if not link.exists() and not link.is_symlink():
+                link.symlink_to("../../bin/busybox")
         shutil.copy2(scene, root / "bin" / "scene")
         (root / "bin" / "scene").chmod(0o755)
         shutil.copy2(INIT_SH, root / "init")
@@ -676,6 +683,14 @@ class Guest:
                 if left <= 0 or self.proc.poll() is not None or self._oops_seen():
                     return None
                 self._cond.wait(min(left, 0.5))
+
+    def marker(self, name: str) -> Marker | None:
+        with self._cond:
+            return next((m for m in self.markers if m.name == name), None)
+
+    def tail(self, n: int) -> list[str]:
+        with self._cond:
+            return self.lines[-n:]
 
     def _oops_seen(self) -> bool:  # caller holds self._cond
         return any(OOPS_RE.search(line) for line in self.lines[-50:])
@@ -1001,6 +1016,7 @@ class EmuSession:
         self.guest = guest
         self.share = share
         self.hostport = hostport
+        self._ctl_n = 0
 
     @property
     def address(self) -> str:
@@ -1010,11 +1026,74 @@ class EmuSession:
         deadline = time.monotonic() + timeout
         ready = self.share / "emu" / "READY"
         while not ready.exists():
-            if self.guest.proc.poll() is not None:
-                raise VMError(f"the guest exited before the script was ready; see {self.share}")
+            if self.guest.proc.poll() is not None or self.guest.marker("failed"):
+                raise VMError(f"the guest stopped before the script was ready: {self.why()}")
             if time.monotonic() > deadline:
-                raise VMError(f"the script did not create {ready} within {timeout:.0f}s")
+                raise VMError(
+                    f"the script did not create {ready} within {timeout:.0f}s: {self.why()}"
+                )
             time.sleep(0.2)
+
+    def why(self) -> str:
+        """What went wrong, for an error message: the guest's error, the script's output,
+        the console's last lines."""
+        parts = [f"share {self.share}"]
+        err = self.share / "out" / "error"
+        if err.exists():
+            parts.append(f"guest error: {err.read_text().strip()}")
+        log_ = self.share / "out" / "emu.log"
+        if log_.exists():
+            tail = log_.read_text(errors="replace").splitlines()[-10:]
+            parts.append("--- script output (last lines) ---\n" + "\n".join(tail))
+        parts.append("--- console (last lines) ---\n" + "\n".join(self.guest.tail(20)))
+        return "\n".join(parts)
+
+    # -- the scene's leaker, paused on request (init.sh emu_control)
+    def _control(self, what: str, timeout: float) -> Path:
+        ctl = self.share / "emu" / "ctl"
+        ctl.mkdir(parents=True, exist_ok=True)
+        self._ctl_n += 1
+        ident = f"{what}-{self._ctl_n}"
+        ack = ctl / f"{ident}.ack"
+        tmp = ctl / f".{ident}.tmp"
+        tmp.write_text(what + "\n")
+        tmp.rename(ctl / f"{ident}.req")  # atomic: the guest never reads half a request
+        deadline = time.monotonic() + timeout
+        while not ack.exists():
+            if self.guest.proc.poll() is not None:
+                raise VMError(f"the guest exited while asked to {what}: {self.why()}")
+            if time.monotonic() > deadline:
+                raise VMError(
+                    f"the guest did not answer '{what}' within {timeout:.0f}s "
+                    "(was it started with scene=False?)"
+                )
+            time.sleep(0.05)
+        answer = ack.read_text().strip()
+        if answer != "ok":
+            raise VMError(f"the guest could not {what} the scene: {answer}")
+        return ctl / f"{ident}.gt"
+
+    def pause_scene(self, timeout: float = 30) -> Path:
+        """Stop the leaker (SIGUSR1, acknowledged) and return the ground-truth directory
+        (``gt-*.json``, ``roles``, ``scene.json``) the guest copied while it is stopped."""
+        gt = self._control("pause", timeout)
+        if not (gt / "roles").exists():
+            raise VMError(f"the guest paused the scene but left no ground truth in {gt}")
+        return gt
+
+    def resume_scene(self, timeout: float = 30) -> None:
+        """Let the leaker allocate again (SIGUSR2, acknowledged)."""
+        self._control("resume", timeout)
+
+    @contextlib.contextmanager
+    def scene_paused(self, timeout: float = 30) -> Iterator[Path]:
+        """``with s.scene_paused() as gt_dir:`` the scene holds still inside the block."""
+        gt = self.pause_scene(timeout)
+        try:
+            yield gt
+        finally:
+            if self.guest.proc.poll() is None:
+                self.resume_scene(timeout)
 
     def stop(self) -> BootResult:
         self.guest.kill()
@@ -1052,6 +1131,7 @@ def start_emu(
     args: Sequence[str] = (),
     timeout: float = 3600,
     leak_ms: int = 300,
+    chroot: bool = True,
 ) -> EmuSession:
     """Boot with user networking and start ``python3 script args`` in the rootfs chroot.
 
@@ -1063,9 +1143,13 @@ def start_emu(
     The script runs as root in the chroot with ``DMAPROF_EMU_PORT`` set and the share at
     /mnt/host (the script and the ``*.py`` files next to it are copied to /mnt/host/emu/).
     The guest's /proc, /sys, /dev and /run are bound in, so it sees the scene's processes
-    and dma-bufs. The scene runs unless ``scene=False``; its leaker is not paused in this
-    mode (set ``leak_ms`` high to slow it). qemu is killed after ``timeout`` seconds at
-    most. An Oops/panic before the script starts is retried once.
+    and dma-bufs. With ``chroot=False`` the script runs in the guest's own root instead
+    (the initramfs, busybox applets in /system/bin as on a phone), with the rootfs's python3
+    started through the rootfs's dynamic loader: an adb daemon then serves the guest's real
+    /, and its shell commands run with the guest's busybox. The scene runs unless
+    ``scene=False``; its leaker keeps allocating (``leak_ms``) except between
+    ``EmuSession.pause_scene()`` and ``resume_scene()``. qemu is killed after ``timeout``
+    seconds at most. An Oops/panic before the script starts is retried once.
     """
     ensure_host_tools(emu=True)
     k = fetch_kernel(kernel)
@@ -1081,11 +1165,18 @@ def start_emu(
     shutil.copy2(script, emu / script.name)
     (emu / "script").write_text(script.name + "\n")
     (emu / "args").write_text("".join(f"{a}\n" for a in args))
-    words = _words(mode="emu", scene=1 if scene else 0, port=guestport, leak_ms=leak_ms)
+    words = _words(
+        mode="emu",
+        scene=1 if scene else 0,
+        port=guestport,
+        leak_ms=leak_ms,
+        emu_chroot=1 if chroot else 0,
+    )
     cmd = qemu_command(k, initrd, sh, words, rootfs=rootfs, hostfwd=[(hostport, guestport)])
     for attempt in (1, 2):
         (sh / "emu" / "READY").unlink(missing_ok=True)
         shutil.rmtree(sh / "out", ignore_errors=True)
+        shutil.rmtree(sh / "emu" / "ctl", ignore_errors=True)
         log(f"booting {k.kver} in emulator mode (attempt {attempt}), port {hostport}")
         guest = Guest(cmd, sh / "console.log")
         threading.Thread(target=guest.wait, args=(timeout,), daemon=True).start()
@@ -1108,6 +1199,7 @@ def run_emu(
     scene: bool = True,
     args: Sequence[str] = (),
     leak_ms: int = 300,
+    chroot: bool = True,
 ) -> BootResult:
     """Blocking variant of :func:`start_emu`: returns when the script exits (the guest
     then powers off) or ``timeout`` expires."""
@@ -1121,6 +1213,7 @@ def run_emu(
         args=args,
         timeout=timeout,
         leak_ms=leak_ms,
+        chroot=chroot,
     )
     log(f"guest running; forwarded {sess.address}; script output in {sess.share / 'out'}")
     print(f"forwarded: {sess.address}", flush=True)
@@ -1177,6 +1270,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--share")
     p.add_argument("--timeout", type=float, default=3600)
     p.add_argument("--no-scene", action="store_true")
+    p.add_argument(
+        "--no-chroot",
+        action="store_true",
+        help="run the script in the guest's own root (busybox in /system/bin), with the "
+        "rootfs's python3 started by its dynamic loader",
+    )
 
     sub.add_parser("clean", help="delete the cache directory")
     a = ap.parse_args(argv)
@@ -1220,6 +1319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 scene=not a.no_scene,
                 args=a.args,
                 leak_ms=a.leak_ms,
+                chroot=not a.no_chroot,
             )
             return 0 if res.marker("done") else 1
         elif a.cmd == "clean":

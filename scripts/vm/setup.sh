@@ -2,7 +2,8 @@
 # Install the host packages dmaprof's qemu testbed needs (docs/vm-testbed.md).
 #
 #   scripts/vm/setup.sh          packages for the scene runs (kernel fetch, initramfs, qemu)
-#   scripts/vm/setup.sh --emu    plus debootstrap, for the optional python3 rootfs
+#   scripts/vm/setup.sh --emu    plus debootstrap (the python3 rootfs) and adb (the host side
+#                                of the emulator-image tests)
 #
 # Idempotent: when every package is already installed it does nothing (and needs no root).
 # Otherwise it runs apt-get (as root, or through sudo), with `apt-get update` first when the
@@ -11,7 +12,7 @@ set -eu
 
 PKGS="qemu-system-x86 busybox-static cpio kmod xz-utils zstd gcc libc6-dev"
 if [ "${1:-}" = "--emu" ]; then
-    PKGS="$PKGS debootstrap"
+    PKGS="$PKGS debootstrap adb"
 fi
 
 missing=""
