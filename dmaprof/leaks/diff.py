@@ -1,0 +1,690 @@
+"""Compare two captures of one device: what was allocated, freed, kept, and who grew.
+
+Identities (all matching is vectorised: pandas merges with ``indicator=True`` and numpy
+index arithmetic, no per-row Python):
+
+* a **buffer** is ``(inode, size, exporter)`` within one boot (an inode reused for another
+  buffer of another size or exporter is a freed buffer plus a new one);
+* a **process** is ``(pid, start time)`` (stat field 22), so a reused pid is a new process;
+  when one side does not know the start time, the pid and the comm must agree;
+* apps by owner uid, cgroups by path, exporters and buffer names by their key.
+
+Across a reboot (different ``boot_id``) buffer identities mean nothing: no new/freed buffer
+lists and no buffer-level suspects are produced, and processes are matched by
+``(display name, uid)`` instead of pid (their figures summed per name).
+
+``diff_sides(before, after)`` returns a :class:`DiffResult`; ``DiffResult.to_json()`` is the
+``dmaprof.diff/1`` document (raw integer bytes everywhere).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from dmaprof.errors import DmaprofError
+from dmaprof.leaks.side import TOTAL_KEYS, CaptureInfo, Side
+
+SCHEMA = "dmaprof.diff/1"
+
+I64 = npt.NDArray[np.int64]
+
+# Side column -> metric name used in the JSON (``<metric>_before``, ``_after``, ``delta_``).
+PROCESS_METRICS = {
+    "rss": "rss_bytes",
+    "pss": "pss_bytes",
+    "shared_pss": "shared_pss_bytes",
+    "buffers": "buffers",
+    "fd_only": "fd_only",
+    "map_only": "map_only",
+    "both": "both",
+    "map_only_bytes": "map_only_bytes",
+    "fds": "fds",
+    "maps": "maps",
+}
+APP_METRICS = {
+    "rss": "rss_bytes",
+    "pss": "pss_bytes",
+    "shared_pss": "shared_pss_bytes",
+    "buffers": "buffers",
+    "processes": "processes",
+}
+CGROUP_METRICS = {
+    "rss": "rss_bytes",
+    "pss": "pss_bytes",
+    "rss_tree": "rss_bytes_with_descendants",
+    "pss_tree": "pss_bytes_with_descendants",
+    "processes": "processes",
+}
+GROUP_METRICS = {
+    "buffers": "buffers",
+    "bytes": "bytes",
+    "userspace_buffers": "userspace_buffers",
+    "userspace_bytes": "userspace_bytes",
+    "kernel_only_buffers": "kernel_only_buffers",
+    "kernel_only_bytes": "kernel_only_bytes",
+    "holders": "holders",
+}
+
+
+class DifferentDevicesError(DmaprofError):
+    """The two captures come from different devices (exit 1; ``--force`` compares anyway)."""
+
+
+@dataclass
+class DiffResult:
+    before: CaptureInfo
+    after: CaptureInfo
+    charge: str
+    same_device: bool | None
+    same_boot: bool
+    forced: bool
+    totals: dict[str, int | None]
+    processes: pd.DataFrame
+    apps: pd.DataFrame
+    cgroups: pd.DataFrame
+    exporters: pd.DataFrame
+    names: pd.DataFrame
+    new_buffers: pd.DataFrame  # inode, size, exporter, name, name_key, held, holders
+    freed_buffers: pd.DataFrame
+    kept: dict[str, int]  # buffers, bytes, moved (holders changed)
+    gained: pd.DataFrame  # holdings that appeared: proc, bid, new_buffer, size, fds, maps, ...
+    lost: pd.DataFrame  # holdings that went away
+    warnings: list[str] = field(default_factory=list)
+    lower_bound: bool = False
+    suspects: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def identity(self) -> bool:
+        """Per-buffer identity is meaningful (same boot): new/freed lists exist."""
+        return self.same_boot
+
+    def to_json(self) -> dict[str, Any]:
+        return diff_json(self)
+
+
+# --------------------------------------------------------------------------- devices
+
+
+def same_device(before: CaptureInfo, after: CaptureInfo) -> bool | None:
+    """Serials when both have one, else model + build fingerprint; None when unknowable."""
+    if before.serial and after.serial:
+        return before.serial == after.serial
+    if before.model and after.model and before.fingerprint and after.fingerprint:
+        return (before.model, before.fingerprint) == (after.model, after.fingerprint)
+    if before.model and after.model and before.model != after.model:
+        return False
+    return None
+
+
+def check_devices(before: CaptureInfo, after: CaptureInfo, *, force: bool) -> tuple[
+    bool | None, bool, list[str]
+]:
+    """(same device, same boot, warnings); raises DifferentDevicesError unless ``force``."""
+    warnings: list[str] = []
+    same = same_device(before, after)
+    if same is False:
+        message = (
+            f"BEFORE ({before.label}) is from {_describe(before)} but AFTER ({after.label}) is "
+            f"from {_describe(after)}"
+        )
+        if not force:
+            raise DifferentDevicesError(
+                f"{message}: refusing to compare captures of different devices "
+                "(use --force to compare them anyway)"
+            )
+        warnings.append(f"{message}; compared anyway (--force): buffer identities mean "
+                        "nothing across devices, so only aggregate changes are shown")
+    elif same is None:
+        warnings.append(
+            "cannot tell whether both captures come from the same device (no serial, model "
+            "or build fingerprint recorded)"
+        )
+    if same is False:
+        same_boot = False
+    elif before.boot_id and after.boot_id:
+        same_boot = before.boot_id == after.boot_id
+    else:
+        same_boot = True
+        warnings.append("a capture has no boot id: assuming both come from the same boot")
+    if same is not False and not same_boot:
+        warnings.append(
+            f"REBOOT: the device rebooted between the captures (boot id {before.boot_id or '?'} "
+            f"-> {after.boot_id or '?'}); buffer identities mean nothing across a reboot, so "
+            "only aggregate changes are shown (no new/freed buffers, no buffer-level suspects; "
+            "processes are matched by name)"
+        )
+    elif (
+        same_boot
+        and before.uptime_s is not None
+        and after.uptime_s is not None
+        and after.uptime_s < before.uptime_s
+    ):
+        warnings.append(
+            "AFTER was captured before BEFORE (device uptime "
+            f"{after.uptime_s:.0f} s < {before.uptime_s:.0f} s): are the arguments swapped?"
+        )
+    for side, word in ((before, "BEFORE"), (after, "AFTER")):
+        if not side.complete:
+            warnings.append(f"{word} ({side.label}) is an incomplete capture")
+    return same, same_boot, warnings
+
+
+def _describe(info: CaptureInfo) -> str:
+    parts = [f"serial {info.serial}" if info.serial else ""]
+    if info.model:
+        parts.append(f"model {info.model}")
+    if info.fingerprint and not info.serial:
+        parts.append(f"build {info.fingerprint}")
+    text = ", ".join(p for p in parts if p)
+    return text or "an unknown device"
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _ints(m: pd.DataFrame, column: str) -> I64:
+    return m[column].fillna(0).to_numpy(dtype=np.int64)
+
+
+def _outer(
+    b: pd.DataFrame,
+    a: pd.DataFrame,
+    key: list[str],
+    metrics: dict[str, str],
+    labels: Sequence[str],
+    *,
+    gone: str = "gone",
+) -> pd.DataFrame:
+    """Outer-merge two keyed frames; ``<metric>_before``, ``<metric>_after``, ``delta_<metric>``
+    for every metric, ``status`` new/``gone``/kept and labels from AFTER (else BEFORE)."""
+    m = b.merge(
+        a, on=key, how="outer", suffixes=("_b", "_a"), indicator=True, validate="one_to_one",
+        sort=False,
+    )
+    ind = m["_merge"].to_numpy(dtype=object)
+    data: dict[str, Any] = {k: m[k].to_numpy(dtype=object) for k in key}
+    data["status"] = np.where(ind == "left_only", gone, np.where(ind == "right_only", "new",
+                                                                  "kept"))
+    for column in labels:
+        after = m[f"{column}_a"].to_numpy(dtype=object)
+        before = m[f"{column}_b"].to_numpy(dtype=object)
+        data[column] = np.where(ind == "left_only", before, after)
+    for column, metric in metrics.items():
+        vb = _ints(m, f"{column}_b")
+        va = _ints(m, f"{column}_a")
+        data[f"{metric}_before"] = vb
+        data[f"{metric}_after"] = va
+        data[f"delta_{metric}"] = va - vb
+    return pd.DataFrame(data)
+
+
+def _sort(df: pd.DataFrame, keys: Sequence[tuple[str, bool]]) -> pd.DataFrame:
+    """Stable sort by several columns (True: descending)."""
+    if len(df) == 0:
+        return df.reset_index(drop=True)
+    return df.sort_values(
+        [k for k, _ in keys], ascending=[not d for _, d in keys], kind="stable"
+    ).reset_index(drop=True)
+
+
+def member(values: I64, pool: I64) -> npt.NDArray[np.bool_]:
+    """``np.isin`` for int64 keys through pandas' hash table (numpy 2.4's isin is several
+    times slower on a few hundred thousand keys)."""
+    if pool.size == 0 or values.size == 0:
+        return np.zeros(values.shape, dtype=bool)
+    return np.asarray(pd.Index(values).isin(pool), dtype=bool)
+
+
+def holder_lists(wanted: I64, bids: I64, pids: I64) -> list[list[int]]:
+    """For each buffer id in ``wanted``, the sorted pids holding it (holdings given as
+    parallel ``bids``/``pids``). Sort + searchsorted + split: no per-row Python besides
+    turning the arrays into lists."""
+    if wanted.size == 0:
+        return []
+    keep = member(bids, wanted)
+    bids, pids = bids[keep], pids[keep]
+    order = np.lexsort((pids, bids))
+    sb, sp = bids[order], pids[order]
+    lo = np.searchsorted(sb, wanted, side="left")
+    hi = np.searchsorted(sb, wanted, side="right")
+    flat = sp.tolist()
+    return [flat[i:j] for i, j in zip(lo.tolist(), hi.tolist(), strict=True)]
+
+
+# --------------------------------------------------------------------------- diff
+
+
+def diff_sides(
+    before: Side,
+    after: Side,
+    *,
+    force: bool = False,
+    suspects: bool = True,
+) -> DiffResult:
+    """Compare two sides. Raises DifferentDevicesError for two devices unless ``force``."""
+    same, same_boot, warnings = check_devices(before.info, after.info, force=force)
+    if before.charge != after.charge:
+        raise ValueError("both sides must be analysed with the same charge policy")
+    for side, word in ((before, "BEFORE"), (after, "AFTER")):
+        if side.lower_bound:
+            warnings.append(
+                f"{word}: some processes or sources could not be read; its per-process "
+                "figures are lower bounds"
+            )
+    anon = [sum((side.totals.get(k) or 0) for k in ("anon_fds", "anon_maps"))
+            for side in (before, after)]
+    if any(anon):
+        warnings.append(
+            f"fds and mappings without per-buffer identity (BEFORE {anon[0]}, AFTER {anon[1]}; "
+            "anon_inode:dmabuf of kernels before 5.3, or an unreadable inode): they count in "
+            "fds/maps per process but not in rss/pss, and the buffers they hold look kernel-only"
+        )
+
+    if same_boot:
+        bufs = _buffer_diff(before, after)
+        procs, hold = _process_diff_same_boot(before, after, bufs)
+    else:
+        bufs = _BufferDiff.empty(before, after)
+        procs, hold = _process_diff_by_name(before, after), _HoldingDiff.empty()
+
+    result = DiffResult(
+        before=before.info,
+        after=after.info,
+        charge=after.charge,
+        same_device=same,
+        same_boot=same_boot,
+        forced=force and same is False,
+        totals=_totals(before, after),
+        processes=procs,
+        apps=_sort(
+            _outer(before.apps, after.apps, ["uid"], APP_METRICS, ["label", "kind", "packages"]),
+            [("delta_pss_bytes", True), ("delta_rss_bytes", True), ("uid", False)],
+        ),
+        cgroups=_sort(
+            _outer(before.cgroups, after.cgroups, ["path"], CGROUP_METRICS, []),
+            [("delta_pss_bytes_with_descendants", True), ("path", False)],
+        ),
+        exporters=_groups(before.exporters, after.exporters, bufs, "exporter"),
+        names=_groups(before.names, after.names, bufs, "name_key"),
+        new_buffers=bufs.new,
+        freed_buffers=bufs.freed,
+        kept=bufs.kept,
+        gained=hold.gained,
+        lost=hold.lost,
+        warnings=warnings,
+        lower_bound=before.lower_bound or after.lower_bound,
+    )
+    if suspects:
+        from dmaprof.leaks.suspects import find_suspects
+
+        result.suspects = find_suspects(result)
+    return result
+
+
+def _totals(before: Side, after: Side) -> dict[str, int | None]:
+    out: dict[str, int | None] = {}
+    for key in TOTAL_KEYS:
+        b, a = before.totals.get(key), after.totals.get(key)
+        out[f"{key}_before"] = b
+        out[f"{key}_after"] = a
+        out[f"delta_{key}"] = None if b is None or a is None else a - b
+    return out
+
+
+@dataclass
+class _BufferDiff:
+    new: pd.DataFrame
+    freed: pd.DataFrame
+    kept: dict[str, int]
+    before_bid: I64  # per BEFORE buffers row: its buffer id (its row number)
+    after_bid: I64  # per AFTER buffers row: the BEFORE id when kept, else n_before + row
+    n_before: int
+
+    @classmethod
+    def empty(cls, before: Side, after: Side) -> _BufferDiff:
+        cols = ["inode", "size", "exporter", "name", "name_key", "held", "holders"]
+        return cls(
+            pd.DataFrame({c: [] for c in cols}), pd.DataFrame({c: [] for c in cols}),
+            {"buffers": 0, "bytes": 0, "moved": 0}, np.zeros(0, np.int64), np.zeros(0, np.int64),
+            0,
+        )
+
+
+@dataclass
+class _HoldingDiff:
+    gained: pd.DataFrame
+    lost: pd.DataFrame
+
+    @classmethod
+    def empty(cls) -> _HoldingDiff:
+        cols = ["proc", "bid", "pid", "inode", "size", "fds", "maps", "name_key", "exporter",
+                "new_buffer", "freed_buffer"]
+        return cls(pd.DataFrame({c: [] for c in cols}), pd.DataFrame({c: [] for c in cols}))
+
+
+_BUFFER_KEY = ["inode", "size", "exporter"]
+
+
+def _buffer_diff(before: Side, after: Side) -> _BufferDiff:
+    bb, ba = before.buffers, after.buffers
+    nb, na = len(bb), len(ba)
+    m = bb[_BUFFER_KEY].assign(ib=np.arange(nb)).merge(
+        ba[_BUFFER_KEY].assign(ia=np.arange(na)), on=_BUFFER_KEY, how="outer",
+        indicator=True,
+    )
+    both = (m["_merge"] == "both").to_numpy()
+    ib = m["ib"].to_numpy(dtype=np.float64)
+    ia = m["ia"].to_numpy(dtype=np.float64)
+    kept_b = ib[both].astype(np.int64)
+    kept_a = ia[both].astype(np.int64)
+    after_bid = np.arange(na, dtype=np.int64) + nb
+    after_bid[kept_a] = kept_b
+    is_new = after_bid >= nb
+    is_freed = np.ones(nb, dtype=bool)
+    is_freed[kept_b] = False
+
+    hb, ha = before.holdings, after.holdings
+    hb_bid = pd.Index(bb["inode"]).get_indexer(hb["inode"]).astype(np.int64)
+    ha_row = pd.Index(ba["inode"]).get_indexer(ha["inode"]).astype(np.int64)
+    ha_bid = np.where(ha_row >= 0, after_bid[np.maximum(ha_row, 0)], -1)
+
+    new = ba[is_new].reset_index(drop=True)
+    new = new.assign(holders=pd.Series(holder_lists(
+        after_bid[is_new], ha_bid, ha["pid"].to_numpy(dtype=np.int64)), dtype=object))
+    freed = bb[is_freed].reset_index(drop=True)
+    freed = freed.assign(holders=pd.Series(holder_lists(
+        np.flatnonzero(is_freed).astype(np.int64), hb_bid, hb["pid"].to_numpy(dtype=np.int64)),
+        dtype=object))
+    kept_sizes = bb["size"].to_numpy(dtype=np.int64)[kept_b]
+    return _BufferDiff(
+        new=_sort(new, [("size", True), ("inode", False)]),
+        freed=_sort(freed, [("size", True), ("inode", False)]),
+        kept={"buffers": int(kept_b.size), "bytes": int(kept_sizes.sum()), "moved": 0},
+        before_bid=np.arange(nb, dtype=np.int64),
+        after_bid=after_bid,
+        n_before=nb,
+    )
+
+
+def _ids_of(pids: pd.Series, ids: I64, wanted: pd.Series) -> I64:
+    """The process id of each pid in ``wanted`` (-1 when the pid is not a known process)."""
+    where = pd.Index(pids.to_numpy(dtype=np.int64)).get_indexer(wanted.to_numpy(dtype=np.int64))
+    return np.where(where >= 0, ids[np.maximum(where, 0)], -1).astype(np.int64)
+
+
+def _process_ids(before: pd.DataFrame, after: pd.DataFrame) -> tuple[I64, I64]:
+    """Process identity ids: BEFORE rows get their row number; an AFTER row gets the id of
+    the BEFORE process it continues (same pid and start time), else a fresh one."""
+    nb, na = len(before), len(after)
+    m = before[["pid", "start", "comm"]].assign(ib=np.arange(nb)).merge(
+        after[["pid", "start", "comm"]].assign(ia=np.arange(na)), on="pid", how="inner",
+        suffixes=("_b", "_a"), validate="one_to_one",
+    )
+    sb = m["start_b"].to_numpy(dtype=np.int64)
+    sa = m["start_a"].to_numpy(dtype=np.int64)
+    unknown = (sb < 0) | (sa < 0)
+    same_comm = m["comm_b"].to_numpy(dtype=object) == m["comm_a"].to_numpy(dtype=object)
+    same = ((sb == sa) & ~unknown) | (unknown & same_comm)
+    after_id = np.arange(na, dtype=np.int64) + nb
+    after_id[m["ia"].to_numpy(dtype=np.int64)[same]] = m["ib"].to_numpy(dtype=np.int64)[same]
+    return np.arange(nb, dtype=np.int64), after_id
+
+
+def _process_diff_same_boot(
+    before: Side, after: Side, bufs: _BufferDiff
+) -> tuple[pd.DataFrame, _HoldingDiff]:
+    pb, pa = before.processes, after.processes
+    id_b, id_a = _process_ids(pb, pa)
+    labels = ["pid", "start", "name", "comm", "uid", "owner_uid", "cgroup", "unreadable"]
+    procs = _outer(
+        pb.assign(proc=id_b), pa.assign(proc=id_a), ["proc"], PROCESS_METRICS, labels,
+        gone="exited",
+    )
+    procs["unreadable"] = procs["unreadable"].astype(bool)
+
+    # holdings, keyed by one int64: process id * n_bids + buffer id
+    hb, ha = before.holdings, after.holdings
+    nb = bufs.n_before
+    proc_b = _ids_of(pb["pid"], id_b, hb["pid"])
+    proc_a = _ids_of(pa["pid"], id_a, ha["pid"])
+    bid_b = pd.Index(before.buffers["inode"]).get_indexer(hb["inode"]).astype(np.int64)
+    row_a = pd.Index(after.buffers["inode"]).get_indexer(ha["inode"]).astype(np.int64)
+    bid_a = np.where(row_a >= 0, bufs.after_bid[np.maximum(row_a, 0)], -1)
+    n_bids = nb + len(after.buffers) + 1
+    ok_b = (proc_b >= 0) & (bid_b >= 0)
+    ok_a = (proc_a >= 0) & (bid_a >= 0)
+    key_b = proc_b * n_bids + bid_b
+    key_a = proc_a * n_bids + bid_a
+    lost_mask = ok_b & ~member(key_b, key_a[ok_a])
+    gained_mask = ok_a & ~member(key_a, key_b[ok_b])
+
+    # per buffer id: name key, exporter, freed (BEFORE ids) -- new ids come after nb
+    name_by_bid = np.full(n_bids, "", dtype=object)
+    exp_by_bid = np.full(n_bids, "", dtype=object)
+    name_by_bid[:nb] = before.buffers["name_key"].to_numpy(dtype=object)
+    exp_by_bid[:nb] = before.buffers["exporter"].to_numpy(dtype=object)
+    new_rows = np.flatnonzero(bufs.after_bid >= nb)
+    name_by_bid[bufs.after_bid[new_rows]] = after.buffers["name_key"].to_numpy(
+        dtype=object)[new_rows]
+    exp_by_bid[bufs.after_bid[new_rows]] = after.buffers["exporter"].to_numpy(
+        dtype=object)[new_rows]
+    freed_by_bid = np.zeros(n_bids, dtype=bool)
+    freed_by_bid[:nb] = True
+    freed_by_bid[bufs.after_bid[bufs.after_bid < nb]] = False
+
+    def side_frame(h: pd.DataFrame, proc: I64, bid: I64, mask: npt.NDArray[np.bool_]
+                   ) -> pd.DataFrame:
+        b = bid[mask]
+        return pd.DataFrame({
+            "proc": proc[mask],
+            "bid": b,
+            "pid": h["pid"].to_numpy(dtype=np.int64)[mask],
+            "inode": h["inode"].to_numpy(dtype=np.int64)[mask],
+            "size": h["size"].to_numpy(dtype=np.int64)[mask],
+            "fds": h["fds"].to_numpy(dtype=np.int64)[mask],
+            "maps": h["maps"].to_numpy(dtype=np.int64)[mask],
+            "name_key": name_by_bid[b],
+            "exporter": exp_by_bid[b],
+            "new_buffer": b >= nb,
+            "freed_buffer": freed_by_bid[b],
+        })
+
+    gained = side_frame(ha, proc_a, bid_a, gained_mask)
+    lost = side_frame(hb, proc_b, bid_b, lost_mask)
+
+    # per process: buffers gained / lost, and how many of the gained ones are new buffers
+    n_ids = int(max(id_a.max(initial=-1), id_b.max(initial=-1)) + 1)
+    g_proc = gained["proc"].to_numpy(dtype=np.int64)
+    l_proc = lost["proc"].to_numpy(dtype=np.int64)
+    proc_ids = procs["proc"].to_numpy(dtype=np.int64)
+    procs["gained_buffers"] = np.bincount(g_proc, minlength=n_ids)[proc_ids]
+    procs["lost_buffers"] = np.bincount(l_proc, minlength=n_ids)[proc_ids]
+    procs["gained_new_buffers"] = np.bincount(
+        g_proc, weights=gained["new_buffer"].to_numpy(dtype=np.float64), minlength=n_ids
+    ).astype(np.int64)[proc_ids]
+    procs["lost_freed_buffers"] = np.bincount(
+        l_proc, weights=lost["freed_buffer"].to_numpy(dtype=np.float64), minlength=n_ids
+    ).astype(np.int64)[proc_ids]
+
+    # kept buffers whose holders changed
+    moved = np.union1d(
+        gained["bid"].to_numpy(dtype=np.int64)[~gained["new_buffer"].to_numpy(dtype=bool)],
+        lost["bid"].to_numpy(dtype=np.int64)[~lost["freed_buffer"].to_numpy(dtype=bool)],
+    )
+    bufs.kept["moved"] = int(moved.size)
+    return _finish_processes(procs), _HoldingDiff(gained, lost)
+
+
+def _process_diff_by_name(before: Side, after: Side) -> pd.DataFrame:
+    """Across a reboot: processes summed per (display name, uid)."""
+    sums = list(PROCESS_METRICS)
+
+    def agg(p: pd.DataFrame) -> pd.DataFrame:
+        g = p.groupby(["name", "uid"], sort=False, dropna=False)
+        out = g[sums].sum()
+        first = g[["comm", "owner_uid", "cgroup"]].first()
+        out = out.join(first)
+        out["pid"] = g["pid"].min()
+        out["start"] = -1
+        out["unreadable"] = g["unreadable"].any()
+        out["pids"] = [tuple(sorted(v)) for v in g["pid"].agg(list).tolist()]
+        return out.reset_index()
+
+    b, a = agg(before.processes), agg(after.processes)
+    labels = ["pid", "start", "comm", "owner_uid", "cgroup", "unreadable", "pids"]
+    procs = _outer(b, a, ["name", "uid"], PROCESS_METRICS, labels, gone="exited")
+    procs["proc"] = np.arange(len(procs), dtype=np.int64)
+    procs["unreadable"] = procs["unreadable"].astype(bool)
+    for column in ("gained_buffers", "lost_buffers", "gained_new_buffers", "lost_freed_buffers"):
+        procs[column] = np.zeros(len(procs), dtype=np.int64)
+    return _finish_processes(procs)
+
+
+def _finish_processes(procs: pd.DataFrame) -> pd.DataFrame:
+    """Drop processes that held nothing on either side; sort by growth."""
+    active = np.zeros(len(procs), dtype=bool)
+    for metric in ("rss_bytes", "fds", "maps", "buffers"):
+        active |= procs[f"{metric}_before"].to_numpy() != 0
+        active |= procs[f"{metric}_after"].to_numpy() != 0
+    procs = procs[active]
+    for column in ("pid", "start", "uid", "owner_uid"):
+        procs[column] = procs[column].to_numpy(dtype=np.int64)
+    return _sort(procs, [("delta_pss_bytes", True), ("delta_rss_bytes", True), ("pid", False),
+                         ("status", False)])
+
+
+def _groups(b: pd.DataFrame, a: pd.DataFrame, bufs: _BufferDiff, column: str) -> pd.DataFrame:
+    out = _outer(b, a, ["key"], GROUP_METRICS, [])
+    # per key: new and freed buffers (same boot only)
+    for kind, frame in (("new", bufs.new), ("freed", bufs.freed)):
+        if len(frame):
+            keys = frame[column].astype(object).where(frame[column] != "", "<unknown>")
+            grouped = frame.assign(k=keys.to_numpy(dtype=object)).groupby("k")["size"]
+            counts = grouped.size()
+            sizes = grouped.sum()
+            key = out["key"].to_numpy(dtype=object)
+            out[f"{kind}_buffers"] = counts.reindex(key, fill_value=0).to_numpy(dtype=np.int64)
+            out[f"{kind}_bytes"] = sizes.reindex(key, fill_value=0).to_numpy(dtype=np.int64)
+        else:
+            out[f"{kind}_buffers"] = np.zeros(len(out), dtype=np.int64)
+            out[f"{kind}_bytes"] = np.zeros(len(out), dtype=np.int64)
+    return _sort(out, [("delta_bytes", True), ("delta_buffers", True), ("key", False)])
+
+
+# --------------------------------------------------------------------------- JSON
+
+
+def py(value: Any) -> Any:
+    """numpy/pandas scalars and containers -> JSON-ready Python values."""
+    if value is None or value is pd.NA:
+        return None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, float | np.floating):
+        return None if np.isnan(value) else float(value)
+    if isinstance(value, tuple | list | np.ndarray):
+        return [py(v) for v in value]
+    return value
+
+
+_PLAIN = (str, int, bool, list)  # already JSON-ready (holder lists hold Python ints)
+
+
+def records(df: pd.DataFrame, columns: dict[str, str]) -> list[dict[str, Any]]:
+    """Rows as dicts (``source column -> key``), converting column by column."""
+    if len(df) == 0:
+        return []
+    cols: list[list[Any]] = []
+    for src in columns:
+        s = df[src]
+        if s.dtype.kind in "iub":
+            cols.append(s.tolist())
+        else:
+            cols.append([v if type(v) in _PLAIN else py(v) for v in s.to_numpy(dtype=object)])
+    keys = list(columns.values())
+    return [dict(zip(keys, row, strict=True)) for row in zip(*cols, strict=True)]
+
+
+def _metric_columns(metrics: dict[str, str]) -> dict[str, str]:
+    return {column: column for metric in metrics.values()
+            for column in (f"{metric}_before", f"{metric}_after", f"delta_{metric}")}
+
+
+def buffer_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    rows = records(frame, {"inode": "inode", "size": "size_bytes", "exporter": "exporter",
+                           "name": "name", "holders": "holders"})
+    for row in rows:
+        row["kernel_only"] = not row["holders"]
+    return rows
+
+
+def diff_json(d: DiffResult) -> dict[str, Any]:
+    process_columns = {
+        "pid": "pid", "name": "name", "status": "status",
+        "delta_rss_bytes": "delta_rss_bytes", "delta_pss_bytes": "delta_pss_bytes",
+        "delta_buffers": "delta_buffers", "start": "start_time_ticks", "comm": "comm",
+        "uid": "uid", "owner_uid": "owner_uid", "cgroup": "cgroup",
+        **_metric_columns(PROCESS_METRICS),
+        "gained_buffers": "gained_buffers", "lost_buffers": "lost_buffers",
+        "gained_new_buffers": "gained_new_buffers", "lost_freed_buffers": "lost_freed_buffers",
+        "unreadable": "unreadable",
+    }
+    processes = records(d.processes, process_columns)
+    if not d.same_boot:
+        pids = d.processes["pids"].to_numpy(dtype=object)
+        for row, group in zip(processes, pids, strict=True):
+            row["pids"] = py(group) if isinstance(group, tuple) else []
+            row["start_time_ticks"] = None
+    for row in processes:
+        if row["start_time_ticks"] is not None and row["start_time_ticks"] < 0:
+            row["start_time_ticks"] = None
+    apps = records(d.apps, {
+        "uid": "uid", "label": "label", "kind": "kind", "packages": "packages",
+        "status": "status", **_metric_columns(APP_METRICS),
+    })
+    cgroups = records(d.cgroups, {"path": "path", "status": "status",
+                                  **_metric_columns(CGROUP_METRICS)})
+    group_columns = {**_metric_columns(GROUP_METRICS), "new_buffers": "new_buffers",
+                     "new_bytes": "new_bytes", "freed_buffers": "freed_buffers",
+                     "freed_bytes": "freed_bytes"}
+    exporters = records(d.exporters, {"key": "exporter", "status": "status", **group_columns})
+    names = records(d.names, {"key": "name", "status": "status", **group_columns})
+    totals = dict(d.totals)
+    return {
+        "schema": SCHEMA,
+        "charge": d.charge,
+        "before": d.before.as_dict(),
+        "after": d.after.as_dict(),
+        "same_device": d.same_device,
+        "same_boot": d.same_boot,
+        "forced": d.forced,
+        "lower_bound": d.lower_bound,
+        "warnings": list(d.warnings),
+        "totals": totals,
+        "buffers": {
+            "compared": d.same_boot,
+            "new": buffer_records(d.new_buffers),
+            "freed": buffer_records(d.freed_buffers),
+            "new_count": len(d.new_buffers),
+            "new_bytes": int(d.new_buffers["size"].sum()) if len(d.new_buffers) else 0,
+            "freed_count": len(d.freed_buffers),
+            "freed_bytes": int(d.freed_buffers["size"].sum()) if len(d.freed_buffers) else 0,
+            "kept_count": d.kept["buffers"],
+            "kept_bytes": d.kept["bytes"],
+            "moved_count": d.kept["moved"],
+        },
+        "processes": processes,
+        "apps": apps,
+        "cgroups": cgroups,
+        "exporters": exporters,
+        "names": names,
+        "suspects": [dict(s) for s in d.suspects],
+    }

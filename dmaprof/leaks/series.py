@@ -1,0 +1,412 @@
+"""`dmaprof record`: a series of captures in one directory, safe however long it runs.
+
+The directory (``dmaprof.series/1``, documented in docs/ci.md):
+
+``sample-00000.dmaprof`` ...
+    one capture per successful sample, written atomically (a file that exists is complete);
+``samples.ndjson``
+    one JSON line per sample slot, appended as the series goes: ``{"index", "status": "ok",
+    "file", "t", "elapsed_s", "attempts", "boot_id"}`` or ``{"index", "status": "gap", "t",
+    "error", "attempts"}``. A gap is a slot whose sample failed after its retries; the series
+    goes on;
+``series.json``
+    a small summary rewritten atomically after every slot: status (``recording``,
+    ``complete`` or ``interrupted``), plan, device, counts and the last gaps.
+
+Host memory stays bounded: captures go to disk at once and are not kept; the summary keeps
+counters and the last few gaps only. Ctrl-C ends the series cleanly: the sample in flight
+is abandoned (and removed from the device), the files on disk stay consistent, series.json
+says ``interrupted`` and the command exits 130.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import tempfile
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from dmaprof import __version__
+from dmaprof.capture import Capture, write_capture
+from dmaprof.errors import DmaprofError, InterruptedByUser
+
+SERIES_SCHEMA = "dmaprof.series/1"
+SERIES_FILE = "series.json"
+SAMPLES_FILE = "samples.ndjson"
+SAMPLE_PREFIX = "sample-"
+RECENT_GAPS = 20
+
+
+class Clock(Protocol):
+    def monotonic(self) -> float: ...
+    def wall(self) -> float: ...
+    def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def wall(self) -> float:
+        return time.time()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+@dataclass(frozen=True)
+class RecordPlan:
+    interval_s: float
+    count: int | None = None  # sample slots
+    duration_s: float | None = None  # or: slots while the slot starts within this time
+    retries: int = 2  # extra attempts of a failed sample, within its slot
+    retry_delay_s: float = 1.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"interval_s": self.interval_s, "count": self.count,
+                "duration_s": self.duration_s, "retries": self.retries}
+
+
+Sampler = Callable[[], Capture]
+
+
+class AdbSampler:
+    """Takes one capture per call from a device selected like `dmaprof snapshot` does; after
+    a failure the device (and the adb server) is looked up again on the next call."""
+
+    def __init__(self, serial: str | None, *, root_mode: str = "auto", timeout: float = 120.0
+                 ) -> None:
+        self.serial = serial
+        self.root_mode = root_mode
+        self.timeout = timeout
+        self._device: Any = None
+
+    def __call__(self) -> Capture:
+        from dmaprof.snapshot import take_snapshot
+        from dmaprof.transport.adb import AdbServer, ServerAddress
+
+        if self._device is None:
+            device = AdbServer(ServerAddress.from_env()).select(self.serial)
+            device.timeout = self.timeout
+            self._device = device
+        try:
+            return take_snapshot(self._device, root_mode=self.root_mode).capture  # type: ignore[arg-type]
+        except InterruptedByUser:
+            raise
+        except DmaprofError:
+            self._device = None
+            raise
+
+
+@contextlib.contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """Hold Ctrl-C until the block is done (the files it writes stay consistent)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
+
+
+def _atomic_json(path: Path, data: dict[str, Any]) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2, sort_keys=True)
+            handle.write("\n")
+        Path(tmp).replace(path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _utc(seconds: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+@dataclass
+class SeriesWriter:
+    """Owns the series directory: captures, ``samples.ndjson`` and ``series.json``."""
+
+    directory: Path
+    plan: RecordPlan
+    started: float
+    status: str = "recording"
+    samples: int = 0
+    gaps: int = 0
+    slots: int = 0
+    device: dict[str, Any] = field(default_factory=dict)
+    boot_ids: list[str] = field(default_factory=list)
+    first_sample: str | None = None
+    last_sample: str | None = None
+    recent_gaps: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=RECENT_GAPS))
+    _pending: dict[str, Any] | None = None
+    _updated: float = 0.0
+
+    @classmethod
+    def create(cls, directory: Path, plan: RecordPlan, *, started: float, force: bool
+               ) -> SeriesWriter:
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DmaprofError(f"cannot create {directory}: {exc.strerror or exc}") from exc
+        ours = [p for p in directory.iterdir()
+                if p.name in (SERIES_FILE, SAMPLES_FILE)
+                or (p.name.startswith(SAMPLE_PREFIX) and p.suffix == ".dmaprof")]
+        if ours and not force:
+            raise DmaprofError(f"{directory} already holds a series; will not overwrite it "
+                               "without --force")
+        for path in ours:
+            path.unlink()
+        writer = cls(directory, plan, started)
+        writer._save(started)
+        return writer
+
+    def _line(self, entry: dict[str, Any]) -> None:
+        with (self.directory / SAMPLES_FILE).open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(entry, sort_keys=True) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def add_sample(self, index: int, capture: Capture, *, t: float, elapsed_s: float,
+                   attempts: int) -> None:
+        name = f"{SAMPLE_PREFIX}{index:05d}.dmaprof"
+        device = capture.device
+        entry = {"index": index, "status": "ok", "file": name, "t": round(t, 3),
+                 "elapsed_s": round(elapsed_s, 3), "attempts": attempts,
+                 "boot_id": device.get("boot_id") or None}
+        self._pending = entry
+        write_capture(capture, self.directory / name, overwrite=True)
+        with _sigint_deferred():
+            self._commit(entry, device)
+
+    def _commit(self, entry: dict[str, Any], device: dict[str, Any]) -> None:
+        self._line(entry)
+        self._pending = None
+        self.samples += 1
+        self.slots += 1
+        self.first_sample = self.first_sample or entry["file"]
+        self.last_sample = entry["file"]
+        if not self.device:
+            self.device = {k: device.get(k) for k in ("serial", "model", "fingerprint")}
+        boot = entry.get("boot_id")
+        if boot and boot not in self.boot_ids:
+            self.boot_ids.append(boot)
+        self._save(entry["t"])
+
+    def drop_pending(self) -> None:
+        self._pending = None
+
+    def add_gap(self, index: int, *, t: float, error: str, attempts: int) -> None:
+        entry = {"index": index, "status": "gap", "t": round(t, 3), "error": error,
+                 "attempts": attempts}
+        with _sigint_deferred():
+            self._line(entry)
+            self.gaps += 1
+            self.slots += 1
+            self.recent_gaps.append(entry)
+            self._save(t)
+
+    def finish(self, status: str, now: float) -> None:
+        with _sigint_deferred():
+            pending = self._pending
+            if pending is not None and (self.directory / pending["file"]).exists():
+                # interrupted between writing the capture and logging it: log it now
+                self._commit(pending, {})
+            self.status = status
+            self._save(now, ended=True)
+
+    def _save(self, now: float, ended: bool = False) -> None:
+        self._updated = now
+        _atomic_json(self.directory / SERIES_FILE, {
+            "schema": SERIES_SCHEMA,
+            "dmaprof_version": __version__,
+            "status": self.status,
+            "plan": self.plan.as_dict(),
+            "started_utc": _utc(self.started),
+            "updated_utc": _utc(now),
+            "ended_utc": _utc(now) if ended else None,
+            "device": self.device,
+            "boot_ids": self.boot_ids,
+            "slots": self.slots,
+            "samples": self.samples,
+            "gaps": self.gaps,
+            "first_sample": self.first_sample,
+            "last_sample": self.last_sample,
+            "recent_gaps": list(self.recent_gaps),
+            "samples_file": SAMPLES_FILE,
+        })
+
+
+@dataclass
+class RecordSummary:
+    directory: Path
+    status: str
+    samples: int
+    gaps: int
+    slots: int
+
+
+def record_series(
+    directory: Path,
+    plan: RecordPlan,
+    sampler: Sampler,
+    *,
+    clock: Clock | None = None,
+    progress: Callable[[str], None] | None = None,
+    after_slot: Callable[[int], None] | None = None,
+    force: bool = False,
+) -> RecordSummary:
+    """Sample every ``plan.interval_s`` until ``plan.count`` slots or ``plan.duration_s``.
+
+    A slot starts every interval; when a sample overruns its slot, the next one starts at
+    once and the schedule continues from there (no bursts to catch up). A failed sample is
+    retried ``plan.retries`` times (never past its slot's end, when it can be avoided); if
+    all attempts fail the slot is recorded as a gap and the series goes on.
+    ``after_slot(index)`` is called after every slot (tests use it to change the device).
+    """
+    if plan.count is None and plan.duration_s is None:
+        raise ValueError("a plan needs a count or a duration")
+    clock = clock or SystemClock()
+    say = progress or (lambda _message: None)
+    writer = SeriesWriter.create(directory, plan, started=clock.wall(), force=force)
+    t0 = clock.monotonic()
+    due = t0
+    index = 0
+    status = "complete"
+    try:
+        while True:
+            if plan.count is not None and index >= plan.count:
+                break
+            if plan.duration_s is not None and due - t0 > plan.duration_s + 1e-6:
+                break
+            now = clock.monotonic()
+            if due > now:
+                clock.sleep(due - now)
+            slot_end = due + plan.interval_s
+            _one_slot(writer, index, plan, sampler, clock, slot_end, say)
+            if after_slot is not None:
+                after_slot(index)
+            index += 1
+            due = max(slot_end, clock.monotonic())
+    except (KeyboardInterrupt, InterruptedByUser):
+        status = "interrupted"
+    writer.finish(status, clock.wall())
+    summary = RecordSummary(directory, status, writer.samples, writer.gaps, writer.slots)
+    if status == "interrupted":
+        raise InterruptedByUser(
+            f"interrupted: {writer.samples} samples and {writer.gaps} gaps kept in {directory} "
+            f"({SERIES_FILE} says interrupted)"
+        )
+    return summary
+
+
+def _one_slot(
+    writer: SeriesWriter,
+    index: int,
+    plan: RecordPlan,
+    sampler: Sampler,
+    clock: Clock,
+    slot_end: float,
+    say: Callable[[str], None],
+) -> None:
+    total = f"/{plan.count}" if plan.count is not None else ""
+    error = ""
+    attempts = 0
+    wall = clock.wall()
+    while attempts <= plan.retries:
+        attempts += 1
+        wall = clock.wall()
+        started = clock.monotonic()
+        try:
+            capture = sampler()
+        except InterruptedByUser:
+            raise
+        except DmaprofError as exc:
+            error = exc.message
+            say(f"sample {index + 1}{total}: attempt {attempts} failed: {error}")
+            if attempts <= plan.retries:
+                room = slot_end - clock.monotonic()
+                delay = min(plan.retry_delay_s * attempts, room) if room > 0 else 0.0
+                if delay > 0:
+                    clock.sleep(delay)
+            continue
+        elapsed = clock.monotonic() - started
+        try:
+            writer.add_sample(index, capture, t=wall, elapsed_s=elapsed, attempts=attempts)
+        except DmaprofError as exc:  # e.g. the disk is full: a gap, not the end of the series
+            writer.drop_pending()
+            error = f"cannot write the capture: {exc.message}"
+            break
+        say(f"sample {index + 1}{total}: ok ({len(capture.dump):,} bytes, {elapsed:.1f} s)")
+        return
+    writer.add_gap(index, t=wall, error=error, attempts=attempts)
+    say(f"sample {index + 1}{total}: gap recorded after {attempts} attempts")
+
+
+# --------------------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True)
+class SampleRef:
+    index: int
+    path: Path
+    t: float | None
+    boot_id: str | None
+
+
+def read_series(directory: Path) -> tuple[dict[str, Any], list[SampleRef], int, list[str]]:
+    """(series.json or {}, the samples in order, the number of gaps, warnings).
+
+    Without ``samples.ndjson`` (a directory of captures made otherwise) every ``*.dmaprof``
+    file is a sample, in name order, timed by its own metadata."""
+    if not directory.is_dir():
+        raise DmaprofError(f"{directory}: not a directory (record one with `dmaprof record`)")
+    warnings: list[str] = []
+    header: dict[str, Any] = {}
+    series_file = directory / SERIES_FILE
+    if series_file.exists():
+        try:
+            header = json.loads(series_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            warnings.append(f"{series_file}: unreadable ({exc}); using the samples alone")
+    samples_file = directory / SAMPLES_FILE
+    refs: list[SampleRef] = []
+    gaps = 0
+    if samples_file.exists():
+        with samples_file.open(encoding="utf-8", errors="replace") as handle:
+            for number, line in enumerate(handle, start=1):
+                try:
+                    entry = json.loads(line)
+                    if entry.get("status") == "gap":
+                        gaps += 1
+                        continue
+                    refs.append(SampleRef(int(entry["index"]), directory / str(entry["file"]),
+                                          float(entry["t"]) if entry.get("t") is not None
+                                          else None, entry.get("boot_id")))
+                except (ValueError, KeyError, TypeError):
+                    warnings.append(f"{samples_file}:{number}: unreadable line skipped")
+        missing = [r for r in refs if not r.path.exists()]
+        if missing:
+            warnings.append(f"{len(missing)} samples listed in {SAMPLES_FILE} are missing")
+            refs = [r for r in refs if r.path.exists()]
+    else:
+        paths = sorted(directory.glob("*.dmaprof"))
+        refs = [SampleRef(i, p, None, None) for i, p in enumerate(paths)]
+    if header.get("status") == "interrupted":
+        warnings.append("the series was interrupted (Ctrl-C) before its planned end")
+    return header, refs, gaps, warnings

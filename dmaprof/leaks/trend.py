@@ -1,0 +1,381 @@
+"""`dmaprof trend`: time series per process, app, exporter and buffer name, and leak verdicts.
+
+Each capture of a series is analysed on its own (one at a time: host memory stays bounded)
+and reduced to one row per series and sample: bytes (rss for processes and apps, the size
+of the buffers for exporters and names) and buffer count.
+
+Growth rate: the **Theil–Sen** estimator, the median of the slopes between every pair of
+samples. It ignores up to ~29 % of outliers (a transient burst, a sample taken mid-frame)
+where least squares would follow them. numpy only: with at most ``max_points`` samples per
+series (longer series are binned to medians) the pairwise slopes are cheap.
+
+Confidence: the one-sided **Mann–Kendall** test of a monotonic upward trend (the trend test
+that pairs with Theil–Sen): ``S = Σ sign(y_j - y_i)`` over the pairs, its variance with the
+tie correction, and ``confidence = Φ(z)``, the normal CDF of the continuity-corrected
+``z``. A series is flagged as a **leak** when it grows (positive Theil–Sen slope) with
+confidence ≥ 0.95, rose at least 3 separate times (one step up is an allocation, not a
+leak), and grew by at least ``min_growth_bytes`` over the window (or by
+``min_growth_buffers`` buffers: counts are more sensitive than bytes for small buffers).
+
+Processes are identified by pid + start time (a restart starts a new series). A reboot
+splits the series: trends use the samples since the last boot only.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from dmaprof.errors import BadCaptureError, DmaprofError
+from dmaprof.leaks.series import SampleRef, read_series
+from dmaprof.leaks.side import CaptureInfo, Side, side_from_capture
+from dmaprof.units import human_bytes, safe_text, signed_bytes
+
+TREND_SCHEMA = "dmaprof.trend/1"
+F64 = npt.NDArray[np.float64]
+KINDS = ("total", "kernel_only", "process", "app", "exporter", "name")
+KIND_ORDER = {"process": 0, "name": 1, "app": 2, "exporter": 3, "kernel_only": 4, "total": 5}
+
+
+@dataclass(frozen=True)
+class TrendPolicy:
+    confidence: float = 0.95
+    min_points: int = 4
+    min_rises: int = 3
+    min_growth_bytes: int = 1024 * 1024
+    min_growth_buffers: int = 10
+    max_points: int = 300
+
+
+# --------------------------------------------------------------------------- estimators
+
+
+def theil_sen(x: F64, y: F64) -> tuple[float, float]:
+    """(slope, intercept): median pairwise slope, median residual intercept."""
+    n = x.size
+    if n < 2:
+        return 0.0, float(y[0]) if n else 0.0
+    i, j = np.triu_indices(n, 1)
+    dx = x[j] - x[i]
+    ok = dx != 0
+    if not ok.any():
+        return 0.0, float(np.median(y))
+    slope = float(np.median((y[j] - y[i])[ok] / dx[ok]))
+    return slope, float(np.median(y - slope * x))
+
+
+def mann_kendall(x: F64, y: F64) -> tuple[int, float]:
+    """(S, confidence that y increases with x): one-sided Mann–Kendall with tie correction."""
+    n = x.size
+    if n < 3:
+        return 0, 0.5
+    order = np.argsort(x, kind="stable")
+    ys = y[order]
+    i, j = np.triu_indices(n, 1)
+    s = int(np.sign(ys[j] - ys[i]).sum())
+    _, ties = np.unique(ys, return_counts=True)
+    var = (n * (n - 1) * (2 * n + 5) - float((ties * (ties - 1) * (2 * ties + 5)).sum())) / 18.0
+    if var <= 0 or s == 0:
+        return s, 0.5
+    z = (s - 1) / math.sqrt(var) if s > 0 else (s + 1) / math.sqrt(var)
+    return s, 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
+
+
+def _binned(x: F64, y: F64, limit: int) -> tuple[F64, F64]:
+    """At most ``limit`` points: medians of equal-count bins (keeps the trend robust)."""
+    if x.size <= limit:
+        return x, y
+    edges = np.linspace(0, x.size, limit + 1).astype(np.int64)
+    bounds = list(itertools.pairwise(edges.tolist()))
+    bx = np.array([np.median(x[a:b]) for a, b in bounds])
+    by = np.array([np.median(y[a:b]) for a, b in bounds])
+    return bx, by
+
+
+@dataclass(frozen=True)
+class Fit:
+    slope: float  # per minute
+    intercept: float
+    confidence: float
+    rises: int
+    falls: int
+
+    @property
+    def monotonic(self) -> bool:
+        return self.falls == 0 and self.rises > 0
+
+
+def fit(x_min: F64, y: F64, limit: int = 300) -> Fit:
+    steps = np.diff(y)
+    rises, falls = int((steps > 0).sum()), int((steps < 0).sum())
+    if np.all(y == y[0]):
+        return Fit(0.0, float(y[0]), 0.5, 0, 0)
+    bx, by = _binned(x_min, y, limit)
+    slope, intercept = theil_sen(bx, by)
+    _, confidence = mann_kendall(bx, by)
+    return Fit(slope, intercept, confidence, rises, falls)
+
+
+# --------------------------------------------------------------------------- points
+
+
+@dataclass
+class TrendResult:
+    doc: dict[str, Any]
+    points: pd.DataFrame  # sample, minutes, kind, key, label, bytes, buffers (last boot only)
+
+    def curve(self, kind: str, key: str) -> tuple[F64, F64]:
+        rows = self.points[(self.points["kind"] == kind) & (self.points["key"] == key)]
+        return (rows["minutes"].to_numpy(dtype=np.float64),
+                rows["bytes"].to_numpy(dtype=np.float64))
+
+
+def _rows(side: Side, sample: int) -> pd.DataFrame:
+    p = side.processes
+    p = p[(p["rss"].to_numpy() > 0) | (p["buffers"].to_numpy() > 0)]
+    pid = p["pid"].astype(str)
+    frames = [
+        pd.DataFrame({"kind": "total", "key": ["total"], "label": ["all DMA-BUFs"],
+                      "bytes": [side.totals.get("bytes") or 0],
+                      "buffers": [side.totals.get("buffers") or 0]}),
+        pd.DataFrame({"kind": "process", "key": (pid + "@" + p["start"].astype(str)).to_numpy(),
+                      "label": (p["name"].astype(str) + " (" + pid + ")").to_numpy(),
+                      "bytes": p["rss"].to_numpy(), "buffers": p["buffers"].to_numpy()}),
+        pd.DataFrame({"kind": "app", "key": side.apps["uid"].astype(str).to_numpy(),
+                      "label": side.apps["label"].where(side.apps["label"] != "",
+                                                        "uid " + side.apps["uid"].astype(str)),
+                      "bytes": side.apps["rss"].to_numpy(),
+                      "buffers": side.apps["buffers"].to_numpy()}),
+    ]
+    ko_bytes, ko_buffers = side.totals.get("kernel_only_bytes"), side.totals.get(
+        "kernel_only_buffers")
+    if ko_bytes is not None:
+        frames.append(pd.DataFrame({"kind": "kernel_only", "key": ["kernel_only"],
+                                    "label": ["held by no process"], "bytes": [ko_bytes],
+                                    "buffers": [ko_buffers or 0]}))
+    for kind, table in (("exporter", side.exporters), ("name", side.names)):
+        frames.append(pd.DataFrame({"kind": kind, "key": table["key"].to_numpy(dtype=object),
+                                    "label": table["key"].to_numpy(dtype=object),
+                                    "bytes": table["bytes"].to_numpy(),
+                                    "buffers": table["buffers"].to_numpy()}))
+    out = pd.concat(frames, ignore_index=True)
+    out["sample"] = sample
+    return out
+
+
+def collect_points(
+    refs: list[SampleRef],
+    *,
+    charge: str = "shared",
+    progress: Callable[[str], None] | None = None,
+) -> tuple[pd.DataFrame, list[CaptureInfo], list[str]]:
+    """Analyse the samples one by one; the long table of their figures (all boots)."""
+    from dmaprof.capture import load_capture
+
+    say = progress or (lambda _m: None)
+    frames: list[pd.DataFrame] = []
+    infos: list[CaptureInfo] = []
+    warnings: list[str] = []
+    for n, ref in enumerate(refs):
+        say(f"analysing {ref.path.name} ({n + 1}/{len(refs)})")
+        try:
+            side = side_from_capture(load_capture(ref.path), charge=charge)
+        except BadCaptureError as exc:
+            warnings.append(f"skipped {ref.path.name}: {exc.message}")
+            continue
+        info = side.info
+        t = ref.t if ref.t is not None else info.wallclock
+        if t is None:
+            warnings.append(f"skipped {ref.path.name}: no time recorded")
+            continue
+        frame = _rows(side, len(infos))
+        frame["t"] = t
+        frame["boot_id"] = info.boot_id
+        frames.append(frame)
+        infos.append(info)
+    if not frames:
+        return pd.DataFrame(columns=["sample", "t", "boot_id", "kind", "key", "label", "bytes",
+                                     "buffers"]), infos, warnings
+    return pd.concat(frames, ignore_index=True), infos, warnings
+
+
+# --------------------------------------------------------------------------- estimates
+
+
+def _verdict(f_bytes: Fit, f_count: Fit, span_min: float, points: int, p: TrendPolicy
+             ) -> tuple[str, float]:
+    if points < p.min_points:
+        return "too_few_samples", 0.5
+    leak_bytes = (f_bytes.slope > 0 and f_bytes.confidence >= p.confidence
+                  and f_bytes.rises >= p.min_rises
+                  and f_bytes.slope * span_min >= p.min_growth_bytes)
+    leak_count = (f_count.slope > 0 and f_count.confidence >= p.confidence
+                  and f_count.rises >= p.min_rises and f_bytes.slope >= 0
+                  and f_count.slope * span_min >= p.min_growth_buffers)
+    if leak_bytes or leak_count:
+        conf = max(f_bytes.confidence if leak_bytes else 0.0,
+                   f_count.confidence if leak_count else 0.0)
+        return "leak", conf
+    if f_bytes.slope > 0 and f_bytes.confidence >= p.confidence:
+        return "growing", f_bytes.confidence
+    if f_bytes.slope < 0 and f_bytes.confidence <= 1 - p.confidence:
+        return "shrinking", 1 - f_bytes.confidence
+    return "steady", f_bytes.confidence
+
+
+def estimate(points: pd.DataFrame, policy: TrendPolicy) -> list[dict[str, Any]]:
+    """One estimate per (kind, key) series of ``points`` (one boot)."""
+    if points.empty:
+        return []
+    samples = int(points["sample"].nunique())
+    pts = points.sort_values(["kind", "key", "minutes"], kind="stable")
+    out: list[dict[str, Any]] = []
+    kinds = pts["kind"].to_numpy(dtype=object)
+    keys = pts["key"].to_numpy(dtype=object)
+    labels = pts["label"].to_numpy(dtype=object)
+    minutes = pts["minutes"].to_numpy(dtype=np.float64)
+    values = pts["bytes"].to_numpy(dtype=np.float64)
+    counts = pts["buffers"].to_numpy(dtype=np.float64)
+    change = np.flatnonzero((kinds[1:] != kinds[:-1]) | (keys[1:] != keys[:-1])) + 1
+    starts = np.r_[0, change]
+    ends = np.r_[change, len(pts)]
+    for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+        x, y, c = minutes[a:b], values[a:b], counts[a:b]
+        f_bytes = fit(x, y, policy.max_points)
+        f_count = fit(x, c, policy.max_points)
+        span = float(x[-1] - x[0]) if b - a > 1 else 0.0
+        verdict, confidence = _verdict(f_bytes, f_count, span, b - a, policy)
+        row = {
+            "kind": str(kinds[a]),
+            "key": str(keys[a]),
+            "label": str(labels[b - 1]),
+            "points": b - a,
+            "of_samples": samples,
+            "span_s": round(span * 60, 3),
+            "first_bytes": int(y[0]),
+            "last_bytes": int(y[-1]),
+            "delta_bytes": int(y[-1] - y[0]),
+            "min_bytes": int(y.min()),
+            "max_bytes": int(y.max()),
+            "first_buffers": int(c[0]),
+            "last_buffers": int(c[-1]),
+            "delta_buffers": int(c[-1] - c[0]),
+            "slope_bytes_per_min": round(f_bytes.slope, 3),
+            "slope_buffers_per_min": round(f_count.slope, 6),
+            "confidence": round(confidence, 6),
+            "rises": f_bytes.rises,
+            "falls": f_bytes.falls,
+            "monotonic": f_bytes.monotonic,
+            "verdict": verdict,
+        }
+        if row["kind"] == "process":
+            pid, _, start = row["key"].partition("@")
+            row["pid"] = int(pid)
+            row["start_time_ticks"] = int(start) if int(start) >= 0 else None
+            row["name"] = row["label"].rsplit(" (", 1)[0]
+        row["reason"] = _reason(row, f_bytes, f_count) if verdict == "leak" else None
+        out.append(row)
+    # leaks first, the most specific kind first (the total always has the steepest slope),
+    # then the steepest slope
+    order = {"leak": 0, "growing": 1, "shrinking": 2, "steady": 3, "too_few_samples": 4}
+    out.sort(key=lambda r: (order[r["verdict"]], KIND_ORDER[r["kind"]],
+                            -abs(r["slope_bytes_per_min"]), -abs(r["delta_bytes"]), r["key"]))
+    return out
+
+
+def _reason(row: dict[str, Any], f_bytes: Fit, f_count: Fit) -> str:
+    what = {"total": "all DMA-BUF memory", "kernel_only": "memory held by no process",
+            "process": f"process {row['label']}", "app": f"app {row['label']}",
+            "exporter": f"exporter '{row['label']}'", "name": f"buffers named '{row['label']}'"}
+    rate = ("+" if f_bytes.slope >= 0 else "") + human_bytes(round(f_bytes.slope)) + "/min"
+    steps = f"{f_bytes.rises} of {f_bytes.rises + f_bytes.falls} changes up"
+    if f_bytes.monotonic:
+        steps += ", never down"
+    return (
+        f"{safe_text(what[row['kind']])} {'grow' if row['kind'] == 'name' else 'grows'} by "
+        f"{rate} ({f_count.slope:+.2f} buffers/min; "
+        f"{signed_bytes(row['delta_bytes'])} over {row['span_s'] / 60:.1f} min, {steps}; "
+        f"confidence {100 * row['confidence']:.0f}%)"
+    )
+
+
+def _complete(points: pd.DataFrame) -> pd.DataFrame:
+    """Apps, exporters, names and kernel-only memory exist in every sample: where a key is
+    missing from a sample its figures are zero (a name not yet used, an app not started).
+    Processes are left as they are: a process exists from its start to its end."""
+    glob = points["kind"].isin(["app", "exporter", "name", "kernel_only"]).to_numpy()
+    if not glob.any():
+        return points
+    g = points[glob]
+    per_sample = points.drop_duplicates("sample").set_index("sample")[["t", "boot_id"]]
+    keys = g.drop_duplicates(["kind", "key"])[["kind", "key", "label"]]
+    grid = keys.merge(per_sample.reset_index(), how="cross")
+    full = grid.merge(g[["sample", "kind", "key", "bytes", "buffers"]],
+                      on=["sample", "kind", "key"], how="left")
+    full["bytes"] = full["bytes"].fillna(0).astype(np.int64)
+    full["buffers"] = full["buffers"].fillna(0).astype(np.int64)
+    return pd.concat([points[~glob], full[points.columns]], ignore_index=True)
+
+
+def trend(
+    directory: Path,
+    *,
+    policy: TrendPolicy | None = None,
+    charge: str = "shared",
+    progress: Callable[[str], None] | None = None,
+) -> TrendResult:
+    """Read a series directory and estimate every series of its last boot."""
+    p = policy or TrendPolicy()
+    header, refs, gaps, warnings = read_series(directory)
+    if not refs:
+        raise DmaprofError(f"{directory}: no samples to analyse")
+    points, infos, more = collect_points(refs, charge=charge, progress=progress)
+    warnings += more
+    if points.empty:
+        raise DmaprofError(f"{directory}: none of its {len(refs)} samples could be read")
+    boots = points.drop_duplicates("sample")["boot_id"].tolist()
+    reboots = [i for i in range(1, len(boots)) if boots[i] != boots[i - 1]]
+    if reboots:
+        last = reboots[-1]
+        warnings.append(
+            f"the device rebooted {len(reboots)} time(s) during the series; trends use the "
+            f"{len(boots) - last} samples since the last boot"
+        )
+        points = points[points["sample"] >= last]
+    points = _complete(points)
+    t0 = float(points["t"].min())
+    points = points.assign(minutes=(points["t"].to_numpy(dtype=np.float64) - t0) / 60.0)
+    series = estimate(points, p)
+    leaks = [s for s in series if s["verdict"] == "leak"]
+    device = dict(header.get("device") or {})
+    if infos:
+        last_info = infos[-1]
+        device.setdefault("serial", last_info.serial)
+        device.setdefault("model", last_info.model)
+    span = float(points["t"].max()) - t0
+    doc = {
+        "schema": TREND_SCHEMA,
+        "directory": str(directory),
+        "device": device,
+        "status": header.get("status"),
+        "samples": len(infos),
+        "gaps": gaps,
+        "span_s": round(span, 3),
+        "start_utc": infos[0].captured_at if infos else None,
+        "reboots": len(reboots),
+        "policy": {"confidence": p.confidence, "min_points": p.min_points,
+                   "min_rises": p.min_rises, "min_growth_bytes": p.min_growth_bytes,
+                   "min_growth_buffers": p.min_growth_buffers},
+        "warnings": warnings,
+        "leaks": leaks,
+        "series": series,
+    }
+    return TrendResult(doc, points)
