@@ -66,7 +66,7 @@ def _who(name: Any, pid: Any, by_name: bool) -> str:
 def find_suspects(d: DiffResult, policy: SuspectPolicy | None = None) -> list[dict[str, Any]]:
     p = policy or SuspectPolicy()
     suspects: list[dict[str, Any]] = []
-    covered_bytes: dict[int, int] = {}  # proc id -> bytes explained by process_buffers
+    covered_bytes: dict[int, int] = {}  # proc id -> largest growth one name suspect explains
     covered_maps: dict[int, int] = {}
     covered_names: dict[str, int] = {}
     if d.same_boot:
@@ -180,7 +180,9 @@ def _process_buffers(
             f"{freed}{shared}"
         )
         proc_id, key = int(row["proc"]), str(row["name_key"])
-        covered_bytes[proc_id] = covered_bytes.get(proc_id, 0) + int(row["net_bytes"])
+        # a process counts as explained only by its largest single name: growth spread over
+        # many names (leak-1, leak-2, ...) must still surface as one process-level suspect
+        covered_bytes[proc_id] = max(covered_bytes.get(proc_id, 0), int(row["net_bytes"]))
         covered_maps[proc_id] = covered_maps.get(proc_id, 0) + map_only
         covered_names[key] = covered_names.get(key, 0) + count
         out.append({
