@@ -61,7 +61,7 @@ VIEWS: dict[str, View] = {
         "Apps (by uid)",
         (
             Column("uid", "uid", "int"),
-            Column("name", "name"),
+            Column("label", "app"),
             Column("packages", "packages", "list"),
             Column("rss_bytes", "rss", "bytes"),
             Column("pss_bytes", "pss / charged", "bytes"),
