@@ -84,7 +84,7 @@ class DumpError:
 
 
 _PROC_PATH = re.compile(r"^/proc/(\d+)(?:/task/(\d+))?(?:/|$)")
-_QUOTED = re.compile(r"'(.*)'")
+_QUOTED = re.compile(r"'(/.*)'\s*$")
 _DENIED = ("permission denied", "operation not permitted")
 _ENOENT = ("no such file or directory",)
 _ESRCH = ("no such process",)
@@ -191,7 +191,7 @@ class Section:
         """``files`` sections: path -> content (the file's lines re-joined with ``\\n``).
 
         Lines without a ``PATH:`` prefix cannot come from grep; they are listed in
-        :attr:`stray_lines`. Keys are the paths decoded as UTF-8 (``surrogateescape``).
+        :attr:`stray_lines`. Keys are the paths decoded as UTF-8 (invalid bytes as ``\\xNN``).
         """
         parts: dict[str, list[bytes]] = {}
         stray: list[bytes] = []
@@ -200,7 +200,7 @@ class Section:
             if not sep:
                 stray.append(line)
                 continue
-            key = path.decode("utf-8", "surrogateescape")
+            key = path.decode("utf-8", "backslashreplace")
             bucket = parts.get(key)
             if bucket is None:
                 parts[key] = [rest]
@@ -389,9 +389,7 @@ def parse_dump(data: bytes | bytearray | memoryview) -> Dump:
     try:
         version = int(version_raw)
     except ValueError:
-        raise DumpFormatError(
-            f"not a dmaprof dump: bad format version {version_raw!r}"
-        ) from None
+        raise DumpFormatError(f"not a dmaprof dump: bad format version {version_raw!r}") from None
     if version != SUPPORTED_VERSION:
         raise DumpFormatError(
             f"dump format version {version} is not supported "

@@ -9,8 +9,11 @@ up to millions of lines. Their parsers work on arrays of positions into one shar
 * :meth:`Scan.eq` compares a literal at many positions,
 * :meth:`Scan.dec` parses the decimal number starting at each position with SWAR
   arithmetic (8 digits per window, up to 18 digits),
-* :meth:`Scan.slices` / :meth:`Scan.factorize` turn a (small) set of ranges into Python
-  values.
+* :func:`hexnum`, :func:`dec_before`, :func:`skip_byte` are the same idea for hex numbers,
+  digits before a position and runs of one byte,
+* :meth:`Scan.slices` and :func:`factorize_ranges` turn a (small) set of ranges into Python
+  values, and :func:`lookup` / :func:`uniq` / :func:`sort_order` are the integer helpers
+  (sort based: numpy 2's hash-based ``np.unique`` and stable int64 argsorts are slow).
 
 The buffer must be followed by at least 16 zero bytes (:data:`dmaprof.dump.PAD`), so that a
 window starting at any position up to the end of the data stays inside it.
@@ -188,46 +191,6 @@ class Scan:
         buf = self.buf
         return [buf[b:e] for b, e in zip(begin.tolist(), end.tolist(), strict=True)]
 
-    def factorize(self, begin: I64, end: I64) -> tuple[I64, list[bytes]]:
-        """Codes and distinct values (in first-seen order) of the byte ranges."""
-        codes = np.empty(begin.shape, dtype=np.int64)
-        seen: dict[bytes, int] = {}
-        buf = self.buf
-        for i, (b, e) in enumerate(zip(begin.tolist(), end.tolist(), strict=True)):
-            key = buf[b:e]
-            code = seen.get(key)
-            if code is None:
-                code = len(seen)
-                seen[key] = code
-            codes[i] = code
-        return codes, list(seen)
-
-
-def first_at_or_after(sorted_pos: I64, pos: I64, limit: I64) -> tuple[I64, Bool]:
-    """For each ``pos``, the first element of ``sorted_pos`` that is ``>= pos``; ``found`` says
-    whether it exists and is ``< limit``."""
-    if sorted_pos.size == 0:
-        return np.zeros(pos.shape, dtype=np.int64), np.zeros(pos.shape, dtype=np.bool_)
-    idx = np.searchsorted(sorted_pos, pos, side="left")
-    found = idx < sorted_pos.size
-    idx = np.minimum(idx, sorted_pos.size - 1)
-    hit = sorted_pos[idx]
-    found &= hit < limit
-    return hit, found
-
-
-def last_before(sorted_pos: I64, limit: I64, start: I64) -> tuple[I64, Bool]:
-    """For each range, the last element of ``sorted_pos`` that is ``< limit``; ``found`` says
-    whether it exists and is ``>= start``."""
-    if sorted_pos.size == 0:
-        return np.zeros(limit.shape, dtype=np.int64), np.zeros(limit.shape, dtype=np.bool_)
-    idx = np.searchsorted(sorted_pos, limit, side="left") - 1
-    found = idx >= 0
-    idx = np.maximum(idx, 0)
-    hit = sorted_pos[idx]
-    found &= hit >= start
-    return hit, found
-
 
 def decode(raw: bytes) -> str:
     """Display form of kernel text: UTF-8, invalid bytes as ``\\xNN``."""
@@ -268,8 +231,9 @@ def nullable(values: npt.NDArray[np.integer], missing: Bool, dtype: str = "Int64
     """A pandas nullable integer array (``Int64``/``Int32``) from values and a missing mask."""
     import pandas as pd
 
-    np_dtype = np.int64 if dtype == "Int64" else np.int32
-    vals = np.where(missing, 0, values).astype(np_dtype)
+    vals: npt.NDArray[np.integer] = np.where(missing, 0, values).astype(
+        np.int64 if dtype == "Int64" else np.int32
+    )
     return pd.arrays.IntegerArray(vals, missing.astype(np.bool_, copy=True))
 
 
@@ -299,24 +263,105 @@ for _c in range(6):
     _HEXVAL[65 + _c] = 10 + _c
 
 
+_L0F = np.uint64(0x0F0F0F0F0F0F0F0F)
+_L01 = np.uint64(0x0101010101010101)
+_L70 = np.uint64(0x7070707070707070)
+_L76 = np.uint64(0x7676767676767676)
+_L7F = np.uint64(0x7F7F7F7F7F7F7F7F)
+_L30 = np.uint64(0x3030303030303030)
+_L27 = np.uint64(0x27)
+
+
+def _hex8(x: U64) -> tuple[U64, I64]:
+    """Lower-case hex digits at the start of each window: (value of the run, its length
+    0..8). Upper-case digits end the run (the kernel prints lower case)."""
+    v = (x & _L0F) + ((x >> np.uint64(6)) & _L01) * np.uint64(9)  # nibble if x is hex
+    big = (v + _L76) & _H80  # nibble >= 10: a letter
+    expected = v + _L30 + (big >> np.uint64(7)) * _L27  # the character that nibble prints as
+    z = expected ^ x
+    nonzero = (((z & _L7F) + _L7F) | z) & _H80
+    bad = nonzero | ((v + _L70) & _H80)  # wrong character, or not a nibble (> 15)
+    low = bad & (~bad + np.uint64(1))
+    if hasattr(np, "bitwise_count"):
+        n = np.bitwise_count(low - np.uint64(1)).astype(np.int64) // 8
+    else:  # numpy < 2.0
+        n = (
+            np.where(low == 0, 64, np.log2(np.maximum(low, 1).astype(np.float64)).astype(np.int64))
+            // 8
+        )
+    nu = n.astype(np.uint64)
+    full = n >= 8
+    keep = np.where(full, _ONES, (np.uint64(1) << (np.uint64(8) * nu)) - np.uint64(1))
+    y = (v & keep) << np.where(full, np.uint64(0), np.uint64(8) * (np.uint64(8) - nu))
+    y = np.where(n == 0, np.uint64(0), y)
+    y = ((y & _L0F) * np.uint64(4097)) >> np.uint64(8)
+    y = ((y & np.uint64(0x00FF00FF00FF00FF)) * np.uint64(16777217)) >> np.uint64(16)
+    y = ((y & np.uint64(0x0000FFFF0000FFFF)) * np.uint64(281474976710657)) >> np.uint64(32)
+    value: U64 = (y & np.uint64(0xFFFFFFFF)).astype(np.uint64)
+    return value, n.astype(np.int64)
+
+
 def hexnum(scan: Scan, pos: I64, width: int = 16) -> tuple[I64, I64]:
-    """Hex number at each position: ``(value, ndigits)``; values of more than 15 digits are
-    only exact when they fit in int64 (``ndigits == 16`` with a top digit below 8)."""
+    """Lower-case hex number at each position: ``(value, ndigits)``; ``ndigits`` is 17 when
+    the run is longer than 16 digits or the value does not fit in int64 (value 0)."""
     if pos.size == 0:
         z = np.zeros(0, dtype=np.int64)
         return z, z
-    idx = pos[:, None] + np.arange(width + 1, dtype=np.int64)[None, :]
-    mat = _HEXVAL[scan.a[np.minimum(idx, scan.a.size - 1)]]
-    bad = mat == 255
-    n = np.where(bad.any(axis=1), bad.argmax(axis=1), width + 1).astype(np.int64)
-    digits = np.where(np.arange(width + 1)[None, :] < n[:, None], mat, 0).astype(np.uint64)
-    value = np.zeros(pos.size, dtype=np.uint64)
-    for k in range(width + 1):
-        keep = k < n
-        value = np.where(keep, (value << np.uint64(4)) | digits[:, k], value)
-    ok = (n <= width) & (value < np.uint64(1 << 63))
-    n = np.where(ok, n, width + 1)
-    return np.where(ok, value, 0).astype(np.int64), n
+    v1, n1 = _hex8(scan.win(pos))
+    value = v1.copy()
+    n = n1.copy()
+    more = np.flatnonzero(n1 == 8)
+    if more.size:
+        v2, n2 = _hex8(scan.win(pos[more] + 8))
+        value[more] = (v1[more] << (np.uint64(4) * n2.astype(np.uint64))) | v2
+        n[more] = 8 + n2
+        full = more[n2 == 8]
+        if full.size:
+            _, n3 = _hex8(scan.win(pos[full] + 16))
+            n[full[n3 > 0]] = 17
+    ok = (n <= min(width, 16)) & (value < np.uint64(1 << 63))
+    n = np.where(ok, n, 17)
+    return np.where(ok, value, np.uint64(0)).astype(np.int64), n
+
+
+def factorize_ranges(scan: Scan, begin: I64, end: I64, width: int = 32) -> tuple[I64, list[bytes]]:
+    """Codes and distinct byte strings (in sorted row order) of the ranges ``[begin, end)``.
+
+    Ranges of up to ``width`` bytes become fixed-width rows (the bytes, zero padded, plus the
+    length) compared with one numpy sort; longer ones are handled in Python."""
+    n = begin.size
+    codes = np.full(n, -1, dtype=np.int64)
+    values: list[bytes] = []
+    if n == 0:
+        return codes, values
+    length = end - begin
+    short = np.flatnonzero((length >= 0) & (length <= width))
+    if short.size:
+        k = np.arange(width, dtype=np.int64)
+        idx = begin[short][:, None] + k[None, :]
+        mat = np.zeros((short.size, width + 2), dtype=np.uint8)
+        mat[:, :width] = scan.a[np.minimum(idx, scan.a.size - 1)]
+        mat[:, :width][k[None, :] >= length[short][:, None]] = 0
+        mat[:, width] = length[short] & 0xFF
+        mat[:, width + 1] = length[short] >> 8
+        rows = mat.view(f"V{width + 2}").ravel()
+        _, first, inv = np.unique(rows, return_index=True, return_inverse=True)
+        reps = short[first]
+        values = scan.slices(begin[reps], end[reps])
+        codes[short] = inv.ravel()
+    if short.size < n:
+        index = {v: i for i, v in enumerate(values)}
+        is_short = np.zeros(n, dtype=np.bool_)
+        is_short[short] = True
+        rest = np.flatnonzero(~is_short)
+        for i, raw in zip(rest.tolist(), scan.slices(begin[rest], end[rest]), strict=True):
+            c = index.get(raw)
+            if c is None:
+                c = len(values)
+                index[raw] = c
+                values.append(raw)
+            codes[i] = c
+    return codes, values
 
 
 def dec_before(scan: Scan, end: I64) -> tuple[I64, I64]:
@@ -332,7 +377,7 @@ def dec_before(scan: Scan, end: I64) -> tuple[I64, I64]:
     _, exp = np.frexp(np.maximum(m, 1).astype(np.float64))
     top_byte = (exp.astype(np.int64) - 1) // 8
     n = np.where(m == 0, 8, 7 - top_byte).astype(np.int64)
-    shift = (np.uint64(8) * (np.uint64(8) - n.astype(np.uint64)))
+    shift = np.uint64(8) * (np.uint64(8) - n.astype(np.uint64))
     y = np.where(n == 0, np.uint64(0), x >> np.minimum(shift, np.uint64(63)))
     return _swar8(y, n).astype(np.int64), n
 
@@ -342,7 +387,7 @@ def uniq(x: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     large integer arrays)."""
     if x.size == 0:
         return x.copy()
-    y = np.sort(x, kind="stable")
+    y = np.sort(x)
     keep = np.empty(y.size, dtype=np.bool_)
     keep[0] = True
     keep[1:] = y[1:] != y[:-1]
@@ -354,19 +399,35 @@ def uniq_counts(x: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.int64], npt.ND
     if x.size == 0:
         z = np.zeros(0, dtype=np.int64)
         return x.copy(), z
-    y = np.sort(x, kind="stable")
+    y = np.sort(x)
     starts = np.flatnonzero(np.r_[True, y[1:] != y[:-1]])
     return y[starts], np.diff(np.append(starts, y.size))
 
 
-def uniq_index(x: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64],
-                                                 npt.NDArray[np.int64]]:
+def sort_order(x: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """A stable sort order of ``x``. When the values and the row numbers fit together in 63
+    bits, one plain sort of the packed ``value << bits | row`` does it (much faster than a
+    stable argsort of int64 in numpy)."""
+    n = x.size
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    bits = max(1, int(n - 1).bit_length())
+    lo, hi = int(x.min()), int(x.max())
+    if lo >= 0 and hi < (1 << (63 - bits)):
+        packed = np.sort((x << bits) | np.arange(n, dtype=np.int64))
+        return packed & ((1 << bits) - 1)
+    return np.argsort(x, kind="stable").astype(np.int64)
+
+
+def uniq_index(
+    x: npt.NDArray[np.int64],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """Sorted distinct values, the index of the first occurrence of each, and the inverse
     (index into the distinct values for every element)."""
     if x.size == 0:
         z = np.zeros(0, dtype=np.int64)
         return x.copy(), z, z
-    order = np.argsort(x, kind="stable")
+    order = sort_order(x)
     y = x[order]
     new = np.empty(y.size, dtype=np.bool_)
     new[0] = True
@@ -379,8 +440,65 @@ def uniq_index(x: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.int64], npt.NDA
 
 def isin(x: npt.NDArray[np.int64], values: npt.NDArray[np.int64]) -> Bool:
     """``np.isin`` through a sorted table and ``searchsorted``."""
-    table = uniq(values)
-    if table.size == 0 or x.size == 0:
-        return np.zeros(x.shape, dtype=np.bool_)
-    j = np.minimum(np.searchsorted(table, x), table.size - 1)
-    return table[j] == x
+    return lookup(x, uniq(values))[1]
+
+
+def objects(series: object) -> npt.NDArray[np.object_]:
+    """A Series' values as Python objects, missing values as None."""
+    import pandas as pd
+
+    assert isinstance(series, pd.Series)
+    out = np.array(series.astype(object).to_numpy(dtype=object), dtype=object, copy=True)
+    out[series.isna().to_numpy()] = None
+    return out
+
+
+#: Keys below this use a dense index table in :func:`lookup` (4 Mi entries, 32 MiB).
+DENSE_LIMIT = 1 << 22
+
+
+def lookup(
+    keys: npt.NDArray[np.int64], table: npt.NDArray[np.int64]
+) -> tuple[npt.NDArray[np.int64], Bool]:
+    """Row of the sorted, distinct ``table`` holding each key, and whether it was found.
+
+    Small non-negative keys (pids, dma-buf inodes) go through a dense index table (one
+    gather); others through ``searchsorted``."""
+    if table.size == 0 or keys.size == 0:
+        return np.zeros(keys.shape, np.int64), np.zeros(keys.shape, np.bool_)
+    tmax = int(table[-1])
+    if int(table[0]) >= 0 and tmax < DENSE_LIMIT:
+        dense = np.full(tmax + 1, -1, dtype=np.int64)
+        dense[table] = np.arange(table.size, dtype=np.int64)
+        inside = (keys >= 0) & (keys <= tmax)
+        row = np.where(inside, dense[np.where(inside, keys, 0)], -1)
+        found = row >= 0
+        return np.maximum(row, 0), found
+    j = np.minimum(np.searchsorted(table, keys), table.size - 1)
+    return j, table[j] == keys
+
+
+def skip_byte(scan: Scan, pos: I64, byte: int, limit: int = 128) -> I64:
+    """Number of consecutive ``byte`` at each position (at most ``limit``, in 8-byte
+    windows)."""
+    pat = np.uint64(int.from_bytes(bytes([byte]) * 8, "little"))
+    count = np.zeros(pos.size, dtype=np.int64)
+    todo = np.arange(pos.size)
+    step = 0
+    while todo.size and step < limit:
+        z = scan.win(pos[todo] + step) ^ pat
+        nz = (((z & _L7F) + _L7F) | z) & _H80
+        low = nz & (~nz + np.uint64(1))
+        if hasattr(np, "bitwise_count"):
+            k = np.bitwise_count(low - np.uint64(1)).astype(np.int64) // 8
+        else:  # numpy < 2.0
+            k = (
+                np.where(
+                    low == 0, 64, np.log2(np.maximum(low, 1).astype(np.float64)).astype(np.int64)
+                )
+                // 8
+            )
+        count[todo] += k
+        todo = todo[k == 8]
+        step += 8
+    return np.minimum(count, limit)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import union_categoricals
 
-from dmaprof.analyze._scan import Scan, decode, nullable
+from dmaprof.analyze._scan import Scan, decode, nullable, objects
 from dmaprof.analyze.attribution import (
     CHARGE_POLICIES,
     DEFAULT_SERVICE_REGEX,
@@ -17,7 +19,7 @@ from dmaprof.analyze.attribution import (
 from dmaprof.analyze.bpf import parse_bpf
 from dmaprof.analyze.buffers import build_buffers, build_inventory
 from dmaprof.analyze.bufinfo import Bufinfo, parse_bufinfo
-from dmaprof.analyze.fds import TARGET_DMABUF, fd_references
+from dmaprof.analyze.fds import FdInfo, fd_references, parse_fdinfo
 from dmaprof.analyze.globalfiles import BPF_ITER, BUFINFO, GlobalFiles, parse_global
 from dmaprof.analyze.maps import parse_maps
 from dmaprof.analyze.proc import ProcInfo, parse_proc
@@ -121,14 +123,27 @@ class Analysis:
     @property
     def tables(self) -> dict[str, pd.DataFrame]:
         return {
-            "processes": self.processes, "tasks": self.tasks, "references": self.references,
-            "inventory": self.inventory, "attachments": self.attachments,
-            "buffers": self.buffers, "holdings": self.holdings, "usage": self.usage,
-            "apps": self.apps, "cgroup_usage": self.cgroup_usage, "exporters": self.exporters,
-            "names": self.names, "kernel_only": self.kernel_only,
-            "crosscheck": self.crosscheck, "cgroups": self.cgroups, "heaps": self.heaps,
-            "pools": self.pools, "ion_clients": self.ion_clients, "packages": self.packages,
-            "errors": self.errors, "unparsed": self.unparsed,
+            "processes": self.processes,
+            "tasks": self.tasks,
+            "references": self.references,
+            "inventory": self.inventory,
+            "attachments": self.attachments,
+            "buffers": self.buffers,
+            "holdings": self.holdings,
+            "usage": self.usage,
+            "apps": self.apps,
+            "cgroup_usage": self.cgroup_usage,
+            "exporters": self.exporters,
+            "names": self.names,
+            "kernel_only": self.kernel_only,
+            "crosscheck": self.crosscheck,
+            "cgroups": self.cgroups,
+            "heaps": self.heaps,
+            "pools": self.pools,
+            "ion_clients": self.ion_clients,
+            "packages": self.packages,
+            "errors": self.errors,
+            "unparsed": self.unparsed,
         }
 
 
@@ -139,16 +154,19 @@ def _errors_frame(dump: Dump) -> pd.DataFrame:
     errs = list(dump.all_errors())
     if not errs:
         return ERRORS.empty()
-    return ERRORS.frame({
-        "section": [e.section for e in errs],
-        "command": [e.command for e in errs],
-        "path": [e.path for e in errs],
-        "pid": pd.array([e.pid for e in errs], dtype="Int32"),
-        "tid": pd.array([e.tid for e in errs], dtype="Int32"),
-        "reason": pd.Categorical([e.reason for e in errs],
-                                 categories=["denied", "vanished", "absent", "other"]),
-        "message": [e.message for e in errs],
-    })
+    return ERRORS.frame(
+        {
+            "section": [e.section for e in errs],
+            "command": [e.command for e in errs],
+            "path": [e.path for e in errs],
+            "pid": pd.array([e.pid for e in errs], dtype="Int32"),
+            "tid": pd.array([e.tid for e in errs], dtype="Int32"),
+            "reason": pd.Categorical(
+                [e.reason for e in errs], categories=["denied", "vanished", "absent", "other"]
+            ),
+            "message": [e.message for e in errs],
+        }
+    )
 
 
 def _by_pid(errors: list[DumpError], want: tuple[str, ...] | None = None) -> dict[int, set[str]]:
@@ -215,8 +233,15 @@ def _processes(
     fdinfo_err = _by_pid(dump.errors_of("fdinfo"))
     maps_err = _by_pid(dump.errors_of("maps"), ("maps",))
     ref_pids = set(refs["pid"].astype(int).tolist())
-    pids = sorted(info.pids | ref_pids | fdaccess | set(proc_err) | set(maps_err)
-                  | set(fd_err) | set(fdinfo_err))
+    pids = sorted(
+        info.pids
+        | ref_pids
+        | fdaccess
+        | set(proc_err)
+        | set(maps_err)
+        | set(fd_err)
+        | set(fdinfo_err)
+    )
     cg = _cgroup_of(info)
     fd_ref_pids = set(refs.loc[refs["kind"] == "fd", "pid"].astype(int).tolist())
     # collector and its descendants
@@ -259,8 +284,9 @@ def _processes(
         if state == "vanished" and fda == "ok" and pid not in fd_pids:
             fda = "vanished"
         has_fd_refs = pid in fd_ref_pids
-        fdi = _access(fdinfo_err.get(pid), fdinfo_present or not has_fd_refs,
-                      "ok" if has_fd_refs else "none")
+        fdi = _access(
+            fdinfo_err.get(pid), fdinfo_present or not has_fd_refs, "ok" if has_fd_refs else "none"
+        )
         mpa = _access(maps_err.get(pid), maps_present)
         c = cg.get(pid)
         rows["pid"].append(pid)
@@ -291,67 +317,85 @@ def _processes(
         data[col] = pd.array(rows[col], dtype="Int64")
     for col in ("fds_access", "fdinfo_access", "maps_access"):
         data[col] = pd.Categorical(rows[col], categories=_ACCESS)
-    data["state"] = pd.Categorical(rows["state"], categories=["ok", "vanished", "denied",
-                                                              "unknown"])
+    data["state"] = pd.Categorical(
+        rows["state"], categories=["ok", "vanished", "denied", "unknown"]
+    )
     data["cgroup_source"] = pd.Categorical(rows["cgroup_source"])
     return PROCESSES.frame(data, length=len(pids))
 
 
 def _references(fd: pd.DataFrame, mp: pd.DataFrame) -> pd.DataFrame:
+    """The fd part and the map part as one REFERENCES table (numpy concatenation)."""
     n_fd, n_mp = len(fd), len(mp)
     n = n_fd + n_mp
-    none_fd = np.ones(n_fd, dtype=np.bool_)
-    none_mp = np.ones(n_mp, dtype=np.bool_)
 
-    def cat(a: Any, b: Any) -> Any:
-        return pd.concat([pd.Series(a), pd.Series(b)], ignore_index=True).array
+    def ints(frame: pd.DataFrame, col: str, rows: int) -> tuple[np.ndarray, np.ndarray]:
+        if rows == 0 or col not in frame:
+            return np.zeros(rows, np.int64), np.ones(rows, np.bool_)
+        s = frame[col]
+        return s.to_numpy(dtype=np.int64, na_value=0), s.isna().to_numpy()
 
-    def ints(fd_vals: Any, mp_vals: Any, dtype: str = "Int64") -> Any:
-        return pd.array(cat(pd.array(fd_vals, dtype=dtype), pd.array(mp_vals, dtype=dtype)),
-                        dtype=dtype)
+    def both(col: str, dtype: str = "Int64") -> Any:
+        v1, m1 = ints(fd, col, n_fd)
+        v2, m2 = ints(mp, col, n_mp)
+        return nullable(np.concatenate([v1, v2]), np.concatenate([m1, m2]), dtype)
+
+    def cats(col: str) -> pd.Categorical:
+        parts = []
+        for frame, rows in ((fd, n_fd), (mp, n_mp)):
+            if rows and col in frame:
+                c = frame[col].array
+                if not isinstance(c, pd.Categorical):
+                    c = pd.Categorical(frame[col])
+                parts.append(c.set_categories(c.categories.astype("str")))
+            elif rows:
+                parts.append(
+                    pd.Categorical.from_codes(
+                        np.full(rows, -1, np.int8), categories=pd.Index([], dtype="str")
+                    )
+                )
+        if not parts:
+            return pd.Categorical([])
+        return union_categoricals(parts) if len(parts) > 1 else parts[0]
 
     z_fd = np.zeros(n_fd, np.int64)
     z_mp = np.zeros(n_mp, np.int64)
-    target = np.concatenate([fd["target"].to_numpy(dtype=np.int64) if n_fd else z_fd,
-                             mp["target"].to_numpy(dtype=np.int64) if n_mp else z_mp])
-
-    def strcat(col: str) -> pd.Categorical:
-        a = fd[col].astype("object") if n_fd else pd.Series([], dtype=object)
-        b = mp[col].astype("object") if (n_mp and col in mp) else pd.Series([None] * n_mp,
-                                                                              dtype=object)
-        s = pd.concat([a, b], ignore_index=True)
-        return pd.Categorical(s.where(s.notna(), None))
-
-    return REFERENCES.frame({
-        "pid": np.concatenate([fd["pid"].to_numpy(dtype=np.int32) if n_fd else z_fd,
-                               mp["pid"].to_numpy(dtype=np.int32) if n_mp else z_mp]),
-        "tid": ints(fd["tid"].array if n_fd else nullable(z_fd, none_fd, "Int32"),
-                    nullable(z_mp, none_mp, "Int32"), "Int32"),
-        "kind": pd.Categorical.from_codes(
-            np.concatenate([np.zeros(n_fd, np.int8), np.ones(n_mp, np.int8)]),
-            categories=pd.Index(["fd", "map"], dtype="str")),
-        "inode": ints(fd["inode"].array if n_fd else nullable(z_fd, none_fd),
-                      mp["inode"].array if n_mp else nullable(z_mp, none_mp)),
-        "target": pd.Categorical.from_codes(
-            target.astype(np.int8), categories=pd.Index(["dmabuf", "anon"], dtype="str")),
-        "fd": ints(fd["fd"].array if n_fd else nullable(z_fd, none_fd, "Int32"),
-                   nullable(z_mp, none_mp, "Int32"), "Int32"),
-        "vma_start": ints(nullable(z_fd, none_fd),
-                          mp["vma_start"].array if n_mp else nullable(z_mp, none_mp)),
-        "vma_end": ints(nullable(z_fd, none_fd),
-                        mp["vma_end"].array if n_mp else nullable(z_mp, none_mp)),
-        "vma_offset": ints(nullable(z_fd, none_fd),
-                           mp["vma_offset"].array if n_mp else nullable(z_mp, none_mp)),
-        "mapped_bytes": ints(nullable(z_fd, none_fd),
-                             mp["mapped_bytes"].array if n_mp else nullable(z_mp, none_mp)),
-        "size_bytes": ints(fd["size_bytes"].array if n_fd else nullable(z_fd, none_fd),
-                           nullable(z_mp, none_mp)),
-        "size_source": strcat("size_source") if n_fd else pd.Categorical([None] * n),
-        "count": ints(fd["count"].array if n_fd else nullable(z_fd, none_fd),
-                      nullable(z_mp, none_mp)),
-        "exporter": strcat("exporter"),
-        "name": strcat("name"),
-    }, length=n)
+    target = np.concatenate(
+        [
+            fd["target"].to_numpy(dtype=np.int64) if n_fd else z_fd,
+            mp["target"].to_numpy(dtype=np.int64) if n_mp else z_mp,
+        ]
+    )
+    return REFERENCES.frame(
+        {
+            "pid": np.concatenate(
+                [
+                    fd["pid"].to_numpy(dtype=np.int32) if n_fd else z_fd,
+                    mp["pid"].to_numpy(dtype=np.int32) if n_mp else z_mp,
+                ]
+            ).astype(np.int32),
+            "tid": both("tid", "Int32"),
+            "kind": pd.Categorical.from_codes(
+                np.concatenate([np.zeros(n_fd, np.int8), np.ones(n_mp, np.int8)]),
+                categories=pd.Index(["fd", "map"], dtype="str"),
+            ),
+            "inode": both("inode"),
+            "target": pd.Categorical.from_codes(
+                target.astype(np.int8), categories=pd.Index(["dmabuf", "anon"], dtype="str")
+            ),
+            "fd": both("fd", "Int32"),
+            "vma_start": both("vma_start"),
+            "vma_end": both("vma_end"),
+            "vma_offset": both("vma_offset"),
+            "mapped_bytes": both("mapped_bytes"),
+            "size_bytes": both("size_bytes"),
+            "size_source": cats("size_source"),
+            "count": both("count"),
+            "exporter": cats("exporter"),
+            "name": cats("name"),
+        },
+        length=n,
+    )
 
 
 def analyze(
@@ -374,6 +418,24 @@ def analyze(
     scan = Scan(dump.buffer, dump.length)
     unparsed = Unparsed()
 
+    # The fdinfo section is the largest of a dump: parse it in a worker thread while the
+    # other sections are parsed here (numpy releases the GIL in its loops).
+    fdinfo_unparsed = Unparsed()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        fdinfo_job = pool.submit(parse_fdinfo, dump, scan, fdinfo_unparsed)
+        return _analyze(dump, scan, unparsed, fdinfo_job, fdinfo_unparsed, charge, regex, warnings)
+
+
+def _analyze(
+    dump: Dump,
+    scan: Scan,
+    unparsed: Unparsed,
+    fdinfo_job: Future[FdInfo],
+    fdinfo_unparsed: Unparsed,
+    charge: str,
+    regex: str,
+    warnings: list[str],
+) -> Analysis:
     files = parse_global(dump, scan, unparsed)
     props = parse_props(dump, unparsed)
     device = device_info(dump, files, props)
@@ -382,7 +444,6 @@ def analyze(
     fdaccess, fdaccess_present = parse_fdaccess(dump)
     tasks = parse_tasks(dump, unparsed)
     info = parse_proc(dump, scan, unparsed)
-    fdr = fd_references(dump, scan, unparsed)
     mpr = parse_maps(dump, scan, unparsed)
     sysfs = parse_sysfs(dump, scan, unparsed)
     bpf, bpf_read = parse_bpf(files, scan, unparsed)
@@ -394,20 +455,33 @@ def analyze(
             unparsed.add("global", BUFINFO, no, line, reason)
         warnings.extend(bufinfo.warnings)
     ion_heaps, ion_clients = parse_ion(dump, unparsed)
+    fdr = fd_references(dump, scan, unparsed, fdinfo_job.result())
+    unparsed.merge(fdinfo_unparsed)
 
     refs = _references(fdr.frame, mpr.frame)
     processes = _processes(
-        dump, info, refs, fdr.links.pids_seen, fdaccess, fdaccess_present, fdr.links.present,
-        fdr.info.present, mpr.present, device.get("collector_pid"),
+        dump,
+        info,
+        refs,
+        fdr.links.pids_seen,
+        fdaccess,
+        fdaccess_present,
+        fdr.links.present,
+        fdr.info.present,
+        mpr.present,
+        device.get("collector_pid"),
     )
     inventory, attachments = build_inventory(sysfs.frame, bpf, bufinfo)
     buffers = build_buffers(refs, inventory, attachments)
     att = attribute(processes, refs, buffers, packages, charge=charge, service_regex=regex)
 
-    sources = _sources(dump, files, sysfs.present, bpf_read, bufinfo, heap_listed, fdr, mpr,
-                       info)
-    totals = _totals(buffers, att.held, inventory, bufinfo, refs, att.usage, sysfs.present,
-                     bpf_read, warnings)
+    sources = _sources(dump, files, sysfs.present, bpf_read, bufinfo, heap_listed, fdr, mpr, info)
+    totals = _totals(
+        buffers, att.held, inventory, bufinfo, refs, att.usage, sysfs.present, bpf_read, warnings
+    )
+    kernel_only = (
+        att.kernel_only if totals.kernel_only_bytes is not None else att.kernel_only.iloc[0:0]
+    )
     coverage = _coverage(processes, dump, device, sources, totals)
     heaps = _heaps(heap_names, ion_heaps, buffers)
     pools = _pools(files, ion_heaps, bufinfo, unparsed)
@@ -440,14 +514,36 @@ def analyze(
         warnings.append("sources missing from the dump: " + ", ".join(coverage.missing_sources))
 
     return Analysis(
-        dump=dump, charge=charge, service_regex=regex, device=device,
-        processes=processes, tasks=tasks, references=refs, inventory=inventory,
-        attachments=attachments, buffers=buffers, holdings=att.holdings, usage=att.usage,
-        apps=att.apps, cgroup_usage=att.cgroups, exporters=att.exporters, names=att.names,
-        kernel_only=att.kernel_only, crosscheck=att.crosscheck, cgroups=info.cgroups_frame(),
-        heaps=heaps, pools=pools, ion_clients=ion_clients, packages=packages,
-        errors=_errors_frame(dump), unparsed=unparsed.frame(), totals=totals,
-        coverage=coverage, unparsed_total=unparsed.total, bufinfo=bufinfo, warnings=warnings,
+        dump=dump,
+        charge=charge,
+        service_regex=regex,
+        device=device,
+        processes=processes,
+        tasks=tasks,
+        references=refs,
+        inventory=inventory,
+        attachments=attachments,
+        buffers=buffers,
+        holdings=att.holdings,
+        usage=att.usage,
+        apps=att.apps,
+        cgroup_usage=att.cgroups,
+        exporters=att.exporters,
+        names=att.names,
+        kernel_only=kernel_only,
+        crosscheck=att.crosscheck,
+        cgroups=info.cgroups_frame(),
+        heaps=heaps,
+        pools=pools,
+        ion_clients=ion_clients,
+        packages=packages,
+        errors=_errors_frame(dump),
+        unparsed=unparsed.frame(),
+        totals=totals,
+        coverage=coverage,
+        unparsed_total=unparsed.total,
+        bufinfo=bufinfo,
+        warnings=warnings,
     )
 
 
@@ -484,10 +580,10 @@ def _sources(
         "ion": sec_state("ion"),
     }
     sysfs_sec = dump.section("sysfs_buffers")
-    out["sysfs_buffers"] = ("missing" if sysfs_sec is None else
-                            ("present" if sysfs_present else "absent"))
-    out["bpf_iterator"] = files.state(BPF_ITER) if not bpf_read or files.has(BPF_ITER) else \
-        "empty"
+    out["sysfs_buffers"] = (
+        "missing" if sysfs_sec is None else ("present" if sysfs_present else "absent")
+    )
+    out["bpf_iterator"] = files.state(BPF_ITER) if not bpf_read or files.has(BPF_ITER) else "empty"
     out["bufinfo"] = files.state(BUFINFO)
     out["dma_heap"] = "present" if heap_listed else "missing"
     return out
@@ -512,16 +608,28 @@ def _totals(
     inv_source: str | None = None
     inv_buffers: int | None = None
     inv_bytes: int | None = None
-    for src, read in (("bpf", bpf_read), ("sysfs", sysfs_present),
-                      ("debugfs", bufinfo is not None)):
-        if not read:
-            continue
+    for src, read in (
+        ("bpf", bpf_read),
+        ("sysfs", sysfs_present),
+        ("debugfs", bufinfo is not None),
+    ):
         rows = inventory[inventory["source"] == src]
+        if not read or (
+            len(rows) == 0
+            and not (src == "debugfs" and bufinfo is not None and bufinfo.total_objects is not None)
+        ):
+            # an empty listing is not taken as "no buffers at all": a device always has some
+            continue
         inv_source = src
         inv_buffers = len(rows)
         inv_bytes = int(rows["size_bytes"].fillna(0).to_numpy(dtype=np.int64).sum())
-        if src == "debugfs" and bufinfo is not None and bufinfo.total_objects is not None \
-                and not bufinfo.complete and bufinfo.total_objects > len(rows):
+        if (
+            src == "debugfs"
+            and bufinfo is not None
+            and bufinfo.total_objects is not None
+            and not bufinfo.complete
+            and bufinfo.total_objects > len(rows)
+        ):
             # an excerpt: the trailer is the better total
             inv_buffers = bufinfo.total_objects
             inv_bytes = bufinfo.total_bytes
@@ -545,6 +653,15 @@ def _totals(
             ko_bytes = int(size[ko].sum())
             extra = ~inv_mask & ~held  # known only from refs without holders: impossible
             del extra
+    ident = refs["inode"].isna().to_numpy()
+    if ident.any() and ko_bytes is not None:
+        # references without identity may hold any inventory buffer: which ones are held by
+        # no process cannot be told
+        ko_buf = ko_bytes = None
+        warnings.append(
+            "some references have no per-buffer identity: kernel-only buffers cannot be told "
+            "apart from buffers held through them (kernel_only is null)"
+        )
     held_not_inv = int((held & ~inv_mask).sum()) if inv_source is not None else 0
     if held_not_inv and identified_inventory:
         warnings.append(
@@ -556,7 +673,6 @@ def _totals(
         aosp = inv_bytes - userspace if inv_bytes >= userspace else inv_bytes
         if inv_bytes < userspace:
             warnings.append("Total dmabufs < userspace dmabufs (as dmabuf_dump would warn)")
-    ident = refs["inode"].isna().to_numpy()
     isfd = (refs["kind"] == "fd").to_numpy()
     rsize = refs["size_bytes"].to_numpy(dtype=np.int64, na_value=0)
     rmapped = refs["mapped_bytes"].to_numpy(dtype=np.int64, na_value=0)
@@ -597,14 +713,19 @@ def _coverage(
     fa = processes["fds_access"].astype("str").to_numpy()
     ma = processes["maps_access"].astype("str").to_numpy()
     ia = processes["fdinfo_access"].astype("str").to_numpy()
-    names = processes["name"].to_numpy(dtype=object, na_value=None)
-    uids = processes["uid"].to_numpy(dtype=object, na_value=None)
+    names = objects(processes["name"])
+    uids = objects(processes["uid"])
     pids = processes["pid"].to_numpy()
     for i in np.flatnonzero(user & ((fa == "denied") | (ma == "denied") | (ia == "denied"))):
-        what = [w for w, a in (("fds", fa[i]), ("maps", ma[i]), ("fdinfo", ia[i]))
-                if a == "denied"]
-        unread.append({"pid": int(pids[i]), "name": names[i],
-                       "uid": None if uids[i] is None else int(uids[i]), "what": what})
+        what = [w for w, a in (("fds", fa[i]), ("maps", ma[i]), ("fdinfo", ia[i])) if a == "denied"]
+        unread.append(
+            {
+                "pid": int(pids[i]),
+                "name": names[i],
+                "uid": None if uids[i] is None else int(uids[i]),
+                "what": what,
+            }
+        )
     vanished = int((user & (processes["state"].astype("str") == "vanished").to_numpy()).sum())
     important = ("proc", "fdlinks", "fdinfo", "maps")
     missing = [k for k, v in sources.items() if v == "missing" and k in important]
@@ -628,7 +749,7 @@ def _heaps(heap_names: list[str], ion_heaps: list[Any], buffers: pd.DataFrame) -
     rows += [(h.heap, "ion_debugfs") for h in ion_heaps]
     if not rows:
         return HEAPS.empty()
-    exp = buffers["exporter"].to_numpy(dtype=object, na_value=None)
+    exp = objects(buffers["exporter"])
     size = buffers["size_bytes"].to_numpy(dtype=np.int64)
     nb: list[int] = []
     nbytes: list[int] = []
@@ -636,11 +757,14 @@ def _heaps(heap_names: list[str], ion_heaps: list[Any], buffers: pd.DataFrame) -
         m = exp == h
         nb.append(int(m.sum()))
         nbytes.append(int(size[m].sum()))
-    return HEAPS.frame({
-        "heap": [r[0] for r in rows],
-        "source": pd.Categorical([r[1] for r in rows], categories=["dma_heap", "ion_debugfs"]),
-        "buffers": np.array(nb, np.int64), "bytes": np.array(nbytes, np.int64),
-    })
+    return HEAPS.frame(
+        {
+            "heap": [r[0] for r in rows],
+            "source": pd.Categorical([r[1] for r in rows], categories=["dma_heap", "ion_debugfs"]),
+            "buffers": np.array(nb, np.int64),
+            "bytes": np.array(nbytes, np.int64),
+        }
+    )
 
 
 def _pools(
@@ -649,8 +773,11 @@ def _pools(
     rows = kib_counters(files, unparsed)
     for h in ion_heaps:
         path = f"/sys/kernel/debug/ion/heaps/{h.heap}"
-        for key, counter in (("total", "ion_heap_total"), ("total orphaned", "ion_heap_orphaned"),
-                             ("deferred free", "ion_heap_deferred_free")):
+        for key, counter in (
+            ("total", "ion_heap_total"),
+            ("total orphaned", "ion_heap_orphaned"),
+            ("deferred free", "ion_heap_deferred_free"),
+        ):
             if key in h.totals:
                 rows.append((f"{counter}:{h.heap}", h.totals[key], None, path))
         if h.pool_total is not None:
@@ -659,12 +786,11 @@ def _pools(
         rows.append(("bufinfo_total", bufinfo.total_bytes, bufinfo.total_objects, BUFINFO))
     if not rows:
         return POOLS.empty()
-    return POOLS.frame({
-        "counter": [r[0] for r in rows],
-        "bytes": np.array([r[1] for r in rows], np.int64),
-        "count": pd.array([r[2] for r in rows], dtype="Int64"),
-        "path": [r[3] for r in rows],
-    })
-
-
-_ = TARGET_DMABUF
+    return POOLS.frame(
+        {
+            "counter": [r[0] for r in rows],
+            "bytes": np.array([r[1] for r in rows], np.int64),
+            "count": pd.array([r[2] for r in rows], dtype="Int64"),
+            "path": [r[3] for r in rows],
+        }
+    )

@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from dmaprof.analyze._scan import isin, uniq
+from dmaprof.analyze._scan import isin, lookup, objects, sort_order, uniq
 from dmaprof.analyze.schema import (
     APPS,
     CGROUP_USAGE,
@@ -99,19 +99,15 @@ def _group_starts(sorted_keys: I64) -> I64:
 
 def _lookup(keys: I64, table: I64) -> tuple[I64, Bool]:
     """Index into sorted ``table`` for each key, and whether it was found."""
-    if table.size == 0:
-        return np.zeros(keys.shape, np.int64), np.zeros(keys.shape, np.bool_)
-    j = np.searchsorted(table, keys)
-    j = np.minimum(j, table.size - 1)
-    return j, table[j] == keys
+    return lookup(keys, table)
 
 
 def service_mask(processes: pd.DataFrame, regex: str) -> Bool:
     """Processes matching the service regex (never apps)."""
     pat = re.compile(regex)
-    names = processes["name"].to_numpy(dtype=object, na_value=None)
-    argv0 = processes["argv0"].to_numpy(dtype=object, na_value=None)
-    uids = processes["uid"].to_numpy(dtype=object, na_value=None)
+    names = objects(processes["name"])
+    argv0 = objects(processes["argv0"])
+    uids = objects(processes["uid"])
     out = np.zeros(len(processes), dtype=np.bool_)
     for i, (nm, a0, uid) in enumerate(zip(names, argv0, uids, strict=True)):
         if uid is not None and is_app_uid(int(uid)):
@@ -126,9 +122,9 @@ def owner_uids(processes: pd.DataFrame, packages: pd.DataFrame) -> npt.NDArray[n
     pkg_uids: dict[str, list[int]] = {}
     for pkg, uid in zip(packages["package"].tolist(), packages["uid"].tolist(), strict=True):
         pkg_uids.setdefault(pkg, []).append(int(uid))
-    uids = processes["uid"].to_numpy(dtype=object, na_value=None)
-    argv0 = processes["argv0"].to_numpy(dtype=object, na_value=None)
-    names = processes["name"].to_numpy(dtype=object, na_value=None)
+    uids = objects(processes["uid"])
+    argv0 = objects(processes["argv0"])
+    names = objects(processes["name"])
     out = np.full(len(processes), -1, dtype=np.int64)
     for i, (uid, a0, nm) in enumerate(zip(uids, argv0, names, strict=True)):
         if uid is not None:
@@ -146,7 +142,15 @@ def compute_holdings(
     ino = refs["inode"].to_numpy(dtype=np.int64, na_value=0)[ident]
     isfd = (refs["kind"] == "fd").to_numpy()[ident]
     mb = refs["mapped_bytes"].to_numpy(dtype=np.int64, na_value=0)[ident]
-    order = np.lexsort((pid, ino))
+    if (
+        ino.size
+        and int(ino.max()) < (1 << 40)
+        and int(ino.min()) >= 0
+        and int(pid.max()) < (1 << 23)
+    ):
+        order = sort_order((ino << 23) | pid)
+    else:
+        order = np.lexsort((pid, ino))
     pid, ino, isfd, mb = pid[order], ino[order], isfd[order], mb[order]
     if pid.size:
         new = np.empty(pid.size, dtype=np.bool_)
@@ -162,10 +166,10 @@ def compute_holdings(
         fds = maps = mapped = hp = hi = z
     binodes = buffers["inode"].to_numpy(dtype=np.int64)
     j, found = _lookup(hi, binodes)
-    size = np.where(found, buffers["size_bytes"].to_numpy(dtype=np.int64)[j] if binodes.size
-                    else 0, 0)
-    est = np.where(found, buffers["size_estimated"].to_numpy()[j] if binodes.size else False,
-                   False)
+    size = np.where(
+        found, buffers["size_bytes"].to_numpy(dtype=np.int64)[j] if binodes.size else 0, 0
+    )
+    est = np.where(found, buffers["size_estimated"].to_numpy()[j] if binodes.size else False, False)
     return hp, hi, fds, maps, mapped, size, est.astype(np.bool_)
 
 
@@ -184,7 +188,7 @@ def attribute(
 
     procs = processes.sort_values("pid", kind="stable").reset_index(drop=True)
     ppid_arr = procs["pid"].to_numpy(dtype=np.int64)
-    uid_obj = procs["uid"].to_numpy(dtype=object, na_value=None)
+    uid_obj = objects(procs["uid"])
     is_app = np.array([u is not None and is_app_uid(int(u)) for u in uid_obj], dtype=np.bool_)
     is_svc = service_mask(procs, regex)
     owners = owner_uids(procs, packages)
@@ -219,11 +223,19 @@ def attribute(
             charged = np.where(cb, np.where(h_app, app_share, 0), pss)
         else:
             charged = pss
-    holdings = HOLDINGS.frame({
-        "pid": hp.astype(np.int32), "inode": hi, "fds": fds, "maps": maps,
-        "mapped_bytes": mapped, "size_bytes": size, "holders": n, "pss_bytes": pss,
-        "charged_bytes": charged,
-    })
+    holdings = HOLDINGS.frame(
+        {
+            "pid": hp.astype(np.int32),
+            "inode": hi,
+            "fds": fds,
+            "maps": maps,
+            "mapped_bytes": mapped,
+            "size_bytes": size,
+            "holders": n,
+            "pss_bytes": pss,
+            "charged_bytes": charged,
+        }
+    )
 
     # -- per process ---------------------------------------------------------------------
     npr = ppid_arr.size
@@ -235,8 +247,13 @@ def attribute(
         v = np.asarray(values, dtype=np.int64)
         if sel is not None:
             ok = ok & sel
-        return np.bincount(idx[ok], weights=None if v is None else v[ok],
-                           minlength=npr).astype(np.int64) if nh else np.zeros(npr, np.int64)
+        return (
+            np.bincount(idx[ok], weights=None if v is None else v[ok], minlength=npr).astype(
+                np.int64
+            )
+            if nh
+            else np.zeros(npr, np.int64)
+        )
 
     ones = np.ones(nh, dtype=np.int64)
     rss = per_proc(size)
@@ -278,32 +295,34 @@ def attribute(
         unreadable |= (procs[col].astype("str") == "denied").to_numpy()
     unreadable &= ~procs["is_kernel_thread"].to_numpy() & ~procs["is_collector"].to_numpy()
 
-    usage = USAGE.frame({
-        "pid": ppid_arr.astype(np.int32),
-        "name": procs["name"].array,
-        "uid": procs["uid"].array,
-        "owner_uid": pd.array(np.where(owners >= 0, owners, 0).astype(np.int32), dtype="Int32"),
-        "cgroup": procs["cgroup"].array,
-        "is_service": is_svc,
-        "rss_bytes": rss,
-        "pss_bytes": pss_p,
-        "charged_bytes": charged_p,
-        "buffers": nbuf,
-        "fd_only": fd_only,
-        "map_only": map_only,
-        "both": both,
-        "fds": fds_n,
-        "maps": maps_n,
-        "rss_estimated": rss_est,
-        "anon_fds": anon_fds,
-        "anon_fd_bytes": anon_fd_bytes,
-        "anon_fd_unknown": anon_fd_unknown,
-        "anon_maps": anon_maps,
-        "anon_mapped_bytes": anon_mapped,
-        "kernel_dmabuf_rss_bytes": procs["kernel_dmabuf_rss_bytes"].array,
-        "kernel_dmabuf_pss_bytes": procs["kernel_dmabuf_pss_bytes"].array,
-        "unreadable": unreadable,
-    })
+    usage = USAGE.frame(
+        {
+            "pid": ppid_arr.astype(np.int32),
+            "name": procs["name"].array,
+            "uid": procs["uid"].array,
+            "owner_uid": pd.array(np.where(owners >= 0, owners, 0).astype(np.int32), dtype="Int32"),
+            "cgroup": procs["cgroup"].array,
+            "is_service": is_svc,
+            "rss_bytes": rss,
+            "pss_bytes": pss_p,
+            "charged_bytes": charged_p,
+            "buffers": nbuf,
+            "fd_only": fd_only,
+            "map_only": map_only,
+            "both": both,
+            "fds": fds_n,
+            "maps": maps_n,
+            "rss_estimated": rss_est,
+            "anon_fds": anon_fds,
+            "anon_fd_bytes": anon_fd_bytes,
+            "anon_fd_unknown": anon_fd_unknown,
+            "anon_maps": anon_maps,
+            "anon_mapped_bytes": anon_mapped,
+            "kernel_dmabuf_rss_bytes": procs["kernel_dmabuf_rss_bytes"].array,
+            "kernel_dmabuf_pss_bytes": procs["kernel_dmabuf_pss_bytes"].array,
+            "unreadable": unreadable,
+        }
+    )
     usage.loc[owners < 0, "owner_uid"] = pd.NA
 
     binodes = buffers["inode"].to_numpy(dtype=np.int64)
@@ -314,32 +333,58 @@ def attribute(
     exporters = _group_usage(buffers, held, holdings, "exporter")
     names = _group_usage(buffers, held, holdings, "name")
     ko = buffers[buffers["in_inventory"].to_numpy() & ~held]
-    kernel_only = KERNEL_ONLY.frame({
-        "inode": ko["inode"].to_numpy(dtype=np.int64),
-        "size_bytes": ko["size_bytes"].to_numpy(dtype=np.int64),
-        "exporter": ko["exporter"].array,
-        "name": ko["name"].array,
-        "count": ko["count"].array,
-        "attached_devices": ko["attached_devices"].tolist(),
-    })
+    kernel_only = KERNEL_ONLY.frame(
+        {
+            "inode": ko["inode"].to_numpy(dtype=np.int64),
+            "size_bytes": ko["size_bytes"].to_numpy(dtype=np.int64),
+            "exporter": ko["exporter"].array,
+            "name": ko["name"].array,
+            "count": ko["count"].array,
+            "attached_devices": ko["attached_devices"].tolist(),
+        }
+    )
     crosscheck = _crosscheck(usage)
-    return Attribution(holdings, usage, apps, cgroups, exporters, names, kernel_only,
-                       crosscheck, held)
+    return Attribution(
+        holdings, usage, apps, cgroups, exporters, names, kernel_only, crosscheck, held
+    )
 
 
 def _dedup_bytes(keys: I64, inodes: I64, sizes: I64) -> tuple[I64, I64, I64]:
-    """Per key: (keys, distinct-buffer bytes, distinct buffers)."""
+    """Per key: (keys, distinct-buffer bytes, distinct buffers). ``sizes`` is a function of
+    the inode (every row of one inode has the same size)."""
     if keys.size == 0:
         z = np.zeros(0, np.int64)
         return z, z, z
-    order = np.lexsort((inodes, keys))
-    k, i, s = keys[order], inodes[order], sizes[order]
-    new = np.empty(k.size, dtype=np.bool_)
-    new[0] = True
-    new[1:] = (k[1:] != k[:-1]) | (i[1:] != i[:-1])
-    k, s = k[new], s[new]
+    if int(inodes.max()) < (1 << 40) and int(keys.min()) >= 0 and int(keys.max()) < (1 << 22):
+        # one plain sort of packed (key, inode) pairs; sizes looked up afterwards
+        c = np.sort((keys << 40) | inodes)
+        new = np.empty(c.size, dtype=np.bool_)
+        new[0] = True
+        new[1:] = c[1:] != c[:-1]
+        c = c[new]
+        k = c >> 40
+        i = c & ((1 << 40) - 1)
+        table_i, first = _first_of(inodes)
+        s = sizes[first][lookup(i, table_i)[0]]
+    else:
+        order = np.lexsort((inodes, keys))
+        k, i2, s = keys[order], inodes[order], sizes[order]
+        new = np.empty(k.size, dtype=np.bool_)
+        new[0] = True
+        new[1:] = (k[1:] != k[:-1]) | (i2[1:] != i2[:-1])
+        k, s = k[new], s[new]
     starts = _group_starts(k)
     return k[starts], np.add.reduceat(s, starts), np.diff(np.append(starts, k.size))
+
+
+def _first_of(x: I64) -> tuple[I64, I64]:
+    """Sorted distinct values of ``x`` and the index of one occurrence of each."""
+    order = sort_order(x)
+    y = x[order]
+    keep = np.empty(y.size, dtype=np.bool_)
+    keep[0] = True
+    keep[1:] = y[1:] != y[:-1]
+    return y[keep], order[keep]
 
 
 def _apps(
@@ -351,49 +396,70 @@ def _apps(
     packages: pd.DataFrame,
     charge: str,
 ) -> pd.DataFrame:
-    active = (usage["buffers"].to_numpy() > 0) | (usage["fds"].to_numpy() > 0) | (
-        usage["maps"].to_numpy() > 0)
+    active = (
+        (usage["buffers"].to_numpy() > 0)
+        | (usage["fds"].to_numpy() > 0)
+        | (usage["maps"].to_numpy() > 0)
+    )
     known = owners >= 0
     sel_uids = uniq(owners[active & known])
     if sel_uids.size == 0:
         return APPS.empty()
     h_owner = np.where(pfound, owners[pj] if owners.size else -1, -1)
     ok = h_owner >= 0
-    ku, kbytes, kbufs = _dedup_bytes(h_owner[ok], holdings["inode"].to_numpy()[ok],
-                                     holdings["size_bytes"].to_numpy()[ok])
+    ku, kbytes, kbufs = _dedup_bytes(
+        h_owner[ok], holdings["inode"].to_numpy()[ok], holdings["size_bytes"].to_numpy()[ok]
+    )
     rss_map = dict(zip(ku.tolist(), kbytes.tolist(), strict=True))
     buf_map = dict(zip(ku.tolist(), kbufs.tolist(), strict=True))
-    df = pd.DataFrame({"owner": owners, "pid": usage["pid"].to_numpy(),
-                       "pss": usage["pss_bytes"].to_numpy(),
-                       "charged": usage["charged_bytes"].to_numpy()})
+    df = pd.DataFrame(
+        {
+            "owner": owners,
+            "pid": usage["pid"].to_numpy(),
+            "pss": usage["pss_bytes"].to_numpy(),
+            "charged": usage["charged_bytes"].to_numpy(),
+        }
+    )
     df = df[df["owner"].isin(sel_uids)]
     g = df.groupby("owner", sort=True)
     sums = g[["pss", "charged"]].sum()
-    pids = g["pid"].agg(lambda s: tuple(sorted(int(x) for x in s)))
+    pids = g["pid"].agg(lambda s: tuple(sorted(int(x) for x in s)))  # type: ignore[type-var]
     pkg_of: dict[int, list[str]] = {}
     for pkg, uid in zip(packages["package"].tolist(), packages["uid"].tolist(), strict=True):
         pkg_of.setdefault(int(uid), []).append(pkg)
     uids = sums.index.to_numpy(dtype=np.int64)
     pkgs = [tuple(sorted(pkg_of.get(int(u), []))) for u in uids]
-    labels = [",".join(p) if p else (uid_name(int(u)) or str(int(u))) for u, p in
-              zip(uids, pkgs, strict=True)]
+    labels = [
+        ",".join(p) if p else (uid_name(int(u)) or str(int(u)))
+        for u, p in zip(uids, pkgs, strict=True)
+    ]
     rss = np.array([rss_map.get(int(u), 0) for u in uids], dtype=np.int64)
     charged = rss if charge == "full" else sums["charged"].to_numpy(dtype=np.int64)
-    return APPS.frame({
-        "uid": uids.astype(np.int32),
-        "user_id": (uids // 100000).astype(np.int32),
-        "app_id": (uids % 100000).astype(np.int32),
-        "kind": pd.Categorical([uid_kind(int(u)) for u in uids],
-                               categories=["app", "system", "isolated", "sdk_sandbox", "other"]),
-        "label": labels,
-        "packages": pkgs,
-        "processes": np.array([len(p) for p in pids.tolist()], dtype=np.int64),
-        "pids": pids.tolist(),
-        "rss_bytes": rss,
-        "pss_bytes": sums["pss"].to_numpy(dtype=np.int64),
-        "charged_bytes": charged,
-        "buffers": np.array([buf_map.get(int(u), 0) for u in uids], dtype=np.int64),
-    }).sort_values(["charged_bytes", "uid"], ascending=[False, True], ignore_index=True)
+    return APPS.frame(
+        {
+            "uid": uids.astype(np.int32),
+            "user_id": (uids // 100000).astype(np.int32),
+            "app_id": (uids % 100000).astype(np.int32),
+            "kind": pd.Categorical(
+                [uid_kind(int(u)) for u in uids],
+                categories=["app", "system", "isolated", "sdk_sandbox", "other"],
+            ),
+            "label": labels,
+            "packages": pkgs,
+            "processes": np.array([len(p) for p in pids.tolist()], dtype=np.int64),
+            "pids": pids.tolist(),
+            "rss_bytes": rss,
+            "pss_bytes": sums["pss"].to_numpy(dtype=np.int64),
+            "charged_bytes": charged,
+            "buffers": np.array([buf_map.get(int(u), 0) for u in uids], dtype=np.int64),
+        }
+    ).sort_values(["charged_bytes", "uid"], ascending=[False, True], ignore_index=True)
+
+
+def _norm(path: str) -> str:
+    """``/a/b`` for ``/a/b/``, ``a//b`` and the like (the form ``_ancestors`` produces)."""
+    parts = [p for p in path.split("/") if p]
+    return "/" + "/".join(parts)
 
 
 def _ancestors(path: str) -> list[str]:
@@ -404,7 +470,9 @@ def _ancestors(path: str) -> list[str]:
 def _cgroups(
     usage: pd.DataFrame, holdings: pd.DataFrame, pj: I64, pfound: Bool, charge: str
 ) -> pd.DataFrame:
-    paths = usage["cgroup"].to_numpy(dtype=object, na_value=None)
+    paths = np.array(
+        [None if p is None else _norm(str(p)) for p in objects(usage["cgroup"])], dtype=object
+    )
     has = np.array([p is not None for p in paths], dtype=np.bool_)
     if not has.any():
         return CGROUP_USAGE.empty()
@@ -428,6 +496,7 @@ def _cgroups(
     own_p = np.bincount(proc_node[sel], minlength=nn).astype(np.int64)
     own_pss = np.bincount(proc_node[sel], weights=pss[sel], minlength=nn).astype(np.int64)
     own_chg = np.bincount(proc_node[sel], weights=chg[sel], minlength=nn).astype(np.int64)
+
     # subtree = sum over descendants: push each node's own figure to its ancestors
     def subtree(v: I64) -> I64:
         return np.bincount(a_dst, weights=v[a_src], minlength=nn).astype(np.int64)
@@ -457,18 +526,20 @@ def _cgroups(
     if charge == "full":
         own_chg, sub_chg = own_rss, sub_rss
     depth = np.array([0 if p == "/" else p.count("/") for p in all_nodes], dtype=np.int32)
-    return CGROUP_USAGE.frame({
-        "path": all_nodes,
-        "depth": depth,
-        "processes": own_p,
-        "processes_with_descendants": sub_p,
-        "rss_bytes": own_rss,
-        "rss_bytes_with_descendants": sub_rss,
-        "pss_bytes": own_pss,
-        "pss_bytes_with_descendants": sub_pss,
-        "charged_bytes": own_chg,
-        "charged_bytes_with_descendants": sub_chg,
-    })
+    return CGROUP_USAGE.frame(
+        {
+            "path": all_nodes,
+            "depth": depth,
+            "processes": own_p,
+            "processes_with_descendants": sub_p,
+            "rss_bytes": own_rss,
+            "rss_bytes_with_descendants": sub_rss,
+            "pss_bytes": own_pss,
+            "pss_bytes_with_descendants": sub_pss,
+            "charged_bytes": own_chg,
+            "charged_bytes_with_descendants": sub_chg,
+        }
+    )
 
 
 def _group_usage(
@@ -483,6 +554,7 @@ def _group_usage(
     size = buffers["size_bytes"].to_numpy(dtype=np.int64)
     inv = buffers["in_inventory"].to_numpy()
     ko = inv & ~held
+
     def cnt(sel: Bool) -> I64:
         return np.bincount(codes[sel], minlength=ng).astype(np.int64)
 
@@ -497,18 +569,23 @@ def _group_usage(
     hcode = codes[j[found]]
     hpid = holdings["pid"].to_numpy(dtype=np.int64)[found]
     pairs = uniq(hcode * (1 << 32) + hpid)
-    holders = np.bincount(pairs >> 32, minlength=ng).astype(np.int64) if pairs.size else \
-        np.zeros(ng, np.int64)
-    frame = GROUP_USAGE.frame({
-        "key": [str(u) for u in labels],
-        "buffers": cnt(allsel),
-        "bytes": tot(allsel),
-        "userspace_buffers": cnt(held),
-        "userspace_bytes": tot(held),
-        "kernel_only_buffers": cnt(ko),
-        "kernel_only_bytes": tot(ko),
-        "holders": holders,
-    })
+    holders = (
+        np.bincount(pairs >> 32, minlength=ng).astype(np.int64)
+        if pairs.size
+        else np.zeros(ng, np.int64)
+    )
+    frame = GROUP_USAGE.frame(
+        {
+            "key": [str(u) for u in labels],
+            "buffers": cnt(allsel),
+            "bytes": tot(allsel),
+            "userspace_buffers": cnt(held),
+            "userspace_bytes": tot(held),
+            "kernel_only_buffers": cnt(ko),
+            "kernel_only_bytes": tot(ko),
+            "holders": holders,
+        }
+    )
     return frame.sort_values(["bytes", "key"], ascending=[False, True], ignore_index=True)
 
 
@@ -529,13 +606,15 @@ def _crosscheck(usage: pd.DataFrame) -> pd.DataFrame:
     bad = ~(rss_ok & pss_ok)
     if not bad.any():
         return CROSSCHECK.empty()
-    return CROSSCHECK.frame({
-        "pid": u["pid"].to_numpy()[bad],
-        "name": u["name"].array[bad],
-        "rss_bytes": rss[bad],
-        "kernel_rss_bytes": u["kernel_dmabuf_rss_bytes"].array[bad],
-        "pss_bytes": pss[bad],
-        "kernel_pss_bytes": u["kernel_dmabuf_pss_bytes"].array[bad],
-        "rss_agrees": rss_ok[bad],
-        "pss_agrees": pss_ok[bad],
-    })
+    return CROSSCHECK.frame(
+        {
+            "pid": u["pid"].to_numpy()[bad],
+            "name": u["name"].array[bad],
+            "rss_bytes": rss[bad],
+            "kernel_rss_bytes": u["kernel_dmabuf_rss_bytes"].array[bad],
+            "pss_bytes": pss[bad],
+            "kernel_pss_bytes": u["kernel_dmabuf_pss_bytes"].array[bad],
+            "rss_agrees": rss_ok[bad],
+            "pss_agrees": pss_ok[bad],
+        }
+    )

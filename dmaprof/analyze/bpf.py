@@ -20,9 +20,14 @@ from dmaprof.analyze.unparsed import Unparsed
 
 def _empty() -> pd.DataFrame:
     z = np.zeros(0, np.int64)
-    return pd.DataFrame({"inode": z, "size_bytes": nullable(z, np.zeros(0, np.bool_)),
-                         "exporter": pd.array([], dtype="str"),
-                         "name": pd.array([], dtype="str")})
+    return pd.DataFrame(
+        {
+            "inode": z,
+            "size_bytes": nullable(z, np.zeros(0, np.bool_)),
+            "exporter": pd.array([], dtype="str"),
+            "name": pd.array([], dtype="str"),
+        }
+    )
 
 
 def parse_bpf(files: GlobalFiles, scan: Scan, unparsed: Unparsed) -> tuple[pd.DataFrame, bool]:
@@ -53,8 +58,13 @@ def parse_bpf(files: GlobalFiles, scan: Scan, unparsed: Unparsed) -> tuple[pd.Da
                 starts.append(i)
                 i += 4
             else:
-                unparsed.add("global", BPF_ITER, i + 1, scan.buf[b[i] : e[i]],
-                             "BPF iterator line out of the 4-line record layout")
+                unparsed.add(
+                    "global",
+                    BPF_ITER,
+                    i + 1,
+                    scan.buf[b[i] : e[i]],
+                    "BPF iterator line out of the 4-line record layout",
+                )
                 i += 1
         st = np.array(starts, dtype=np.int64)
         rec_ino = ino[st]

@@ -11,11 +11,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from dmaprof.analyze._scan import isin, uniq
+from dmaprof.analyze._scan import I64, nullable, objects, sort_order, uniq
 from dmaprof.analyze.bufinfo import Bufinfo
 from dmaprof.analyze.schema import ATTACHMENTS, BUFFERS, INVENTORY
 
-_SOURCES = ("fdinfo", "fdstat", "maps", "bpf", "sysfs", "debugfs")
+_SOURCES = ("fdinfo", "fdstat", "maps", "bpf", "sysfs", "debugfs")  # bitmask order
 
 
 def build_inventory(
@@ -24,173 +24,264 @@ def build_inventory(
     """(inventory, attachments) tables."""
     parts: list[pd.DataFrame] = []
     if len(bpf):
-        parts.append(INVENTORY.frame({
-            "source": pd.Categorical(["bpf"] * len(bpf)),
-            "inode": bpf["inode"].to_numpy(dtype=np.int64),
-            "size_bytes": bpf["size_bytes"].array,
-            "exporter": bpf["exporter"].array,
-            "name": bpf["name"].array,
-        }))
+        parts.append(
+            INVENTORY.frame(
+                {
+                    "source": pd.Categorical.from_codes(np.zeros(len(bpf), np.int8), _cats("bpf")),
+                    "inode": bpf["inode"].to_numpy(dtype=np.int64),
+                    "size_bytes": bpf["size_bytes"].array,
+                    "exporter": bpf["exporter"].array,
+                    "name": bpf["name"].array,
+                }
+            )
+        )
     if len(sysfs):
-        parts.append(INVENTORY.frame({
-            "source": pd.Categorical(["sysfs"] * len(sysfs)),
-            "inode": sysfs["inode"].to_numpy(dtype=np.int64),
-            "size_bytes": sysfs["size_bytes"].array,
-            "exporter": sysfs["exporter"].array,
-            "attachments": sysfs["attachments"].array,
-        }))
+        parts.append(
+            INVENTORY.frame(
+                {
+                    "source": pd.Categorical.from_codes(
+                        np.zeros(len(sysfs), np.int8), _cats("sysfs")
+                    ),
+                    "inode": sysfs["inode"].to_numpy(dtype=np.int64),
+                    "size_bytes": sysfs["size_bytes"].array,
+                    "exporter": sysfs["exporter"].array,
+                    "attachments": sysfs["attachments"].array,
+                }
+            )
+        )
     att_rows: list[tuple[int | None, int, str]] = []
     if bufinfo is not None and bufinfo.records:
         recs = bufinfo.records
-        parts.append(INVENTORY.frame({
-            "source": pd.Categorical(["debugfs"] * len(recs)),
-            "inode": pd.array([r.inode for r in recs], dtype="Int64"),
-            "size_bytes": pd.array([r.size for r in recs], dtype="Int64"),
-            "exporter": [r.exporter for r in recs],
-            "name": [r.name for r in recs],
-            "count": pd.array([r.count for r in recs], dtype="Int64"),
-            "flags": pd.array([r.flags for r in recs], dtype="Int64"),
-            "mode": pd.array([r.mode for r in recs], dtype="Int64"),
-            "attachments": pd.array([len(r.devices) for r in recs], dtype="Int64"),
-            "fences": pd.array([len(r.fences) for r in recs], dtype="Int64"),
-            "extra": [r.extra for r in recs],
-        }))
-        for k, r in enumerate(recs):
-            for dev in r.devices:
-                att_rows.append((r.inode, k, dev))
+        parts.append(
+            INVENTORY.frame(
+                {
+                    "source": pd.Categorical.from_codes(
+                        np.zeros(len(recs), np.int8), _cats("debugfs")
+                    ),
+                    "inode": pd.array([r.inode for r in recs], dtype="Int64"),
+                    "size_bytes": pd.array([r.size for r in recs], dtype="Int64"),
+                    "exporter": [r.exporter for r in recs],
+                    "name": [r.name for r in recs],
+                    "count": pd.array([r.count for r in recs], dtype="Int64"),
+                    "flags": pd.array([r.flags for r in recs], dtype="Int64"),
+                    "mode": pd.array([r.mode for r in recs], dtype="Int64"),
+                    "attachments": pd.array([len(r.devices) for r in recs], dtype="Int64"),
+                    "fences": pd.array([len(r.fences) for r in recs], dtype="Int64"),
+                    "extra": [r.extra for r in recs],
+                }
+            )
+        )
+        att_rows.extend((r.inode, k, dev) for k, r in enumerate(recs) for dev in r.devices)
     if parts:
-        inv = pd.concat(parts, ignore_index=True)
-        inv["source"] = pd.Categorical(inv["source"].astype("str"),
-                                       categories=["sysfs", "bpf", "debugfs"])
-        inv = INVENTORY.frame(inv)
+        for part in parts:
+            part["source"] = part["source"].cat.set_categories(["sysfs", "bpf", "debugfs"])
+        inv = INVENTORY.frame(pd.concat(parts, ignore_index=True))
     else:
         inv = INVENTORY.empty()
     if att_rows:
         ino, rec, dev = zip(*att_rows, strict=True)
-        att = ATTACHMENTS.frame({"inode": pd.array(list(ino), dtype="Int64"),
-                                 "record": np.array(rec, np.int64), "device": list(dev)})
+        att = ATTACHMENTS.frame(
+            {
+                "inode": pd.array(list(ino), dtype="Int64"),
+                "record": np.array(rec, np.int64),
+                "device": list(dev),
+            }
+        )
     else:
         att = ATTACHMENTS.empty()
     return inv, att
 
 
-def _facts(frame: pd.DataFrame, rank: int | np.ndarray, source: str | np.ndarray) -> pd.DataFrame:
-    """Normalised (inode, rank, src, size_bytes, exporter, name, count, attachments) rows."""
-    n = len(frame)
-    out = pd.DataFrame({
-        "inode": frame["inode"].to_numpy(dtype=np.int64),
-        "rank": np.broadcast_to(np.asarray(rank, dtype=np.int64), (n,)).copy(),
-        "src": np.broadcast_to(np.asarray(source, dtype=object), (n,)).copy(),
-    })
-    for col in ("size_bytes", "count", "attachments"):
-        if col in frame:
-            out[col] = pd.array(frame[col].array, dtype="Int64")
-        else:
-            out[col] = pd.array([pd.NA] * n, dtype="Int64")
-    for col in ("exporter", "name"):
-        if col in frame:
-            out[col] = frame[col].astype("object").where(frame[col].notna(), None).to_numpy()
-        else:
-            out[col] = np.full(n, None, dtype=object)
-    return out
+def _cats(*names: str) -> pd.Index:
+    return pd.Index(list(names), dtype="str")
+
+
+_SIZE_SOURCES = ["fdinfo", "fdstat", "bpf", "sysfs", "debugfs", "vma_estimate", "unknown"]
+
+
+class _Groups:
+    """Rows grouped by inode with one stable sort, for "first valid value per inode"."""
+
+    def __init__(self, ino: I64) -> None:
+        self.order = sort_order(ino)
+        si = ino[self.order]
+        self.sorted_ino = si
+        new = np.empty(si.size, dtype=np.bool_)
+        if si.size:
+            new[0] = True
+            new[1:] = si[1:] != si[:-1]
+        self.gid = np.cumsum(new) - 1
+
+    def first(self, valid: np.ndarray) -> tuple[I64, I64]:
+        """(inodes, row index of their first valid row)."""
+        idx = np.flatnonzero(valid[self.order])
+        if not idx.size:
+            z = np.zeros(0, dtype=np.int64)
+            return z, z
+        g = self.gid[idx]
+        keep = np.empty(idx.size, dtype=np.bool_)
+        keep[0] = True
+        keep[1:] = g[1:] != g[:-1]
+        rows = self.order[idx[keep]]
+        return self.sorted_ino[idx[keep]], rows
+
+
+def _first_valid(
+    ino: I64, valid: np.ndarray, values: np.ndarray, groups: _Groups | None = None
+) -> tuple[I64, np.ndarray]:
+    """Per distinct inode among the valid rows: the value of its first valid row."""
+    g = groups if groups is not None else _Groups(ino)
+    u, rows = g.first(valid)
+    return u, values[rows]
+
+
+def _ints(s: pd.Series) -> I64:
+    return s.to_numpy(dtype=np.int64, na_value=-1)
+
+
+def _strs(s: pd.Series) -> np.ndarray:
+    return s.astype("object").where(s.notna(), None).to_numpy(dtype=object)
+
+
+class _Column:
+    """A per-inode column filled source by source, first source first."""
+
+    def __init__(self, inodes: I64, fill: int | None, dtype: type) -> None:
+        self.inodes = inodes
+        self.vals: np.ndarray = np.empty(inodes.size, dtype=dtype)
+        self.vals[:] = fill
+        self.known = np.zeros(inodes.size, dtype=np.bool_)
+        self.source = np.full(inodes.size, -1, dtype=np.int64)
+
+    def offer(
+        self,
+        ino: I64,
+        values: np.ndarray,
+        valid: np.ndarray,
+        source: int = -1,
+        groups: _Groups | None = None,
+    ) -> None:
+        u, v = _first_valid(ino, valid, values, groups)
+        if not u.size:
+            return
+        pos = np.searchsorted(self.inodes, u)
+        take = ~self.known[pos]
+        self.vals[pos[take]] = v[take]
+        self.known[pos[take]] = True
+        self.source[pos[take]] = source
 
 
 def build_buffers(
     refs: pd.DataFrame, inventory: pd.DataFrame, attachments: pd.DataFrame
 ) -> pd.DataFrame:
     """One row per inode known from any source (see the module docstring)."""
-    facts: list[pd.DataFrame] = []
-    fd = refs[(refs["kind"] == "fd") & refs["inode"].notna()]
-    if len(fd):
-        g = fd.groupby("inode", sort=False, observed=True)
-        fdf = g.agg(
-            size_bytes=("size_bytes", "first"),
-            size_source=("size_source", "first"),
-            count=("count", "first"),
-        ).reset_index()
-        # strings: one value per inode (all fds of a buffer report the same)
-        exp = (fd[fd["exporter"].notna()].drop_duplicates("inode")
-               .set_index("inode")["exporter"])
-        nam = fd[fd["name"].notna()].drop_duplicates("inode").set_index("inode")["name"]
-        fdf["exporter"] = exp.reindex(fdf["inode"]).astype("str").array
-        fdf["name"] = nam.reindex(fdf["inode"]).astype("str").array
-        src = np.where(fdf["size_source"].astype("str").eq("fdstat").to_numpy(), "fdstat",
-                       "fdinfo")
-        rank = np.where(src == "fdstat", 1, 0)
-        f = _facts(fdf, rank, src)
-        facts.append(f)
-    for source, rank in (("bpf", 2), ("sysfs", 3), ("debugfs", 4)):
-        inv = inventory[(inventory["source"] == source) & inventory["inode"].notna()]
-        if len(inv):
-            inv = inv.drop_duplicates("inode")
-            facts.append(_facts(inv, rank, source))
-    mp = refs[(refs["kind"] == "map") & refs["inode"].notna()]
-    if len(mp):
-        g = mp.groupby("inode", sort=False, observed=True)
-        mpf = g.agg(size_bytes=("mapped_bytes", "max")).reset_index()
-        nam = mp[mp["name"].notna()].drop_duplicates("inode").set_index("inode")["name"]
-        mpf["name"] = nam.reindex(mpf["inode"]).astype("str").array
-        facts.append(_facts(mpf, 5, "maps"))
-    if not facts:
-        return BUFFERS.empty()
-    allf = pd.concat(facts, ignore_index=True)
-    # size_source per row (the fd rows carry fdinfo/fdstat already)
-    size_src = allf["src"].to_numpy(dtype=object).copy()
-    size_src[size_src == "maps"] = "vma_estimate"
-    allf["size_source"] = size_src
-    allf.loc[allf["size_bytes"].isna(), "size_source"] = None
-    allf = allf.sort_values(["inode", "rank"], kind="stable")
-    g = allf.groupby("inode", sort=True)
-    first = g.agg(
-        size_bytes=("size_bytes", "first"),
-        size_source=("size_source", "first"),
-        exporter=("exporter", "first"),
-        name=("name", "first"),
-        count=("count", "first"),
-        attachments=("attachments", "first"),
+    kind_fd = (refs["kind"] == "fd").to_numpy()
+    r_ino = _ints(refs["inode"])
+    fd_rows = np.flatnonzero(kind_fd & (r_ino >= 0))
+    map_rows = np.flatnonzero(~kind_fd & (r_ino >= 0))
+    inv_src = objects(inventory["source"])
+    inv_ino = _ints(inventory["inode"])
+    parts = {
+        src: np.flatnonzero((inv_src == src) & (inv_ino >= 0))
+        for src in ("bpf", "sysfs", "debugfs")
+    }
+    all_ino = np.concatenate(
+        [r_ino[fd_rows], r_ino[map_rows]] + [inv_ino[p] for p in parts.values()]
     )
-    inodes = first.index.to_numpy(dtype=np.int64)
-    # sources: bitmask per inode -> "+"-joined labels
-    mask = np.zeros(inodes.size, dtype=np.int64)
-    src_arr = allf["src"].to_numpy(dtype=object)
-    ino_arr = allf["inode"].to_numpy(dtype=np.int64)
-    for bit, label in enumerate(_SOURCES):
-        sel = ino_arr[src_arr == label]
-        if sel.size:
-            mask |= isin(inodes, sel).astype(np.int64) << bit
-    labels = {m: "+".join(lbl for b, lbl in enumerate(_SOURCES) if m >> b & 1)
-              for m in uniq(mask).tolist()}
-    sources = [labels[m] for m in mask.tolist()]
-    inv_inodes = inventory["inode"].dropna().to_numpy(dtype=np.int64)
-    in_inv = isin(inodes, inv_inodes)
+    inodes = uniq(all_ino)
+    if inodes.size == 0:
+        return BUFFERS.empty()
+    n = inodes.size
 
-    size = first["size_bytes"]
-    size_known = size.notna().to_numpy()
-    size_vals = np.where(size_known, size.fillna(0).to_numpy(dtype=np.int64), 0)
-    ssrc = first["size_source"].to_numpy(dtype=object)
-    ssrc = np.where(size_known, ssrc, "unknown")
+    size = _Column(inodes, -1, np.int64)
+    exporter = _Column(inodes, None, object)
+    name = _Column(inodes, None, object)
+    count = _Column(inodes, -1, np.int64)
+    attach = _Column(inodes, -1, np.int64)
+    present = np.zeros(n, dtype=np.int64)  # bitmask of sources
+
+    def mark(ino: I64, bit: int) -> None:
+        if ino.size:
+            present[np.searchsorted(inodes, uniq(ino))] |= 1 << bit
+
+    # 1. fd references (fdinfo, else stat -L)
+    if fd_rows.size:
+        fi = r_ino[fd_rows]
+        fsize = _ints(refs["size_bytes"])[fd_rows]
+        is_stat = (refs["size_source"] == "fdstat").to_numpy()[fd_rows]
+        gr = _Groups(fi)
+        size.offer(fi, fsize, (fsize >= 0) & ~is_stat, 0, gr)
+        size.offer(fi, fsize, (fsize >= 0) & is_stat, 1, gr)
+        ecat = refs["exporter"].array
+        ncat = refs["name"].array
+        ecodes = np.asarray(ecat.codes)[fd_rows]
+        ncodes = np.asarray(ncat.codes)[fd_rows]
+        ecats = np.asarray(ecat.categories, dtype=object)
+        ncats = np.asarray(ncat.categories, dtype=object)
+        u, c = _first_valid(fi, ecodes >= 0, ecodes, gr)
+        exporter.offer(u, ecats[c], np.ones(u.size, np.bool_))
+        u, c = _first_valid(fi, ncodes >= 0, ncodes, gr)
+        name.offer(u, ncats[c], np.ones(u.size, np.bool_))
+        fcount = _ints(refs["count"])[fd_rows]
+        count.offer(fi, fcount, fcount >= 0, -1, gr)
+        mark(fi[~is_stat], 0)
+        mark(fi[is_stat], 1)
+    # 2-4. the global inventory
+    for bit, (src, rows) in zip((3, 4, 5), parts.items(), strict=True):
+        if not rows.size:
+            continue
+        ii = inv_ino[rows]
+        isz = _ints(inventory["size_bytes"])[rows]
+        size.offer(ii, isz, isz >= 0, {"bpf": 2, "sysfs": 3, "debugfs": 4}[src])
+        iexp = _strs(inventory["exporter"])[rows]
+        exporter.offer(ii, iexp, iexp != None)  # noqa: E711 - elementwise
+        inam = _strs(inventory["name"])[rows]
+        name.offer(ii, inam, inam != None)  # noqa: E711
+        icnt = _ints(inventory["count"])[rows]
+        count.offer(ii, icnt, icnt >= 0)
+        iat = _ints(inventory["attachments"])[rows]
+        attach.offer(ii, iat, iat >= 0)
+        mark(ii, bit)
+    # 5. mappings: the largest VMA of a buffer no other source sizes
+    if map_rows.size:
+        mi = r_ino[map_rows]
+        mb = _ints(refs["mapped_bytes"])[map_rows]
+        order = np.lexsort((-mb, mi))
+        size.offer(mi[order], mb[order], np.ones(order.size, np.bool_), 5)
+        mcat = refs["name"].array
+        mcodes = np.asarray(mcat.codes)[map_rows]
+        u, c = _first_valid(mi, mcodes >= 0, mcodes)
+        name.offer(u, np.asarray(mcat.categories, dtype=object)[c], np.ones(u.size, np.bool_))
+        mark(mi, 2)
+
+    labels = {
+        m: "+".join(lbl for b, lbl in enumerate(_SOURCES) if m >> b & 1)
+        for m in uniq(present).tolist()
+    }
+    sources = [labels[m] for m in present.tolist()]
+    in_inv = (present & ((1 << 3) | (1 << 4) | (1 << 5))) != 0
+    ssrc = np.where(size.known, size.source, 6)
+    svals = np.where(size.known, size.vals, 0)
 
     devices: dict[int, tuple[str, ...]] = {}
     att = attachments[attachments["inode"].notna()]
     if len(att):
         for ino, grp in att.groupby("inode", sort=False)["device"]:
-            devices[int(ino)] = tuple(grp.astype(str).tolist())
+            devices[int(str(ino))] = tuple(str(x) for x in grp.tolist())
     empty: tuple[str, ...] = ()
-    dev_col = [devices.get(i, empty) for i in inodes.tolist()] if devices else [empty] * len(
-        inodes)
-
-    return BUFFERS.frame({
-        "inode": inodes,
-        "size_bytes": size_vals,
-        "size_source": pd.Categorical(
-            ssrc, categories=["fdinfo", "fdstat", "bpf", "sysfs", "debugfs", "vma_estimate",
-                              "unknown"]),
-        "size_estimated": ssrc == "vma_estimate",
-        "exporter": first["exporter"].astype("str").array,
-        "name": first["name"].astype("str").array,
-        "count": pd.array(first["count"].astype("Int64").array, dtype="Int64"),
-        "attached_devices": dev_col,
-        "attachments": pd.array(first["attachments"].astype("Int64").array, dtype="Int64"),
-        "in_inventory": in_inv,
-        "sources": sources,
-    })
+    dev_col = [devices.get(i, empty) for i in inodes.tolist()] if devices else [empty] * n
+    return BUFFERS.frame(
+        {
+            "inode": inodes,
+            "size_bytes": svals,
+            "size_source": pd.Categorical.from_codes(ssrc, categories=_cats(*_SIZE_SOURCES)),
+            "size_estimated": ssrc == 5,
+            "exporter": exporter.vals,
+            "name": name.vals,
+            "count": nullable(count.vals, count.vals < 0),
+            "attached_devices": dev_col,
+            "attachments": nullable(attach.vals, attach.vals < 0),
+            "in_inventory": in_inv,
+            "sources": sources,
+        }
+    )

@@ -206,11 +206,12 @@ def _record(
     """Parse one row; returns the record and how many following lines it consumed."""
     body = line.strip(" ")
     fields = body.split("\t")
-    tab_mode = len(fields) >= 5 and all(_DEC.match(f.strip()) or _HEX.match(f.strip())
-                                         for f in fields[:4])
+    tab_mode = len(fields) >= 5 and all(
+        _DEC.match(f.strip()) or _HEX.match(f.strip()) for f in fields[:4]
+    )
     if tab_mode:
         head = [f.strip() for f in fields[:5]]
-        rest = [f for f in fields[5:]]
+        rest = list(fields[5:])
         rest_tokens = [r.strip() for r in rest]
     else:
         head = tokens[:5]

@@ -28,14 +28,17 @@ import pandas as pd
 from dmaprof.analyze._scan import (
     I64,
     Scan,
-    decode,
     dec_before,
+    decode,
+    factorize_ranges,
+    first_byte,
+    lookup,
+    nullable,
+    proc_paths,
+    sort_order,
     uniq,
     uniq_counts,
     uniq_index,
-    first_byte,
-    nullable,
-    proc_paths,
 )
 from dmaprof.analyze.unparsed import Unparsed
 from dmaprof.dump import Dump, Section
@@ -94,18 +97,40 @@ def _empty_i64() -> I64:
     return np.zeros(0, dtype=np.int64)
 
 
+def _empty_fdinfo(ng: int) -> FdInfo:
+    def m1() -> I64:
+        return np.full(ng, -1, dtype=np.int64)
+
+    return FdInfo(
+        m1(),
+        m1(),
+        m1(),
+        m1(),
+        m1(),
+        m1(),
+        m1(),
+        m1(),
+        m1(),
+        m1(),
+        m1(),
+        np.zeros(ng, dtype=np.bool_),
+    )
+
+
 _SLOW_REC = re.compile(rb"(/proc/(\d+)(?:/task/(\d+))?/fd/(\d+))(?: (.*))?\Z", re.S)
 
 
-def _record_bounds(scan: Scan, sec: Section, nonce: bytes, unparsed: Unparsed) -> tuple[
-    I64, I64, I64
-]:
+def _record_bounds(
+    scan: Scan, sec: Section, nonce: bytes, unparsed: Unparsed
+) -> tuple[I64, I64, I64]:
     """(record content begin, record end, record line start) of a stat section."""
     s, e = scan.lines(sec.begin, sec.end)
     if s.size == 0:
         return _empty_i64(), _empty_i64(), _empty_i64()
     prefix = b"@" + nonce + b" "
-    isrec = scan.eq(s, prefix)
+    # "@" and the first 15 characters of the nonce: content cannot forge them (the nonce is
+    # chosen when the collector starts); the full prefix length is still skipped below
+    isrec = scan.eq(s, prefix[:16])
     rec = np.flatnonzero(isrec)
     if rec.size == 0:
         unparsed.add_lines(scan, sec.name, s, e, "no record line (@<nonce> ...)")
@@ -134,14 +159,16 @@ def parse_fdlinks(dump: Dump, scan: Scan, unparsed: Unparsed) -> Links:
     pe = pp.rest + 3 + nfd
     ok &= (nfd >= 1) & (nfd <= 10) & (scan.byte(pe) == 0x20)
     length = pe - rb
+    # toybox: "<path> <path> -> '<target>'"; busybox and GNU: "<path> '<path>' -> '...'"
     a1 = pe + 1 + length
-    t1 = scan.eq(a1, b" -> '")
-    a2 = a1 + 2
-    t2 = scan.eq(a2, b" -> '") & (scan.byte(pe + 1) == 0x27)
-    arrow = np.where(t1, a1, a2)
-    ts = arrow + 5
+    t12 = scan.eq(a1, b" -> '")
+    other = np.flatnonzero(~t12)
+    if other.size:
+        a1[other] += 2
+        t12[other] = scan.eq(a1[other], b" -> '") & (scan.byte(pe[other] + 1) == 0x27)
+    ts = a1 + 5
     te = re_ - 1
-    ok &= (t1 | t2) & (te >= ts) & (scan.byte(np.maximum(te, 0)) == 0x27)
+    ok &= t12 & (te >= ts) & (scan.byte(np.maximum(te, 0)) == 0x27)
     pid, tid = pp.pid.copy(), pp.tid.copy()
 
     slow = np.flatnonzero(~ok)
@@ -174,7 +201,10 @@ def parse_fdlinks(dump: Dump, scan: Scan, unparsed: Unparsed) -> Links:
     out.fds_seen = dict(zip(upid.tolist(), counts.tolist(), strict=True))
 
     is_dmabuf = scan.eq(ts, b"/dmabuf") & (te >= ts + 7)
-    is_anon = (te - ts == 17) & scan.eq(ts, b"anon_inode:dmabuf")
+    is_anon = te - ts == 17
+    cand = np.flatnonzero(is_anon)
+    if cand.size:
+        is_anon[cand] = scan.eq(ts[cand], b"anon_inode:dmabuf")
     keep = np.flatnonzero(is_dmabuf | is_anon)
     ts, te = ts[keep], te[keep]
     target = np.where(is_dmabuf[keep], TARGET_DMABUF, TARGET_ANON).astype(np.int64)
@@ -189,37 +219,49 @@ def parse_fdlinks(dump: Dump, scan: Scan, unparsed: Unparsed) -> Links:
 
 
 # fdinfo keys; the first 4 bytes of each are distinct, which makes a one-gather lookup.
-_KEYS = (b"pos:", b"flags:", b"mnt_id:", b"ino:", b"size:", b"count:", b"exp_name:", b"name:",
-         b"lock:")
+_KEYS = (
+    b"pos:",
+    b"flags:",
+    b"mnt_id:",
+    b"ino:",
+    b"size:",
+    b"count:",
+    b"exp_name:",
+    b"name:",
+    b"lock:",
+)
 K_INO, K_SIZE, K_COUNT, K_EXP, K_NAME = 3, 4, 5, 6, 7
 
 
-def _classify(scan: Scan, pos: I64, keys: tuple[bytes, ...]) -> I64:
-    """Index of the key found at each position (-1 when none)."""
-    w4 = scan.win(pos) & np.uint64(0xFFFFFFFF)
-    table = np.array(
-        [int.from_bytes(k[:4].ljust(4, b"\0"), "little") for k in keys], dtype=np.uint64
-    )
-    order = np.argsort(table)
-    sorted_t = table[order]
-    j = np.searchsorted(sorted_t, w4)
-    j = np.minimum(j, len(keys) - 1)
-    hit = sorted_t[j] == w4
-    code = np.where(hit, order[j], -1).astype(np.int64)
-    for k, lit in enumerate(keys):
-        if len(lit) <= 4:
-            continue
-        idx = np.flatnonzero(code == k)
-        if idx.size:
-            bad = ~scan.eq(pos[idx], lit)
-            code[idx[bad]] = -1
-    return code
-
-
 # The two bytes before ":\t" -> key index in _KEYS ("me" is exp_name or name: resolved later).
+_KLEN = np.array(
+    [
+        len(k)
+        for k in (
+            b"pos:",
+            b"flags:",
+            b"mnt_id:",
+            b"ino:",
+            b"size:",
+            b"count:",
+            b"exp_name:",
+            b"name:",
+            b"lock:",
+        )
+    ],
+    dtype=np.int64,
+)
 _PAIR_TABLE = np.full(1 << 16, -1, dtype=np.int8)
-for _pair, _code in ((b"os", 0), (b"gs", 1), (b"id", 2), (b"no", 3), (b"ze", 4), (b"nt", 5),
-                     (b"me", 6), (b"ck", 8)):
+for _pair, _code in (
+    (b"os", 0),
+    (b"gs", 1),
+    (b"id", 2),
+    (b"no", 3),
+    (b"ze", 4),
+    (b"nt", 5),
+    (b"me", 6),
+    (b"ck", 8),
+):
     _PAIR_TABLE[int.from_bytes(_pair, "little")] = _code
 
 
@@ -243,16 +285,19 @@ def _fdinfo_fast(scan: Scan, begin: int, end: int) -> FdInfo | None:
     order = np.argsort(code8, kind="stable")
     bounds = np.searchsorted(code8[order], np.arange(len(_KEYS) + 1))
     by_key = {k: order[bounds[k] : bounds[k + 1]] for k in range(len(_KEYS))}
-    # verify ":key:" before the tabs of the keys that matter; split "me:" in two
+    # The two letters identify the key among the kernel's; a key of another length ending in
+    # the same two letters would not have the path's ":" right before it. "me" is exp_name
+    # ("_" six bytes before the tab) or name (":" there).
     for k in (0, K_INO, K_SIZE, K_COUNT):
         idx = by_key[k]
-        if idx.size and not scan.eq(tabs[idx] - len(_KEYS[k]) - 1, b":" + _KEYS[k]).all():
+        if idx.size and not (scan.byte(tabs[idx] - len(_KEYS[k]) - 1) == 0x3A).all():
             return None
     me = by_key[K_EXP]
-    is_exp = scan.eq(tabs[me] - len(_KEYS[K_EXP]) - 1, b":" + _KEYS[K_EXP])
-    by_key[K_EXP], by_key[K_NAME] = me[is_exp], me[~is_exp]
-    if not scan.eq(tabs[by_key[K_NAME]] - 6, b":name:").all():
+    b6 = scan.byte(tabs[me] - 6)
+    is_exp = b6 == 0x5F
+    if not ((is_exp | (b6 == 0x3A)).all() and (scan.byte(tabs[me[is_exp]] - 10) == 0x3A).all()):
         return None
+    by_key[K_EXP], by_key[K_NAME] = me[is_exp], me[~is_exp]
     anchors = by_key[0]
     if anchors.size == 0 or anchors[0] != 0:
         return None
@@ -286,12 +331,19 @@ def _fdinfo_fast(scan: Scan, begin: int, end: int) -> FdInfo | None:
     # without its "pos:" line would merge into the previous one and repeat its keys: then
     # the slow path parses the section.
     ng = anchors.size
-    out = FdInfo(*(np.full(ng, -1, dtype=np.int64) for _ in range(11)),
-                 np.zeros(ng, dtype=np.bool_))
+    out = _empty_fdinfo(ng)
     vs_all = tabs + 1
     fid = np.cumsum(code8 == 0) - 1
-    for k, name in ((K_INO, "ino"), (K_SIZE, "size"), (K_COUNT, "count"), (K_EXP, "exp_b"),
-                    (K_NAME, "name_b")):
+    klen = _KLEN[code8]
+    klen[by_key[K_NAME]] = len(_KEYS[K_NAME])
+    path_len = apc - line_start
+    for k, name in (
+        (K_INO, "ino"),
+        (K_SIZE, "size"),
+        (K_COUNT, "count"),
+        (K_EXP, "exp_b"),
+        (K_NAME, "name_b"),
+    ):
         idx = by_key[k]
         if not idx.size:
             continue
@@ -300,7 +352,19 @@ def _fdinfo_fast(scan: Scan, begin: int, end: int) -> FdInfo | None:
             return None
         vs = vs_all[idx]
         if k in (K_EXP, K_NAME):
-            getattr(out, name)[f] = vs  # the end (next "\n") is found for few of them later
+            # The value ends where the next line starts, minus its "\n". The next line's
+            # start is its tab minus its key and its path (as long as its file's anchor's).
+            nxt = idx + 1
+            last = nxt >= tabs.size
+            nxt = np.minimum(nxt, tabs.size - 1)
+            nstart = tabs[nxt] - klen[nxt] - 1 - path_len[fid[nxt]]
+            ve = np.where(last, -1, nstart - 1)
+            if last.any():
+                ve[last] = first_newline(scan, vs[last], end)
+            if not ((ve >= vs) & (scan.byte(np.maximum(ve, 0)) == 0x0A)).all():
+                return None
+            getattr(out, name)[f] = vs
+            getattr(out, "exp_e" if k == K_EXP else "name_e")[f] = ve
             continue
         v, n = scan.dec(vs)
         if not ((n >= 1) & (n <= 18) & (scan.byte(vs + n) == 0x0A)).all():
@@ -336,13 +400,16 @@ def _fdinfo_slow(scan: Scan, begin: int, end: int, unparsed: Unparsed) -> FdInfo
             meta[key] = (pid, tid, fd)
         field_, sep, value = m.group(4).partition(b":")
         vstart = ls + m.start(4) + len(field_) + 1
-        if value[:1] in (b"\t", b" "):
-            value = value[1:]
-            vstart += 1
+        # the kernel separates with one tab (the value may start with blanks of its own);
+        # copies with the tab turned into spaces lose that distinction
+        stripped = value[1:] if value[:1] == b"\t" else value.lstrip(b" ")
+        vstart += len(value) - len(stripped)
+        value = stripped
         name = field_.decode("ascii", "replace")
         if not sep or name not in _FIELD_NAMES:
-            unparsed.add("fdinfo", decode(m.group(0).partition(b":")[0]), None, raw,
-                         "unknown fdinfo field")
+            unparsed.add(
+                "fdinfo", decode(m.group(0).partition(b":")[0]), None, raw, "unknown fdinfo field"
+            )
             continue
         if name in ("ino", "size", "count"):
             v = value.rstrip(b" \r\t")
@@ -354,8 +421,7 @@ def _fdinfo_slow(scan: Scan, begin: int, end: int, unparsed: Unparsed) -> FdInfo
             rec[name + "_b"] = vstart
             rec[name + "_e"] = le
     ng = len(order)
-    out = FdInfo(*(np.full(ng, -1, dtype=np.int64) for _ in range(11)),
-                 np.zeros(ng, dtype=np.bool_))
+    out = _empty_fdinfo(ng)
     for i, key in enumerate(order):
         rec = rows[key]
         out.key[i] = key
@@ -373,15 +439,28 @@ def _fdinfo_slow(scan: Scan, begin: int, end: int, unparsed: Unparsed) -> FdInfo
 
 
 _SLOW_FDINFO = re.compile(rb"/proc/(\d+)(?:/task/(\d+))?/fdinfo/(\d+):(.*)\Z", re.S)
-_FIELD_NAMES = frozenset({"pos", "flags", "mnt_id", "ino", "size", "count", "exp_name",
-                          "name", "lock"})
+_FIELD_NAMES = frozenset(
+    {"pos", "flags", "mnt_id", "ino", "size", "count", "exp_name", "name", "lock"}
+)
 
 
 def parse_fdinfo(dump: Dump, scan: Scan, unparsed: Unparsed) -> FdInfo:
     sec = dump.section("fdinfo")
     empty = _empty_i64()
-    out = FdInfo(empty, empty, empty, empty, empty, empty, empty, empty, empty, empty, empty,
-                 np.zeros(0, dtype=np.bool_))
+    out = FdInfo(
+        empty,
+        empty,
+        empty,
+        empty,
+        empty,
+        empty,
+        empty,
+        empty,
+        empty,
+        empty,
+        empty,
+        np.zeros(0, dtype=np.bool_),
+    )
     if sec is None:
         return out
     out.present = True
@@ -390,19 +469,26 @@ def parse_fdinfo(dump: Dump, scan: Scan, unparsed: Unparsed) -> FdInfo:
     fast = _fdinfo_fast(scan, sec.begin, sec.end)
     if fast is None:
         fast = _fdinfo_slow(scan, sec.begin, sec.end, unparsed)
-    else:
-        # string values end at their line's "\n": found only for the values that are read
-        # (see _categorical_by_inode), marked END_AT_NEWLINE meanwhile
-        fast.exp_e[fast.exp_b >= 0] = END_AT_NEWLINE
-        fast.name_e[fast.name_b >= 0] = END_AT_NEWLINE
     fast.present = True
     ng = fast.key.size
     if ng and uniq(fast.key).size != ng:
         # The same fd listed twice (not adjacent): keep the last occurrence.
         _, last, _ = uniq_index(fast.key[::-1])
         keep = np.sort(ng - 1 - last)
-        for name in ("key", "pid", "tid", "fd", "ino", "size", "count", "exp_b", "exp_e",
-                     "name_b", "name_e", "is_dmabuf"):
+        for name in (
+            "key",
+            "pid",
+            "tid",
+            "fd",
+            "ino",
+            "size",
+            "count",
+            "exp_b",
+            "exp_e",
+            "name_b",
+            "name_e",
+            "is_dmabuf",
+        ):
             setattr(fast, name, getattr(fast, name)[keep])
     return fast
 
@@ -466,20 +552,15 @@ class FdRefs:
 
 
 def _lookup(keys: I64, table_keys: I64) -> tuple[I64, np.ndarray]:
-    """Row of ``table_keys`` (unique) for each key; found mask."""
+    """Row of ``table_keys`` (distinct, any order) for each key; found mask."""
     if table_keys.size == 0:
         return np.zeros(keys.shape, dtype=np.int64), np.zeros(keys.shape, dtype=np.bool_)
-    order = np.argsort(table_keys, kind="stable")
-    sk = table_keys[order]
-    j = np.searchsorted(sk, keys)
-    j = np.minimum(j, sk.size - 1)
-    found = sk[j] == keys
+    order = sort_order(table_keys)
+    j, found = lookup(keys, table_keys[order])
     return order[j], found
 
 
-def _categorical_by_inode(
-    scan: Scan, inode: I64, b: I64, e: I64
-) -> pd.Categorical:
+def _categorical_by_inode(scan: Scan, inode: I64, b: I64, e: I64) -> pd.Categorical:
     """Strings for the ranges ``[b, e)`` (``b < 0``: missing; ``e == END_AT_NEWLINE``: to the
     end of the line). Rows with the same inode (>= 0) share one value, so only one range
     per buffer is read; equal byte strings are decoded once. Empty strings become null."""
@@ -499,19 +580,12 @@ def _categorical_by_inode(
     nlm = re_ == END_AT_NEWLINE
     if nlm.any():
         re_[nlm] = first_newline(scan, rb[nlm], scan.length)
-    raw_index: dict[bytes, int] = {}
-    raw_codes = np.empty(rows.size, dtype=np.int64)
-    for i, raw in enumerate(scan.slices(rb, re_)):
-        c = raw_index.get(raw)
-        if c is None:
-            c = len(raw_index)
-            raw_index[raw] = c
-        raw_codes[i] = c
+    raw_codes, raw_values = factorize_ranges(scan, rb, re_)
     # two byte strings can decode to one text (b"\\xff" and b"\xff"): map to text codes
     texts: list[str] = []
     text_index: dict[str, int] = {}
-    remap = np.empty(len(raw_index), dtype=np.int64)
-    for i, raw in enumerate(raw_index):
+    remap = np.empty(len(raw_values), dtype=np.int64)
+    for i, raw in enumerate(raw_values):
         t = decode(raw)
         c = text_index.get(t)
         if c is None:
@@ -532,13 +606,16 @@ def _categorical_by_inode(
     return pd.Categorical.from_codes(codes, categories=pd.Index(texts, dtype="str"))
 
 
-def fd_references(dump: Dump, scan: Scan, unparsed: Unparsed) -> FdRefs:
+def fd_references(dump: Dump, scan: Scan, unparsed: Unparsed, info: FdInfo | None = None) -> FdRefs:
+    """The fd part of the references. ``info`` may be parsed beforehand (e.g. in another
+    thread: the fdinfo section is the biggest of a dump)."""
     links = parse_fdlinks(dump, scan, unparsed)
-    info = parse_fdinfo(dump, scan, unparsed)
+    if info is None:
+        info = parse_fdinfo(dump, scan, unparsed)
     stat = parse_fdstat(dump, scan, unparsed)
 
     # Rows: every dma-buf link, plus fdinfo files with exp_name that have no link record.
-    li, lfound = _lookup(info.key, links.key)
+    _, lfound = _lookup(info.key, links.key)
     extra = np.flatnonzero(info.is_dmabuf & ~lfound)
     key = np.concatenate([links.key, info.key[extra]])
     pid = np.concatenate([links.pid, info.pid[extra]])
@@ -572,7 +649,7 @@ def fd_references(dump: Dump, scan: Scan, unparsed: Unparsed) -> FdRefs:
     lname_e = np.concatenate([links.name_e, np.full(extra.size, -1, np.int64)])
     nb = np.where(iname_b >= 0, iname_b, lname_b)
     ne = np.where(iname_b >= 0, iname_e, lname_e)
-    nb = np.where(ne > nb, nb, -1)
+    nb = np.where((ne > nb) | (ne == END_AT_NEWLINE), nb, -1)
 
     frame = pd.DataFrame(
         {

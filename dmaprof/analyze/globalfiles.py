@@ -25,8 +25,7 @@ ION_HEAPS = "/sys/kernel/ion/total_heaps_kb"
 ION_POOLS = "/sys/kernel/ion/total_pools_kb"
 BPF_ITER = "/sys/fs/bpf/dmabuf/prog_dmabufIter_iter_dmabuf"
 
-KNOWN = (VERSION, UPTIME, MEMINFO, BOOT_ID, BUFINFO, DMA_HEAP_POOLS, ION_HEAPS, ION_POOLS,
-         BPF_ITER)
+KNOWN = (VERSION, UPTIME, MEMINFO, BOOT_ID, BUFINFO, DMA_HEAP_POOLS, ION_HEAPS, ION_POOLS, BPF_ITER)
 
 
 @dataclass
@@ -47,7 +46,8 @@ class GlobalFiles:
         err = self.errors.get(path)
         if err is not None:
             return {"absent": "absent", "vanished": "absent", "denied": "denied"}.get(
-                err.reason, "error")
+                err.reason, "error"
+            )
         return "empty" if self.present else "missing"
 
     def lines(self, path: str) -> list[bytes]:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dmaprof.analyze._scan import Scan, first_byte, hexnum, nullable, proc_paths, uniq
+from dmaprof.analyze._scan import Scan, hexnum, nullable, proc_paths, skip_byte, uniq
 from dmaprof.analyze.fds import TARGET_ANON, TARGET_DMABUF, TARGET_OTHER, _categorical_by_inode
 from dmaprof.analyze.unparsed import Unparsed
 from dmaprof.dump import Dump
@@ -64,15 +64,24 @@ def parse_maps(dump: Dump, scan: Scan, unparsed: Unparsed) -> MapRefs:
     v_off, n3 = hexnum(scan, p)
     fast &= (n3 >= 1) & (n3 <= 16) & (scan.byte(p + n3) == 0x20)
     p = p + n3 + 1
-    nd = first_byte(scan, p, 16, 0x20)
-    fast &= (nd >= 3) & (nd < 16)
+    _, nmaj = hexnum(scan, p)
+    _, nmin = hexnum(scan, p + nmaj + 1)
+    nd = nmaj + 1 + nmin
+    fast &= (
+        (nmaj >= 1)
+        & (nmaj <= 8)
+        & (scan.byte(p + nmaj) == 0x3A)
+        & (nmin >= 1)
+        & (nmin <= 8)
+        & (scan.byte(p + nd) == 0x20)
+    )
     p = p + nd + 1
     v_ino, ni = scan.dec(p, e)
     fast &= (ni >= 1) & (ni <= 18)
     p = p + ni
-    k = first_byte(scan, p, 96, 0x20, equal=False)
+    k = skip_byte(scan, p, 0x20)
     ps = p + k
-    fast &= (k >= 1) & (k < 96) & (ps < e) & (p + ni <= e)
+    fast &= (k >= 1) & (k < 128) & (ps < e) & (p + ni <= e)
     fast &= v_end >= v_start
     target = np.full(good.size, TARGET_OTHER, dtype=np.int64)
     pend = e.copy()
@@ -113,13 +122,22 @@ def parse_maps(dump: Dump, scan: Scan, unparsed: Unparsed) -> MapRefs:
     keep = np.flatnonzero(target != TARGET_OTHER)
     ino = np.where(target[keep] == TARGET_DMABUF, v_ino[keep], -1)
     names = _categorical_by_inode(scan, ino, name_b[keep], pend[keep])
-    out.frame = _frame(pid[keep], target[keep], ino, v_start[keep], v_end[keep], v_off[keep],
-                       names, None)
+    out.frame = _frame(
+        pid[keep], target[keep], ino, v_start[keep], v_end[keep], v_off[keep], names, None
+    )
     return out
 
 
-def _frame(pid: Any, target: Any, ino: Any, start: Any, end: Any, off: Any,
-           names: pd.Categorical | None, _unused: None) -> pd.DataFrame:
+def _frame(
+    pid: Any,
+    target: Any,
+    ino: Any,
+    start: Any,
+    end: Any,
+    off: Any,
+    names: pd.Categorical | None,
+    _unused: None,
+) -> pd.DataFrame:
     pid_a = np.asarray(pid, dtype=np.int32)
     n = pid_a.size
     ino_a = np.asarray(ino, dtype=np.int64)

@@ -53,8 +53,12 @@ class ProcInfo:
             return CGROUPS.empty()
         pid, hier, ctl, path = zip(*self.cgroup_rows, strict=True)
         return CGROUPS.frame(
-            {"pid": list(pid), "hierarchy": list(hier), "controllers": list(ctl),
-             "path": list(path)}
+            {
+                "pid": list(pid),
+                "hierarchy": list(hier),
+                "controllers": list(ctl),
+                "path": list(path),
+            }
         )
 
 
@@ -112,7 +116,11 @@ def parse_proc(dump: Dump, scan: Scan, unparsed: Unparsed) -> ProcInfo:
         v2, n2 = scan.dec(cs[idx] + 5 + n + 1, ce[idx])
         good2 = good & (n2 >= 1) & (n2 <= 10)
         for p, x, g1, g2, y in zip(
-            sp[idx].tolist(), v.tolist(), good.tolist(), good2.tolist(), v2.tolist(),
+            sp[idx].tolist(),
+            v.tolist(),
+            good.tolist(),
+            good2.tolist(),
+            v2.tolist(),
             strict=True,
         ):
             if g1:
@@ -136,9 +144,7 @@ def parse_proc(dump: Dump, scan: Scan, unparsed: Unparsed) -> ProcInfo:
 
     # -- cgroup ---------------------------------------------------------------------------
     cg = np.flatnonzero(kind == 2)
-    for p, raw, no in zip(
-        pid[cg].tolist(), scan.slices(cstart[cg], e[cg]), cg.tolist(), strict=True
-    ):
+    for p, raw in zip(pid[cg].tolist(), scan.slices(cstart[cg], e[cg]), strict=True):
         hier, sep1, rest = raw.partition(b":")
         ctl, sep2, path = rest.partition(b":")
         if not (sep1 and sep2) or not hier.strip().isdigit():

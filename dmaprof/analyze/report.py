@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dmaprof.analyze._scan import objects
 from dmaprof.analyze.analysis import Analysis
 
 REPORT_SCHEMA = "dmaprof.report/1"
@@ -38,15 +39,20 @@ def _py(v: Any) -> Any:
     return v
 
 
+def _column(s: pd.Series) -> list[Any]:
+    """A column as JSON-ready Python values (numpy scalars -> int/bool, NA -> None,
+    tuples -> lists)."""
+    if s.dtype == object:
+        return [list(x) if isinstance(x, tuple) else _py(x) for x in s.tolist()]
+    if s.dtype.kind in "iub" and not s.hasnans:
+        return list(s.to_numpy().tolist())
+    values = objects(s).tolist()
+    return [_py(x) if not isinstance(x, int | str) else x for x in values]
+
+
 def _records(df: pd.DataFrame, columns: dict[str, str]) -> list[dict[str, Any]]:
     """Rows of ``df`` as dicts, renaming ``source column -> key``."""
-    cols: list[list[Any]] = []
-    for src in columns:
-        s = df[src]
-        if s.dtype == object:
-            cols.append([_py(x) for x in s.tolist()])
-        else:
-            cols.append([_py(x) for x in s.astype(object).where(s.notna(), None).tolist()])
+    cols = [_column(df[src]) for src in columns]
     keys = list(columns.values())
     return [dict(zip(keys, row, strict=True)) for row in zip(*cols, strict=True)] if cols else []
 
@@ -58,8 +64,10 @@ def holders_by_inode(analysis: Analysis) -> dict[int, list[int]]:
     ino = h["inode"].to_numpy(dtype=np.int64)
     pid = h["pid"].to_numpy(dtype=np.int64)
     starts = np.flatnonzero(np.r_[True, ino[1:] != ino[:-1]])
-    groups = np.split(pid, starts[1:])
-    return {int(ino[s]): g.tolist() for s, g in zip(starts, groups, strict=True)}
+    ends = np.append(starts[1:], ino.size).tolist()
+    pids = pid.tolist()
+    keys = ino[starts].tolist()
+    return {k: pids[a:b] for k, a, b in zip(keys, starts.tolist(), ends, strict=True)}
 
 
 def build_report(analysis: Analysis, device: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -75,79 +83,136 @@ def build_report(analysis: Analysis, device: dict[str, Any] | None = None) -> di
         "bytes": t.bytes,
         "userspace_bytes": t.userspace_bytes,
         "kernel_only_bytes": t.kernel_only_bytes,
-        **{k: v for k, v in t.as_dict().items()
-           if k not in ("buffers", "bytes", "userspace_bytes", "kernel_only_bytes")},
+        **{
+            k: v
+            for k, v in t.as_dict().items()
+            if k not in ("buffers", "bytes", "userspace_bytes", "kernel_only_bytes")
+        },
     }
     c = a.coverage
     coverage = {
         "processes": c.processes,
         "processes_unreadable": c.processes_unreadable,
-        **{k: v for k, v in c.as_dict().items()
-           if k not in ("processes", "processes_unreadable")},
+        **{k: v for k, v in c.as_dict().items() if k not in ("processes", "processes_unreadable")},
         "truncated": a.dump.truncated,
         "unparsed_lines": a.unparsed_total,
     }
 
     u = a.usage
     active = u[(u["buffers"] > 0) | (u["fds"] > 0) | (u["maps"] > 0)]
-    active = active.sort_values(["charged_bytes", "rss_bytes", "pid"],
-                                ascending=[False, False, True])
-    processes = _records(active, {
-        "pid": "pid", "name": "name", "uid": "uid", "owner_uid": "owner_uid",
-        "cgroup": "cgroup", "rss_bytes": "rss_bytes", "charged_bytes": "pss_bytes",
-        "pss_bytes": "shared_pss_bytes", "buffers": "buffers", "fds": "fds", "maps": "maps",
-        "fd_only": "fd_only", "map_only": "map_only", "both": "both",
-        "rss_estimated": "rss_estimated", "is_service": "is_service",
-        "anon_fds": "anon_fds", "anon_fd_bytes": "anon_fd_bytes", "anon_maps": "anon_maps",
-        "anon_mapped_bytes": "anon_mapped_bytes", "unreadable": "unreadable",
-        "kernel_dmabuf_rss_bytes": "kernel_dmabuf_rss_bytes",
-        "kernel_dmabuf_pss_bytes": "kernel_dmabuf_pss_bytes",
-    })
+    active = active.sort_values(
+        ["charged_bytes", "rss_bytes", "pid"], ascending=[False, False, True]
+    )
+    processes = _records(
+        active,
+        {
+            "pid": "pid",
+            "name": "name",
+            "uid": "uid",
+            "owner_uid": "owner_uid",
+            "cgroup": "cgroup",
+            "rss_bytes": "rss_bytes",
+            "charged_bytes": "pss_bytes",
+            "pss_bytes": "shared_pss_bytes",
+            "buffers": "buffers",
+            "fds": "fds",
+            "maps": "maps",
+            "fd_only": "fd_only",
+            "map_only": "map_only",
+            "both": "both",
+            "rss_estimated": "rss_estimated",
+            "is_service": "is_service",
+            "anon_fds": "anon_fds",
+            "anon_fd_bytes": "anon_fd_bytes",
+            "anon_maps": "anon_maps",
+            "anon_mapped_bytes": "anon_mapped_bytes",
+            "unreadable": "unreadable",
+            "kernel_dmabuf_rss_bytes": "kernel_dmabuf_rss_bytes",
+            "kernel_dmabuf_pss_bytes": "kernel_dmabuf_pss_bytes",
+        },
+    )
     for p in processes:
         p["charged_bytes"] = p["pss_bytes"]
 
     holders = holders_by_inode(a)
     b = a.buffers.sort_values(["size_bytes", "inode"], ascending=[False, True])
-    buffers = _records(b, {
-        "inode": "inode", "size_bytes": "size_bytes", "exporter": "exporter", "name": "name",
-        "size_source": "size_source", "size_estimated": "size_estimated", "count": "count",
-        "attached_devices": "attached_devices", "in_inventory": "in_inventory",
-        "sources": "sources",
-    })
+    buffers = _records(
+        b,
+        {
+            "inode": "inode",
+            "size_bytes": "size_bytes",
+            "exporter": "exporter",
+            "name": "name",
+            "size_source": "size_source",
+            "size_estimated": "size_estimated",
+            "count": "count",
+            "attached_devices": "attached_devices",
+            "in_inventory": "in_inventory",
+            "sources": "sources",
+        },
+    )
     for row in buffers:
         hs = holders.get(row["inode"], [])
         row["holders"] = hs
         row["kernel_only"] = bool(row["in_inventory"] and not hs)
 
-    apps = _records(a.apps, {
-        "uid": "uid", "packages": "packages", "rss_bytes": "rss_bytes",
-        "charged_bytes": "pss_bytes", "pss_bytes": "shared_pss_bytes", "label": "label",
-        "kind": "kind", "user_id": "user_id", "app_id": "app_id", "processes": "processes",
-        "pids": "pids", "buffers": "buffers",
-    })
+    apps = _records(
+        a.apps,
+        {
+            "uid": "uid",
+            "packages": "packages",
+            "rss_bytes": "rss_bytes",
+            "charged_bytes": "pss_bytes",
+            "pss_bytes": "shared_pss_bytes",
+            "label": "label",
+            "kind": "kind",
+            "user_id": "user_id",
+            "app_id": "app_id",
+            "processes": "processes",
+            "pids": "pids",
+            "buffers": "buffers",
+        },
+    )
     for row in apps:
         row["charged_bytes"] = row["pss_bytes"]
     cg = a.cgroup_usage.sort_values(["path"])
-    cgroups = _records(cg, {
-        "path": "path", "charged_bytes": "pss_bytes",
-        "charged_bytes_with_descendants": "pss_bytes_with_descendants",
-        "pss_bytes": "shared_pss_bytes",
-        "pss_bytes_with_descendants": "shared_pss_bytes_with_descendants",
-        "rss_bytes": "rss_bytes", "rss_bytes_with_descendants": "rss_bytes_with_descendants",
-        "processes": "processes", "processes_with_descendants": "processes_with_descendants",
-        "depth": "depth",
-    })
+    cgroups = _records(
+        cg,
+        {
+            "path": "path",
+            "charged_bytes": "pss_bytes",
+            "charged_bytes_with_descendants": "pss_bytes_with_descendants",
+            "pss_bytes": "shared_pss_bytes",
+            "pss_bytes_with_descendants": "shared_pss_bytes_with_descendants",
+            "rss_bytes": "rss_bytes",
+            "rss_bytes_with_descendants": "rss_bytes_with_descendants",
+            "processes": "processes",
+            "processes_with_descendants": "processes_with_descendants",
+            "depth": "depth",
+        },
+    )
     group_cols = {
-        "buffers": "buffers", "bytes": "bytes", "userspace_buffers": "userspace_buffers",
-        "userspace_bytes": "userspace_bytes", "kernel_only_buffers": "kernel_only_buffers",
-        "kernel_only_bytes": "kernel_only_bytes", "holders": "holders",
+        "buffers": "buffers",
+        "bytes": "bytes",
+        "userspace_buffers": "userspace_buffers",
+        "userspace_bytes": "userspace_bytes",
+        "kernel_only_buffers": "kernel_only_buffers",
+        "kernel_only_bytes": "kernel_only_bytes",
+        "holders": "holders",
     }
     exporters = _records(a.exporters, {"key": "exporter", **group_cols})
     names = _records(a.names, {"key": "name", **group_cols})
-    kernel_only = _records(a.kernel_only, {
-        "inode": "inode", "size_bytes": "size_bytes", "exporter": "exporter", "name": "name",
-        "count": "count", "attached_devices": "attached_devices",
-    })
+    kernel_only = _records(
+        a.kernel_only,
+        {
+            "inode": "inode",
+            "size_bytes": "size_bytes",
+            "exporter": "exporter",
+            "name": "name",
+            "count": "count",
+            "attached_devices": "attached_devices",
+        },
+    )
     crosscheck = _records(a.crosscheck, {c: c for c in a.crosscheck.columns})
     heaps = _records(a.heaps, {c: c for c in a.heaps.columns})
     pools = _records(a.pools, {c: c for c in a.pools.columns})
@@ -172,6 +237,19 @@ def build_report(analysis: Analysis, device: dict[str, Any] | None = None) -> di
     }
 
 
+# AOSP dmabuf_dump RawOutput (libdmabufinfo/tools/include/dmabuf_output_helper.h)
+_PROC = "%16s:%-5d\n"
+_HEAD = "%22s %16s %16s %16s %16s %22s\n"
+_ROW = "%22s %13d kB %13d kB %16d %16d  %22s\n"
+_TOTAL = "%22s %13d kB %13d kB %16s\n"
+_SUMMARY = "dmabuf total: %d kB kernel_rss: %d kB userspace_rss: %d kB userspace_pss: %d kB\n "
+
+
+def _printf(fmt: str, *args: object) -> str:
+    """C printf semantics for the AOSP formats above (%-style is the point here)."""
+    return fmt % args
+
+
 def format_dmabuf_dump(analysis: Analysis) -> str:
     """AOSP ``dmabuf_dump`` default (per-process) view, with its printf layout and its own
     figures (``Pss = size / nr_procs`` with integer division, kB = bytes / 1024), so the
@@ -187,32 +265,34 @@ def format_dmabuf_dump(analysis: Analysis) -> str:
         return "".join(out)
     buffers = a.buffers.set_index("inode")
     fd_inodes = set(
-        a.references.loc[(a.references["kind"] == "fd") & a.references["inode"].notna(),
-                         "inode"].astype(int).tolist())
+        a.references.loc[(a.references["kind"] == "fd") & a.references["inode"].notna(), "inode"]
+        .astype(int)
+        .tolist()
+    )
     names = a.usage.set_index("pid")["name"]
     order = h.sort_values(["pid", "inode"])
     total_rss = total_pss = 0
     for pid, grp in order.groupby("pid", sort=True):
         comm = names.get(pid)
-        comm_s = "N/A" if comm is None or (isinstance(comm, float) and np.isnan(comm)) else str(
-            comm)
-        out.append("%16s:%-5d\n" % (comm_s, int(pid)))
-        out.append("%22s %16s %16s %16s %16s %22s\n" % (
-            "Name", "Rss", "Pss", "nr_procs", "Inode", "Exporter"))
+        comm_s = (
+            "N/A" if comm is None or (isinstance(comm, float) and np.isnan(comm)) else str(comm)
+        )
+        out.append(_printf(_PROC, comm_s, int(str(pid))))
+        out.append(_printf(_HEAD, "Name", "Rss", "Pss", "nr_procs", "Inode", "Exporter"))
         rss = pss = 0
-        for ino, size, n in zip(grp["inode"].tolist(), grp["size_bytes"].tolist(),
-                                grp["holders"].tolist(), strict=True):
+        for ino, size, n in zip(
+            grp["inode"].tolist(), grp["size_bytes"].tolist(), grp["holders"].tolist(), strict=True
+        ):
             row = buffers.loc[ino]
             name = row["name"] if ino in fd_inodes else None
             name_s = name if isinstance(name, str) and name else "<unknown>"
             exp = row["exporter"]
             exp_s = exp if isinstance(exp, str) and exp else "<unknown>"
             bpss = size // n
-            out.append("%22s %13d kB %13d kB %16d %16d  %22s\n" % (
-                name_s, size // 1024, bpss // 1024, n, ino, exp_s))
+            out.append(_printf(_ROW, name_s, size // 1024, bpss // 1024, n, ino, exp_s))
             rss += size
             pss += bpss
-        out.append("%22s %13d kB %13d kB %16s\n" % ("PROCESS TOTAL", rss // 1024, pss // 1024, ""))
+        out.append(_printf(_TOTAL, "PROCESS TOTAL", rss // 1024, pss // 1024, ""))
         out.append("----------------------\n")
         total_rss += rss
         total_pss += pss
@@ -224,8 +304,12 @@ def format_dmabuf_dump(analysis: Analysis) -> str:
         out.append("Warning: Total dmabufs < userspace dmabufs\n")
         kernel_rss = inv
     out.append(
-        "dmabuf total: %d kB kernel_rss: %d kB userspace_rss: %d kB userspace_pss: %d kB\n "
-        % ((userspace + kernel_rss) // 1024, kernel_rss // 1024, total_rss // 1024,
-           total_pss // 1024)
+        _printf(
+            _SUMMARY,
+            (userspace + kernel_rss) // 1024,
+            kernel_rss // 1024,
+            total_rss // 1024,
+            total_pss // 1024,
+        )
     )
     return "".join(out)

@@ -58,9 +58,9 @@ class Schema:
     def empty(self) -> pd.DataFrame:
         return self.frame({})
 
-    def frame(self, data: Mapping[str, Any] | pd.DataFrame, length: int | None = None) -> (
-        pd.DataFrame
-    ):
+    def frame(
+        self, data: Mapping[str, Any] | pd.DataFrame, length: int | None = None
+    ) -> pd.DataFrame:
         """Build the table from column data; missing columns are filled with nulls
         (nullable dtypes), ``False`` (bool), ``0`` (int) or empty values."""
         if isinstance(data, pd.DataFrame):
@@ -90,11 +90,19 @@ class Schema:
             raise SchemaError(f"{self.name}: columns {list(df.columns)} != {self.names}")
         for col in self.columns:
             if not _dtype_ok(df[col.name], col.dtype):
-                raise SchemaError(f"{self.name}.{col.name}: dtype {df[col.name].dtype} != {col.dtype}")
+                raise SchemaError(
+                    f"{self.name}.{col.name}: dtype {df[col.name].dtype} != {col.dtype}"
+                )
 
     def markdown(self) -> str:
-        lines = [f"## `{self.name}`", "", self.doc, "", "| column | dtype | unit | meaning |",
-                 "| --- | --- | --- | --- |"]
+        lines = [
+            f"## `{self.name}`",
+            "",
+            self.doc,
+            "",
+            "| column | dtype | unit | meaning |",
+            "| --- | --- | --- | --- |",
+        ]
         for c in self.columns:
             doc = c.doc.replace("|", "\\|")
             lines.append(f"| `{c.name}` | {c.dtype} | {c.unit} | {doc} |")
@@ -122,7 +130,7 @@ def _coerce(values: Any, col: Column, n: int) -> Any:
         if dt == "bool":
             return np.zeros(n, dtype=np.bool_)
         if dt in ("Int64", "Int32"):
-            return pd.array([pd.NA] * n, dtype=dt)
+            return pd.arrays.IntegerArray(np.zeros(n, dtype=dt.lower()), np.ones(n, dtype=np.bool_))
         if dt == "str":
             return pd.Series([None] * n, dtype="str").array
         if dt == "category":
@@ -130,12 +138,16 @@ def _coerce(values: Any, col: Column, n: int) -> Any:
         return np.full(n, None, dtype=object)
     if isinstance(values, pd.Series):
         values = values.array
+    if _dtype_matches(values, dt):
+        return values
     if dt in ("int64", "int32", "bool"):
         return np.asarray(values, dtype=dt)
     if dt in ("Int64", "Int32"):
         if isinstance(values, np.ndarray) and values.dtype.kind in "iu":
-            return pd.array(values.astype(dt.lower()), dtype=dt)
-        return pd.array(values, dtype=dt)
+            return pd.arrays.IntegerArray(
+                values.astype(dt.lower()), np.zeros(values.shape, dtype=np.bool_)
+            )
+        return pd.Series(list(values), dtype=dt).array
     if dt == "str":
         return pd.array(values, dtype="str")
     if dt == "category":
@@ -147,7 +159,20 @@ def _coerce(values: Any, col: Column, n: int) -> Any:
     return arr
 
 
-def C(name: str, dtype: str, unit: str, doc: str) -> Column:  # noqa: N802 - table syntax
+def _dtype_matches(values: Any, dt: str) -> bool:
+    d = getattr(values, "dtype", None)
+    if d is None:
+        return False
+    if dt == "str":
+        return isinstance(d, pd.StringDtype) and d.na_value is np.nan
+    if dt == "category":
+        return isinstance(d, pd.CategoricalDtype)
+    if dt == "object":
+        return False
+    return str(d) == dt
+
+
+def C(name: str, dtype: str, unit: str, doc: str) -> Column:
     return Column(name, dtype, unit, doc)
 
 
@@ -164,33 +189,82 @@ PROCESSES = Schema(
         C("tgid", "Int32", "pid", "`Tgid:` of `status` (equals pid for a leader)"),
         C("ppid", "Int32", "pid", "`PPid:` of `status`"),
         C("name", "str", "-", "`Name:` of `status` (the comm, at most 15 bytes)"),
-        C("cmdline", "object", "bytes", "`/proc/<pid>/cmdline` exactly as read (NUL-separated "
-          "argv; None when not read)"),
-        C("cmdline_display", "str", "-", "cmdline for display: trailing NULs removed, other "
-          "NULs shown as spaces, invalid UTF-8 as \\xNN"),
+        C(
+            "cmdline",
+            "object",
+            "bytes",
+            "`/proc/<pid>/cmdline` exactly as read (NUL-separated argv; None when not read)",
+        ),
+        C(
+            "cmdline_display",
+            "str",
+            "-",
+            "cmdline for display: trailing NULs removed, other "
+            "NULs shown as spaces, invalid UTF-8 as \\xNN",
+        ),
         C("argv0", "str", "-", "first NUL-separated word of cmdline"),
         C("uid", "Int32", "uid", "real uid (first field of `Uid:` in `status`)"),
         C("euid", "Int32", "uid", "effective uid (second field of `Uid:`)"),
-        C("start_time_ticks", "Int64", "clock ticks", "field 22 of `/proc/<pid>/stat` "
-          "(start time after boot, in USER_HZ ticks)"),
-        C("cgroup", "str", "-", "cgroup v2 path (the `0::` line of `/proc/<pid>/cgroup`); "
-          "without v2, the v1 `cpuacct` (else `memory`) path"),
+        C(
+            "start_time_ticks",
+            "Int64",
+            "clock ticks",
+            "field 22 of `/proc/<pid>/stat` (start time after boot, in USER_HZ ticks)",
+        ),
+        C(
+            "cgroup",
+            "str",
+            "-",
+            "cgroup v2 path (the `0::` line of `/proc/<pid>/cgroup`); "
+            "without v2, the v1 `cpuacct` (else `memory`) path",
+        ),
         C("cgroup_source", "category", "-", "`v2`, `v1:<controller>` or null"),
-        C("is_kernel_thread", "bool", "-", "`Kthread: 1` in status, else pid 2 or a child of "
-          "pid 2 (kthreadd)"),
+        C(
+            "is_kernel_thread",
+            "bool",
+            "-",
+            "`Kthread: 1` in status, else pid 2 or a child of pid 2 (kthreadd)",
+        ),
         C("is_collector", "bool", "-", "the collector's shell or one of its children"),
-        C("state", "category", "-", "`ok` (status read), `vanished` (ENOENT/ESRCH while "
-          "read), `denied`, or `unknown` (not in the proc section)"),
-        C("fds_access", "category", "-", "the fd table: `ok`, `denied` (EACCES, or listed in "
-          "`fdaccess`), `vanished`, or `unknown` (section missing)"),
-        C("fdinfo_access", "category", "-", "fdinfo of its dma-buf fds: `ok`, `denied`, "
-          "`vanished` (some fd closed meanwhile), `none` (no dma-buf fd), `unknown`"),
-        C("maps_access", "category", "-", "`/proc/<pid>/maps`: `ok`, `denied`, `vanished`, "
-          "`unknown`"),
-        C("kernel_dmabuf_rss_bytes", "Int64", "bytes", "ACK `/proc/<pid>/dmabuf_rss` (null "
-          "when absent)"),
-        C("kernel_dmabuf_pss_bytes", "Int64", "bytes", "ACK `/proc/<pid>/dmabuf_pss` (null "
-          "when absent)"),
+        C(
+            "state",
+            "category",
+            "-",
+            "`ok` (status read), `vanished` (ENOENT/ESRCH while "
+            "read), `denied`, or `unknown` (not in the proc section)",
+        ),
+        C(
+            "fds_access",
+            "category",
+            "-",
+            "the fd table: `ok`, `denied` (EACCES, or listed in "
+            "`fdaccess`), `vanished`, or `unknown` (section missing)",
+        ),
+        C(
+            "fdinfo_access",
+            "category",
+            "-",
+            "fdinfo of its dma-buf fds: `ok`, `denied`, "
+            "`vanished` (some fd closed meanwhile), `none` (no dma-buf fd), `unknown`",
+        ),
+        C(
+            "maps_access",
+            "category",
+            "-",
+            "`/proc/<pid>/maps`: `ok`, `denied`, `vanished`, `unknown`",
+        ),
+        C(
+            "kernel_dmabuf_rss_bytes",
+            "Int64",
+            "bytes",
+            "ACK `/proc/<pid>/dmabuf_rss` (null when absent)",
+        ),
+        C(
+            "kernel_dmabuf_pss_bytes",
+            "Int64",
+            "bytes",
+            "ACK `/proc/<pid>/dmabuf_pss` (null when absent)",
+        ),
     ),
 )
 
@@ -213,25 +287,42 @@ REFERENCES = Schema(
     "references (kernels before 5.3) have no per-buffer identity.",
     (
         C("pid", "int32", "pid", "process holding the reference"),
-        C("tid", "Int32", "tid", "thread whose own fd table holds the fd; null for the "
-          "process's table and for mappings"),
+        C(
+            "tid",
+            "Int32",
+            "tid",
+            "thread whose own fd table holds the fd; null for the process's table and for mappings",
+        ),
         C("kind", "category", "-", "`fd` or `map`"),
         C("inode", "Int64", "-", "dma-buf inode; null without identity"),
-        C("target", "category", "-", "`dmabuf` (`/dmabuf:...`) or `anon` "
-          "(`anon_inode:dmabuf`)"),
+        C("target", "category", "-", "`dmabuf` (`/dmabuf:...`) or `anon` (`anon_inode:dmabuf`)"),
         C("fd", "Int32", "-", "fd number (kind fd)"),
         C("vma_start", "Int64", "address", "mapping start (kind map)"),
         C("vma_end", "Int64", "address", "mapping end, exclusive (kind map)"),
-        C("vma_offset", "Int64", "bytes", "offset column of maps (DRM exporters show a fake "
-          "mmap offset)"),
+        C(
+            "vma_offset",
+            "Int64",
+            "bytes",
+            "offset column of maps (DRM exporters show a fake mmap offset)",
+        ),
         C("mapped_bytes", "Int64", "bytes", "vma_end - vma_start (kind map)"),
-        C("size_bytes", "Int64", "bytes", "buffer size this reference reports: fdinfo "
-          "`size:`, else `stat -L` size (fdstat); null for maps"),
+        C(
+            "size_bytes",
+            "Int64",
+            "bytes",
+            "buffer size this reference reports: fdinfo "
+            "`size:`, else `stat -L` size (fdstat); null for maps",
+        ),
         C("size_source", "category", "-", "`fdinfo` or `fdstat` (null when size_bytes is)"),
         C("count", "Int64", "-", "fdinfo `count:` (struct file refcount, not a process count)"),
         C("exporter", "category", "-", "fdinfo `exp_name:`"),
-        C("name", "category", "-", "buffer name: fdinfo `name:`, else the suffix of the fd "
-          "link or maps path after `/dmabuf:` (null when empty)"),
+        C(
+            "name",
+            "category",
+            "-",
+            "buffer name: fdinfo `name:`, else the suffix of the fd "
+            "link or maps path after `/dmabuf:` (null when empty)",
+        ),
     ),
 )
 
@@ -249,8 +340,12 @@ INVENTORY = Schema(
         C("count", "Int64", "-", "struct file refcount (bufinfo)"),
         C("flags", "Int64", "-", "f_flags (bufinfo, hex in the file)"),
         C("mode", "Int64", "-", "f_mode (bufinfo, hex in the file)"),
-        C("attachments", "Int64", "-", "number of attached devices (bufinfo; sysfs "
-          "`attachments/` of 5.13)"),
+        C(
+            "attachments",
+            "Int64",
+            "-",
+            "number of attached devices (bufinfo; sysfs `attachments/` of 5.13)",
+        ),
         C("fences", "Int64", "-", "number of fence lines (bufinfo)"),
         C("extra", "str", "-", "vendor extra column (`buf name` of some Qualcomm bufinfo)"),
     ),
@@ -273,16 +368,29 @@ BUFFERS = Schema(
     (
         C("inode", "int64", "-", "dma-buf inode (unique per boot on current kernels)"),
         C("size_bytes", "int64", "bytes", "buffer size (see size_source)"),
-        C("size_source", "category", "-", "where the size comes from, by priority: `fdinfo`, "
-          "`fdstat`, `bpf`, `sysfs`, `debugfs`, `vma_estimate` (largest mapping of a buffer "
-          "no other source knows), `unknown` (a source listed it without a size: 0)"),
+        C(
+            "size_source",
+            "category",
+            "-",
+            "where the size comes from, by priority: `fdinfo`, "
+            "`fdstat`, `bpf`, `sysfs`, `debugfs`, `vma_estimate` (largest mapping of a buffer "
+            "no other source knows), `unknown` (a source listed it without a size: 0)",
+        ),
         C("size_estimated", "bool", "-", "size_source is `vma_estimate`"),
         C("exporter", "str", "-", "exporter name (fdinfo, else BPF, sysfs, bufinfo)"),
-        C("name", "str", "-", "buffer name (fdinfo, else BPF, bufinfo, fd link or maps path "
-          "suffix)"),
+        C(
+            "name",
+            "str",
+            "-",
+            "buffer name (fdinfo, else BPF, bufinfo, fd link or maps path suffix)",
+        ),
         C("count", "Int64", "-", "struct file refcount (fdinfo, else bufinfo)"),
-        C("attached_devices", "object", "tuple[str]", "devices attached (bufinfo); empty "
-          "tuple when none or unknown"),
+        C(
+            "attached_devices",
+            "object",
+            "tuple[str]",
+            "devices attached (bufinfo); empty tuple when none or unknown",
+        ),
         C("attachments", "Int64", "-", "number of attachments when a source tells it"),
         C("in_inventory", "bool", "-", "listed by a global source (sysfs, BPF, bufinfo)"),
         C("sources", "str", "-", "`+`-joined sources that know the buffer"),
@@ -301,8 +409,13 @@ HOLDINGS = Schema(
         C("mapped_bytes", "int64", "bytes", "sum of those VMAs' lengths"),
         C("size_bytes", "int64", "bytes", "buffer size"),
         C("holders", "int64", "-", "distinct processes holding the buffer"),
-        C("pss_bytes", "int64", "bytes", "exact integer share: size // holders, +1 byte for the "
-          "first size % holders holders by ascending pid"),
+        C(
+            "pss_bytes",
+            "int64",
+            "bytes",
+            "exact integer share: size // holders, +1 byte for the "
+            "first size % holders holders by ascending pid",
+        ),
         C("charged_bytes", "int64", "bytes", "share under the analysis's charge policy"),
     ),
 )
@@ -314,15 +427,23 @@ USAGE = Schema(
         C("pid", "int32", "pid", "process"),
         C("name", "str", "-", "process name (`status` Name)"),
         C("uid", "Int32", "uid", "real uid"),
-        C("owner_uid", "Int32", "uid", "uid the process is rolled up under (isolated and SDK "
-          "sandbox uids mapped to their app, see docs/attribution.md)"),
+        C(
+            "owner_uid",
+            "Int32",
+            "uid",
+            "uid the process is rolled up under (isolated and SDK "
+            "sandbox uids mapped to their app, see docs/attribution.md)",
+        ),
         C("cgroup", "str", "-", "cgroup path"),
-        C("is_service", "bool", "-", "matches the graphics/media service regex (`client` "
-          "charge)"),
+        C("is_service", "bool", "-", "matches the graphics/media service regex (`client` charge)"),
         C("rss_bytes", "int64", "bytes", "sum of the sizes of the distinct buffers held"),
         C("pss_bytes", "int64", "bytes", "exact proportional share (sum of holdings.pss_bytes)"),
-        C("charged_bytes", "int64", "bytes", "figure under the charge policy (shared: pss, "
-          "full: rss, client: client charge)"),
+        C(
+            "charged_bytes",
+            "int64",
+            "bytes",
+            "figure under the charge policy (shared: pss, full: rss, client: client charge)",
+        ),
         C("buffers", "int64", "-", "distinct buffers held"),
         C("fd_only", "int64", "-", "buffers held by fd and not mapped"),
         C("map_only", "int64", "-", "buffers mapped with no fd open"),
@@ -330,17 +451,29 @@ USAGE = Schema(
         C("fds", "int64", "-", "dma-buf fds (all tables; anon_inode fds included)"),
         C("maps", "int64", "-", "dma-buf mappings (anon_inode ones included)"),
         C("rss_estimated", "bool", "-", "rss includes a vma_estimate size"),
-        C("anon_fds", "int64", "-", "fds without identity (`anon_inode:dmabuf`, or no inode "
-          "readable)"),
-        C("anon_fd_bytes", "int64", "bytes", "sum of the sizes those fds report (fdinfo); not "
-          "deduplicated"),
+        C(
+            "anon_fds",
+            "int64",
+            "-",
+            "fds without identity (`anon_inode:dmabuf`, or no inode readable)",
+        ),
+        C(
+            "anon_fd_bytes",
+            "int64",
+            "bytes",
+            "sum of the sizes those fds report (fdinfo); not deduplicated",
+        ),
         C("anon_fd_unknown", "int64", "-", "those fds whose size is unknown"),
         C("anon_maps", "int64", "-", "mappings without identity"),
         C("anon_mapped_bytes", "int64", "bytes", "their mapped length; not deduplicated"),
         C("kernel_dmabuf_rss_bytes", "Int64", "bytes", "ACK `/proc/<pid>/dmabuf_rss`"),
         C("kernel_dmabuf_pss_bytes", "Int64", "bytes", "ACK `/proc/<pid>/dmabuf_pss`"),
-        C("unreadable", "bool", "-", "its fds or maps could not be read (denied): its figures "
-          "are lower bounds"),
+        C(
+            "unreadable",
+            "bool",
+            "-",
+            "its fds or maps could not be read (denied): its figures are lower bounds",
+        ),
     ),
 )
 
@@ -365,8 +498,13 @@ APPS = Schema(
         C("uid", "int32", "uid", "owner uid"),
         C("user_id", "int32", "-", "uid // 100000"),
         C("app_id", "int32", "-", "uid % 100000"),
-        C("kind", "category", "-", "`app`, `system`, `isolated` (not mapped to an app), "
-          "`sdk_sandbox` (not mapped), `other`"),
+        C(
+            "kind",
+            "category",
+            "-",
+            "`app`, `system`, `isolated` (not mapped to an app), "
+            "`sdk_sandbox` (not mapped), `other`",
+        ),
         C("label", "str", "-", "package names joined by `,`, else the well-known uid name"),
         C("packages", "object", "tuple[str]", "package names of the uid"),
         C("processes", "int64", "-", "processes rolled up"),
@@ -397,8 +535,7 @@ CGROUP_USAGE = Schema(
 
 GROUP_USAGE = Schema(
     "group_usage",
-    "Roll-up of buffers per exporter (`Analysis.exporters`) or per buffer name "
-    "(`Analysis.names`).",
+    "Roll-up of buffers per exporter (`Analysis.exporters`) or per buffer name (`Analysis.names`).",
     (
         C("key", "str", "-", "exporter or buffer name (`<unknown>` when missing)"),
         C("buffers", "int64", "-", "buffers"),
@@ -437,10 +574,15 @@ POOLS = Schema(
     "pools",
     "Kernel-wide counters, converted to bytes.",
     (
-        C("counter", "str", "-", "`dma_heap_total_pools`, `ion_total_heaps`, "
-          "`ion_total_pools`, `ion_heap_total:<heap>`, `ion_heap_orphaned:<heap>`, "
-          "`ion_heap_deferred_free:<heap>`, `ion_heap_pool_total:<heap>`, "
-          "`bufinfo_total` (the `Total N objects, B bytes` trailer)"),
+        C(
+            "counter",
+            "str",
+            "-",
+            "`dma_heap_total_pools`, `ion_total_heaps`, "
+            "`ion_total_pools`, `ion_heap_total:<heap>`, `ion_heap_orphaned:<heap>`, "
+            "`ion_heap_deferred_free:<heap>`, `ion_heap_pool_total:<heap>`, "
+            "`bufinfo_total` (the `Total N objects, B bytes` trailer)",
+        ),
         C("bytes", "int64", "bytes", "value in bytes (files in KiB are multiplied by 1024)"),
         C("count", "Int64", "-", "object count when the counter has one"),
         C("path", "str", "-", "file it was read from"),
@@ -513,9 +655,26 @@ CROSSCHECK = Schema(
 SCHEMAS: dict[str, Schema] = {
     s.name: s
     for s in (
-        PROCESSES, TASKS, REFERENCES, INVENTORY, ATTACHMENTS, BUFFERS, HOLDINGS, USAGE,
-        KERNEL_ONLY, APPS, CGROUP_USAGE, GROUP_USAGE, CGROUPS, HEAPS, POOLS, ION_CLIENTS,
-        PACKAGES, ERRORS, UNPARSED, CROSSCHECK,
+        PROCESSES,
+        TASKS,
+        REFERENCES,
+        INVENTORY,
+        ATTACHMENTS,
+        BUFFERS,
+        HOLDINGS,
+        USAGE,
+        KERNEL_ONLY,
+        APPS,
+        CGROUP_USAGE,
+        GROUP_USAGE,
+        CGROUPS,
+        HEAPS,
+        POOLS,
+        ION_CLIENTS,
+        PACKAGES,
+        ERRORS,
+        UNPARSED,
+        CROSSCHECK,
     )
 }
 

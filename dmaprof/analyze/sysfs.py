@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from dmaprof.analyze._scan import Scan, decode, nullable, uniq
+from dmaprof.analyze._scan import Scan, decode, factorize_ranges, nullable, uniq
 from dmaprof.analyze.unparsed import Unparsed
 from dmaprof.dump import Dump
 
@@ -29,16 +29,18 @@ class SysfsResult:
 def parse_sysfs(dump: Dump, scan: Scan, unparsed: Unparsed) -> SysfsResult:
     sec = dump.section("sysfs_buffers")
     empty = pd.DataFrame(
-        {"inode": np.zeros(0, np.int64), "size_bytes": nullable(np.zeros(0, np.int64),
-                                                                 np.zeros(0, np.bool_)),
-         "exporter": pd.array([], dtype="str"),
-         "attachments": nullable(np.zeros(0, np.int64), np.zeros(0, np.bool_))}
+        {
+            "inode": np.zeros(0, np.int64),
+            "size_bytes": nullable(np.zeros(0, np.int64), np.zeros(0, np.bool_)),
+            "exporter": pd.array([], dtype="str"),
+            "attachments": nullable(np.zeros(0, np.int64), np.zeros(0, np.bool_)),
+        }
     )
     if sec is None:
         return SysfsResult(empty, False)
     absent = any(
-        err.reason == "absent" and (err.path or "").rstrip("/") in (
-            "/sys/kernel/dmabuf/buffers", "/sys/kernel/dmabuf")
+        err.reason == "absent"
+        and (err.path or "").rstrip("/") in ("/sys/kernel/dmabuf/buffers", "/sys/kernel/dmabuf")
         for err in dump.errors_of("sysfs_buffers")
     )
     s, e = scan.lines(sec.begin, sec.end)
@@ -66,8 +68,9 @@ def parse_sysfs(dump: Dump, scan: Scan, unparsed: Unparsed) -> SysfsResult:
     sizes = sizes[~sizes.index.duplicated(keep="first")]
 
     idx = np.flatnonzero(is_exp)
-    exps_raw = scan.slices(a[idx] + 14, e[idx])
-    exps = pd.Series([decode(x) for x in exps_raw], index=ino[idx], dtype="str")
+    codes, raws = factorize_ranges(scan, a[idx] + 14, e[idx])
+    texts = np.array([decode(x) for x in raws], dtype=object)
+    exps = pd.Series(texts[codes] if codes.size else [], index=ino[idx], dtype="str")
     exps = exps[~exps.index.duplicated(keep="first")]
 
     idx = np.flatnonzero(is_att)

@@ -184,8 +184,7 @@ def parse_tasks(dump: Dump, unparsed: Unparsed) -> pd.DataFrame:
     return TASKS.frame({"pid": np.array(pids, np.int32), "tid": np.array(tids, np.int32)})
 
 
-def kib_counters(files: GlobalFiles, unparsed: Unparsed) -> list[tuple[str, int, int | None,
-                                                                      str]]:
+def kib_counters(files: GlobalFiles, unparsed: Unparsed) -> list[tuple[str, int, int | None, str]]:
     """(counter, bytes, count, path) of the KiB files of the global section."""
     out: list[tuple[str, int, int | None, str]] = []
     for counter, path in (
@@ -225,7 +224,12 @@ def parse_ion(dump: Dump, unparsed: Unparsed) -> tuple[list[IonHeap], pd.DataFra
         return heaps, ION_CLIENTS.empty()
     heap_c, client, pid, size, orph = zip(*rows, strict=True)
     frame = ION_CLIENTS.frame(
-        {"heap": list(heap_c), "client": list(client), "pid": np.array(pid, np.int32),
-         "size_bytes": np.array(size, np.int64), "orphaned": np.array(orph, np.bool_)}
+        {
+            "heap": list(heap_c),
+            "client": list(client),
+            "pid": np.array(pid, np.int32),
+            "size_bytes": np.array(size, np.int64),
+            "orphaned": np.array(orph, np.bool_),
+        }
     )
     return heaps, frame

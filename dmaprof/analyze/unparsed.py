@@ -68,6 +68,13 @@ class Unparsed:
                 p = decode(head) if sep else None
             self._rows.append((section, p, no, text[:_CUT], reason))
 
+    def merge(self, other: Unparsed) -> None:
+        """Add the lines another collector recorded (e.g. in a worker thread)."""
+        self.total += other.total
+        self.by_section.update(other.by_section)
+        room = MAX_ROWS - len(self._rows)
+        self._rows.extend(other._rows[: max(room, 0)])
+
     def frame(self) -> pd.DataFrame:
         if not self._rows:
             return UNPARSED.empty()

@@ -1,0 +1,74 @@
+"""Public API shape: entry points, isolation from the CLI stack, dmabuf_dump text."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from analyze_dumpgen import Buf, Proc, Scene
+
+from dmaprof.analyze import analyze, build_report, format_dmabuf_dump
+from dmaprof.dump import parse_dump
+
+
+def test_analysis_never_imports_adbutils_or_click() -> None:
+    code = (
+        "import sys, dmaprof.analyze, dmaprof.dump; "
+        "bad = [m for m in ('adbutils', 'click', 'rich') if m in sys.modules]; "
+        "print(','.join(bad))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_analyze_accepts_bytes_or_dump() -> None:
+    data = Scene(buffers=[Buf(4, 4096, name="a")], procs=[Proc(10, "p", fds={3: 4})]).build()
+    a = analyze(data)
+    b = analyze(parse_dump(data))
+    assert a.usage.equals(b.usage)
+    assert build_report(a, {}) == build_report(b, {})
+
+
+def test_dmabuf_dump_text_exact() -> None:
+    kb = 1024
+    sc = Scene(
+        buffers=[
+            Buf(7, 8 * kb, "system", "fb"),
+            Buf(9, 3 * kb, "drm"),
+            Buf(11, 64 * kb, "system", "orphan"),
+        ],
+        procs=[
+            Proc(100, "surfaceflinger", fds={3: 7, 4: 9}),
+            Proc(200, "com.app", uid=10001, fds={3: 7}, maps=[(9, 0x1000, 0x2000)]),
+        ],
+        inventory=("sysfs",),
+    )
+    text = format_dmabuf_dump(analyze(sc.build()))
+    assert text == (
+        "  surfaceflinger:100  \n"
+        "                  Name              Rss              Pss         nr_procs"
+        "            Inode               Exporter\n"
+        "                    fb             8 kB             4 kB                2"
+        "                7                  system\n"
+        "             <unknown>             3 kB             1 kB                2"
+        "                9                     drm\n"
+        "         PROCESS TOTAL            11 kB             5 kB                 \n"
+        "----------------------\n"
+        "         com.app:200  \n"
+        "                  Name              Rss              Pss         nr_procs"
+        "            Inode               Exporter\n"
+        "                    fb             8 kB             4 kB                2"
+        "                7                  system\n"
+        "             <unknown>             3 kB             1 kB                2"
+        "                9                     drm\n"
+        "         PROCESS TOTAL            11 kB             5 kB                 \n"
+        "----------------------\n"
+        "dmabuf total: 75 kB kernel_rss: 64 kB userspace_rss: 22 kB userspace_pss: 11 kB\n "
+    )
+
+
+def test_dmabuf_dump_without_anything() -> None:
+    text = format_dmabuf_dump(analyze(Scene(inventory=()).build()))
+    assert text == (
+        "Unable to read DMA-BUF per-buffer stats from device\ndmabuf info not found ¯\\_(ツ)_/¯\n"
+    )
