@@ -460,3 +460,83 @@ def test_snapshot_all_one_phone_failing_midway(
     finally:
         good.stop()
         bad.stop()
+
+
+def _wait_for_log(phone: EmulatedPhone, needle: str, count: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while phone.log().count(needle) < count:
+        assert time.monotonic() < deadline, f"{needle!r} x{count} never appeared"
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize(
+    ("stage", "needle", "count"), [("push", "'sync:'", 1), ("pull", "'sync:'", 2)]
+)
+def test_ctrl_c_during_push_and_pull(
+    adb_server: AdbServer,
+    phone_root: PhoneRoot,
+    tmp_path: Path,
+    stage: str,
+    needle: str,
+    count: int,
+) -> None:
+    root = phone_root()
+    # a slow phone (every packet it sends waits 0.3 s) leaves time to press Ctrl-C
+    phone = adb_server.phone(root, slow=0.3)
+    try:
+        out = tmp_path / "x.dmaprof"
+        before = phone.log().count(needle)
+        proc = start_dmaprof("snapshot", "-o", out, env=phone.env)
+        _wait_for_log(phone, needle, before + count)
+        code, _stdout, stderr = interrupt(proc)
+        assert code == ExitCode.INTERRUPTED, (stage, stderr)
+        line = _one_error_line(stderr)
+        assert "interrupted" in line, line
+        assert not out.exists()
+        assert not [p for p in tmp_path.iterdir() if p.suffix == ".tmp"]
+        deadline = time.monotonic() + 20
+        while device_tmp_entries(root) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert device_tmp_entries(root) == [], stage
+    finally:
+        phone.stop()
+
+
+def test_collector_killed_by_a_signal(
+    adb_server: AdbServer, phone_root: PhoneRoot, tmp_path: Path
+) -> None:
+    root = phone_root()
+    # the collector's shell is killed (as by the low-memory killer) while it runs getprop
+    getprop = root / "system/bin/getprop"
+    getprop.write_bytes(b"#!/system/bin/sh\nkill -9 $PPID\n")
+    phone = adb_server.phone(root)
+    try:
+        out = tmp_path / "x.dmaprof"
+        result = run_dmaprof("snapshot", "-o", out, env=phone.env)
+        assert result.returncode == ExitCode.DEVICE_COMMAND, result.stderr
+        line = _one_error_line(result.stderr)
+        assert "collector failed" in line and "no capture written" in line
+        assert not out.exists()
+        assert device_tmp_entries(root) == []
+    finally:
+        phone.stop()
+
+
+def test_eight_phones_at_once(adb_server: AdbServer, phone_root: PhoneRoot, tmp_path: Path) -> None:
+    phones = [adb_server.phone(phone_root()) for _ in range(8)]
+    try:
+        out = tmp_path / "fleet"
+        started = time.monotonic()
+        result = run_dmaprof("snapshot", "--all", "-o", out, env=adb_server.env, timeout=300)
+        took = time.monotonic() - started
+        assert result.returncode == 0, result.stderr
+        captures = sorted(out.iterdir())
+        assert len(captures) == 8
+        serials = {load_capture(p).meta["transport"]["serial"] for p in captures}
+        assert serials == {phone.serial for phone in phones}
+        assert took < 120
+        for phone in phones:
+            assert device_tmp_entries(phone.root) == []
+    finally:
+        for phone in phones:
+            phone.stop()
