@@ -18,6 +18,7 @@ import pandas as pd
 
 from dmaprof.analyze._scan import objects
 from dmaprof.analyze.analysis import Analysis
+from dmaprof.analyze.userbuild import extend_report
 
 REPORT_SCHEMA = "dmaprof.report/1"
 
@@ -103,11 +104,21 @@ def build_report(analysis: Analysis, device: dict[str, Any] | None = None) -> di
     active = active.sort_values(
         ["charged_bytes", "rss_bytes", "pid"], ascending=[False, False, True]
     )
+    # what `ps` shows (argv[0], full package names) next to the kernel's 15-byte comm
+    by_pid = a.processes.drop_duplicates("pid").set_index("pid")
+    argv0 = active["pid"].map(by_pid["argv0"]).astype(object)
+    display = argv0.where(argv0.notna() & (argv0 != ""), active["name"].astype(object))
+    active = active.assign(
+        display_name=display.map(lambda v: v.rsplit("/", 1)[-1] if isinstance(v, str) else v),
+        cmdline=active["pid"].map(by_pid["cmdline_display"]).astype(object),
+    )
     processes = _records(
         active,
         {
             "pid": "pid",
             "name": "name",
+            "display_name": "display_name",
+            "cmdline": "cmdline",
             "uid": "uid",
             "owner_uid": "owner_uid",
             "cgroup": "cgroup",
@@ -216,7 +227,7 @@ def build_report(analysis: Analysis, device: dict[str, Any] | None = None) -> di
     crosscheck = _records(a.crosscheck, {c: c for c in a.crosscheck.columns})
     heaps = _records(a.heaps, {c: c for c in a.heaps.columns})
     pools = _records(a.pools, {c: c for c in a.pools.columns})
-    return {
+    report = {
         "schema": REPORT_SCHEMA,
         "charge": a.charge,
         "service_regex": a.service_regex if a.charge == "client" else None,
@@ -235,6 +246,8 @@ def build_report(analysis: Analysis, device: dict[str, Any] | None = None) -> di
         "crosscheck": crosscheck,
         "warnings": list(a.warnings),
     }
+    extend_report(report, a)  # user-build mode: dumpsys totals, run-as, unknown figures
+    return report
 
 
 # AOSP dmabuf_dump RawOutput (libdmabufinfo/tools/include/dmabuf_output_helper.h)

@@ -45,7 +45,7 @@ VIEWS: dict[str, View] = {
         "Processes",
         (
             Column("pid", "pid", "int"),
-            Column("name", "name"),
+            Column("display_name", "process"),
             Column("uid", "uid", "int"),
             Column("cgroup", "cgroup"),
             Column("rss_bytes", "rss", "bytes"),
@@ -114,9 +114,22 @@ VIEWS: dict[str, View] = {
 }
 
 
+def _section(report: dict[str, Any], section: str) -> Any:
+    """``report[section]``; a dotted section (``binder.processes``) goes down nested dicts."""
+    value: Any = report
+    for part in section.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def _unknown(report: dict[str, Any], view: View) -> frozenset[str]:
+    """Columns the capture's source cannot give (``report["unknown"]``): shown as unknown."""
+    return frozenset((report.get("unknown") or {}).get(view.section.split(".")[0], []))
+
+
 def rows_of(report: dict[str, Any], by: str, top: int | None = None) -> list[dict[str, Any]]:
     view = VIEWS[by]
-    rows = list(report.get(view.section) or [])
+    rows = list(_section(report, view.section) or [])
     rows.sort(key=lambda row: (-(row.get(view.sort_key) or 0), str(row.get(view.columns[0].key))))
     return rows[:top] if top else rows
 
@@ -124,8 +137,10 @@ def rows_of(report: dict[str, Any], by: str, top: int | None = None) -> list[dic
 # --------------------------------------------------------------------------- rich table
 
 
-def _cell(row: dict[str, Any], column: Column) -> Text:
+def _cell(row: dict[str, Any], column: Column, unknown: frozenset[str] = frozenset()) -> Text:
     value = row.get(column.key)
+    if value is None and column.key in unknown:
+        return Text("unknown", justify="right" if column.kind in ("bytes", "int") else "left")
     if column.kind == "bytes":
         return Text(human_bytes(value), justify="right")
     if column.kind == "int":
@@ -135,27 +150,58 @@ def _cell(row: dict[str, Any], column: Column) -> Text:
     return Text(safe_text(value))
 
 
-def _table(view: View, rows: Sequence[dict[str, Any]], title: str | None = None) -> Table:
+def _table(
+    view: View,
+    rows: Sequence[dict[str, Any]],
+    title: str | None = None,
+    unknown: frozenset[str] = frozenset(),
+) -> Table:
     table = Table(title=title or view.title, title_justify="left")
     for column in view.columns:
         table.add_column(
             column.header, justify="right" if column.kind in ("bytes", "int") else "left"
         )
     for row in rows:
-        table.add_row(*(_cell(row, column) for column in view.columns))
+        table.add_row(*(_cell(row, column, unknown) for column in view.columns))
     return table
 
 
 def render_view_table(report: dict[str, Any], by: str, top: int | None, out: Console) -> None:
     _print_header(report, out)
-    out.print(_table(VIEWS[by], rows_of(report, by, top)))
+    view = VIEWS[by]
+    out.print(_table(view, rows_of(report, by, top), unknown=_unknown(report, view)))
+    note = _view_note(report, view)
+    if note:
+        out.print(Text(note))
+
+
+def _view_note(report: dict[str, Any], view: View) -> str | None:
+    """Why a view of this capture is empty (its source cannot fill it), if it is."""
+    if _section(report, view.section):
+        return None
+    if view.section.startswith("binder"):
+        binder = report.get("binder") or {}
+        return str(binder.get("note") or "no binder buffer data in this capture")
+    keys = {"apps": "app", "cgroups": "cgroup"}
+    for lim in report.get("limitations") or []:
+        if lim.get("view") == keys.get(view.section, view.section):
+            return f"unknown: {lim.get('message')}"
+    return None
 
 
 def render_default_table(report: dict[str, Any], top: int, out: Console) -> None:
     _print_header(report, out)
     _print_totals(report, out)
-    out.print(_table(VIEWS["process"], rows_of(report, "process", top), "Top holders"))
-    out.print(_table(VIEWS["exporter"], rows_of(report, "exporter", None)))
+    process, exporter = VIEWS["process"], VIEWS["exporter"]
+    out.print(
+        _table(
+            process,
+            rows_of(report, "process", top),
+            "Top holders",
+            unknown=_unknown(report, process),
+        )
+    )
+    out.print(_table(exporter, rows_of(report, "exporter", None)))
 
 
 def _lower_bound(report: dict[str, Any]) -> bool:
@@ -180,6 +226,8 @@ def _print_header(report: dict[str, Any], out: Console) -> None:
     out.print(Text(line))
     for warning in report.get("warnings") or []:
         out.print(Text(f"warning: {safe_text(warning)}", style="yellow"))
+    for limitation in report.get("limitations") or []:
+        out.print(Text(f"unknown here: {safe_text(limitation.get('message'))}", style="dim"))
 
 
 def _print_totals(report: dict[str, Any], out: Console) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import DATA
+from tests.analyze.conftest import DATA
 
 from dmaprof.analyze import analyze, build_report, format_dmabuf_dump
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import ROOT
+from tests.analyze.conftest import ROOT
 
 from dmaprof.analyze.schema import SCHEMAS, tables_markdown
 

@@ -6,7 +6,7 @@ import re
 
 import pytest
 from analyze_dumpgen import Buf, DumpBuilder, Proc, Scene, files_body
-from conftest import sample_parts, sample_text
+from tests.analyze.conftest import sample_parts, sample_text
 
 from dmaprof.analyze import analyze, format_dmabuf_dump
 from dmaprof.analyze.bufinfo import parse_bufinfo
