@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import json
 
-from tests.analyze.conftest import DATA
-
 from dmaprof.analyze import analyze, build_report, format_dmabuf_dump
+from tests.analyze.conftest import DATA
 
 FB = 10371072
 CAM = 3121152

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from tests.analyze.conftest import ROOT
-
 from dmaprof.analyze.schema import SCHEMAS, tables_markdown
+from tests.analyze.conftest import ROOT
 
 
 def test_tables_md_is_up_to_date() -> None:

@@ -6,11 +6,11 @@ import re
 
 import pytest
 from analyze_dumpgen import Buf, DumpBuilder, Proc, Scene, files_body
-from tests.analyze.conftest import sample_parts, sample_text
 
 from dmaprof.analyze import analyze, format_dmabuf_dump
 from dmaprof.analyze.bufinfo import parse_bufinfo
 from dmaprof.analyze.ion import parse_ion_heap
+from tests.analyze.conftest import sample_parts, sample_text
 
 BUFINFO = "/sys/kernel/debug/dma_buf/bufinfo"
 
