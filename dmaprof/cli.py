@@ -147,6 +147,14 @@ def _default_capture_name(serial: str) -> Path:
     help="Extra `ssh -o OPTION` (repeatable), e.g. IdentityFile=~/.ssh/board.",
 )
 @click.option("--sudo", is_flag=True, help="With --local/--ssh: run the collector with sudo -n.")
+@click.option(
+    "--app",
+    "apps",
+    multiple=True,
+    metavar="PACKAGE",
+    help="Without root: also read this debuggable app's own processes through run-as "
+    "(repeatable). See docs/user-build.md.",
+)
 @timeout_option
 def snapshot(
     serials: tuple[str, ...],
@@ -159,12 +167,17 @@ def snapshot(
     ssh_target: str | None,
     ssh_options: tuple[str, ...],
     sudo: bool,
+    apps: tuple[str, ...],
     timeout: float,
 ) -> None:
     """Snapshot a device's DMA-BUF state into a capture file.
 
     Pushes the collector into a private directory under /data/local/tmp, runs it once,
     pulls its dump and removes the directory, then prints the attribution view.
+
+    Without root (a user build) it still records what the shell user can read, labelled as
+    such: system totals from dumpsys meminfo, graphic buffers from SurfaceFlinger, and with
+    --app the exact figures of a debuggable app.
     """
     from dmaprof.capture import write_capture
     from dmaprof.snapshot import take_snapshot
@@ -175,6 +188,8 @@ def snapshot(
         raise click.UsageError("use --local or --ssh, not both")
     if sudo and not (local or ssh_target):
         raise click.UsageError("--sudo goes with --local or --ssh (on adb, use --root)")
+    if apps and (local or ssh_target or all_devices or len(serials) > 1):
+        raise click.UsageError("--app goes with one adb device")
     if all_devices or len(serials) > 1:
         if local or ssh_target:
             raise click.UsageError("--all and several -s go with adb devices only")
@@ -193,8 +208,15 @@ def snapshot(
         target = output or _default_capture_name(device.serial)
         if target.exists() and not force:
             raise DmaprofError(f"{target} exists; will not overwrite it without --force")
-        result = take_snapshot(device, root_mode=root_mode, progress=state.progress)  # type: ignore[arg-type]
+        result = take_snapshot(
+            device,
+            root_mode=root_mode,  # type: ignore[arg-type]
+            progress=state.progress,
+            apps=apps,
+        )
     write_capture(result.capture, target, overwrite=force)
+    for note in result.notes:
+        state.note(f"warning: {note}")
     if quiet:
         click.echo(str(target))
         return
@@ -300,7 +322,7 @@ _FORMAT_BY_SUFFIX = {".json": "json", ".csv": "csv", ".md": "markdown", ".txt": 
 @click.argument("capture_path", metavar="CAPTURE", type=click.Path(path_type=Path))
 @click.option(
     "--by",
-    type=click.Choice(["process", "app", "cgroup", "exporter", "name", "buffer"]),
+    type=click.Choice(["process", "app", "cgroup", "exporter", "name", "buffer", "binder"]),
     help="One view instead of the default overview.",
 )
 @click.option(
@@ -408,14 +430,26 @@ def _render_report(
     help="Capture file to write.",
 )
 @click.option("--serial", "serial", default=None, help="Device name to record in the capture.")
+@click.option(
+    "--kind",
+    type=click.Choice(["auto", "collector", "bugreport", "dmabuf_dump"]),
+    default="auto",
+    show_default=True,
+    help="What SOURCE is (auto: detected from its content).",
+)
 @click.option("--force", is_flag=True, help="Overwrite an existing capture file.")
-def import_(source: Path, output: Path, serial: str | None, force: bool) -> None:
-    """Turn a collector dump (from `sh collect.sh > dump`) into a capture."""
+def import_(source: Path, output: Path, serial: str | None, kind: str, force: bool) -> None:
+    """Turn a collector dump, a bugreport or dmabuf_dump output into a capture.
+
+    SOURCE is a collector dump (`sh collect.sh > dump`), an `adb bugreport` zip (only its
+    main text is read, never extracted) or its .txt, or the output of `dmabuf_dump` (default
+    view, -a, -b, -o csv). The capture keeps SOURCE's text byte for byte.
+    """
     from dmaprof.capture import write_capture
-    from dmaprof.importer import import_dump
+    from dmaprof.importer import import_file
 
     state = app_state()
-    capture = import_dump(source, serial=serial)
+    capture = import_file(source, kind=kind, serial=serial)
     write_capture(capture, output, overwrite=force)
     state.note(f"wrote {output}")
 
@@ -458,3 +492,7 @@ cli.add_command(diff)
 cli.add_command(record)
 cli.add_command(top)
 cli.add_command(trend)
+
+from dmaprof.commands.export import export  # noqa: E402
+
+cli.add_command(export)

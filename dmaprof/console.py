@@ -20,10 +20,21 @@ def _isatty(file: TextIO) -> bool:
 
 def _console(file: TextIO, no_color: bool) -> Console:
     console = Console(file=file, no_color=no_color, highlight=False, soft_wrap=False)
-    if not _isatty(file) and "COLUMNS" not in os.environ:
-        # piped or redirected: wide enough that no cell is cut ("…") for lack of room
-        console.width = 160
+    if not _isatty(file):
+        # Piped or redirected: wide enough that no cell is cut ("…") for lack of room. A
+        # shell's COLUMNS describes its terminal, not this file, so it only ever widens.
+        console.width = max(_PIPE_WIDTH, _int(os.environ.get("COLUMNS")))
     return console
+
+
+_PIPE_WIDTH = 200
+
+
+def _int(text: str | None) -> int:
+    try:
+        return int(text or 0)
+    except ValueError:
+        return 0
 
 
 @dataclass

@@ -9,7 +9,8 @@ from dmaprof.transport.adb import AdbServer, Device, DeviceEntry
 
 # One shell round trip per device. `[ -r ]` answers for the user adb runs as; root is
 # reported separately (adbd root, or a working su). The kernel release comes from
-# /proc/version, as in captures.
+# /proc/version, as in captures. run-as is tried on the third-party packages (`run-as PKG
+# true`, a few ms each, at most RUNAS_MAX): it works for the debuggable ones only.
 PROBE_SCRIPT = r"""
 for k in ro.product.model ro.product.manufacturer ro.build.version.release \
          ro.build.version.sdk ro.build.type ro.debuggable; do
@@ -32,7 +33,24 @@ src dma_heap /dev/dma_heap
 src dma_heap_pools /sys/kernel/dma_heap/total_pools_kb
 src ion /sys/kernel/ion
 src dmabuf_rss /proc/self/dmabuf_rss
+# run-as: which third-party apps it opens (debuggable ones), at most RUNAS_MAX probes
+if command -v run-as >/dev/null 2>&1; then
+  pk=$(cmd package list packages -3 2>/dev/null) || pk=$(pm list packages -3 2>/dev/null)
+  n=0
+  for p in $pk; do
+    p=${p#package:}
+    case $p in '' | *[!A-Za-z0-9_.]*) continue ;; esac
+    if [ $n -ge @RUNAS_MAX@ ]; then echo "runas.truncated=1"; break; fi
+    n=$((n + 1))
+    run-as "$p" true </dev/null >/dev/null 2>&1 && echo "runas.ok=$p"
+  done
+  echo "runas.checked=$n"
+else
+  echo "runas.checked=none"
+fi
 """
+RUNAS_MAX = 64
+PROBE_SCRIPT = PROBE_SCRIPT.replace("@RUNAS_MAX@", str(RUNAS_MAX))
 
 SOURCES = (
     "fdinfo",
@@ -61,6 +79,10 @@ class DeviceReport:
     root: str = "unknown"  # "adbd", "su", "no", "unknown"
     sources: dict[str, str] = field(default_factory=dict)
     error: str | None = None
+    run_as: list[str] = field(default_factory=list)  # debuggable apps run-as opens
+    run_as_checked: int | None = None  # third-party packages tried (None: no run-as)
+    run_as_truncated: bool = False  # more packages than RUNAS_MAX: not all were tried
+    modes: list[str] = field(default_factory=list)  # "root", "run-as", "shell" (best first)
 
     def to_json(self) -> dict[str, object]:
         return dict(self.__dict__)
@@ -69,7 +91,8 @@ class DeviceReport:
 def probe_device(device: Device) -> DeviceReport:
     report = DeviceReport(device.serial, device.entry.state)
     result = device.shell(PROBE_SCRIPT)
-    values = dict(line.split("=", 1) for line in result.text().splitlines() if "=" in line)
+    lines = result.text().splitlines()
+    values = dict(line.split("=", 1) for line in lines if "=" in line)
     report.model = values.get("prop.ro.product.model", "") or device.entry.tags.get("model", "")
     report.manufacturer = values.get("prop.ro.product.manufacturer", "")
     report.release = values.get("prop.ro.build.version.release", "")
@@ -85,7 +108,27 @@ def probe_device(device: Device) -> DeviceReport:
     else:
         report.root = "no"
     report.sources = {name: values.get(f"src.{name}", "unknown") for name in SOURCES}
+    report.run_as = sorted(
+        line[len("runas.ok=") :] for line in lines if line.startswith("runas.ok=")
+    )
+    checked = values.get("runas.checked", "")
+    report.run_as_checked = int(checked) if checked.isdigit() else None
+    report.run_as_truncated = values.get("runas.truncated") == "1"
+    report.modes = device_modes(report)
     return report
+
+
+def device_modes(report: DeviceReport) -> list[str]:
+    """What `dmaprof snapshot` can do there, best first: ``root`` (every process),
+    ``run-as`` (the debuggable apps in ``report.run_as``, with ``--app``), ``shell`` (always:
+    system totals and what the shell user may read; docs/user-build.md)."""
+    modes = []
+    if report.root in ("adbd", "su"):
+        modes.append("root")
+    if report.run_as:
+        modes.append("run-as")
+    modes.append("shell")
+    return modes
 
 
 def probe_devices(server: AdbServer) -> list[DeviceReport]:

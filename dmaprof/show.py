@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from dmaprof.analyze.analysis import Analysis, analyze
+from dmaprof.analyze.analysis import Analysis
 from dmaprof.analyze.report import build_report
 from dmaprof.capture import Capture
+from dmaprof.sources import analyze_source, finish_report
 
 
 def capture_device(capture: Capture) -> dict[str, Any]:
@@ -27,13 +28,15 @@ def capture_device(capture: Capture) -> dict[str, Any]:
 def analyze_capture(
     capture: Capture, *, charge: str = "shared", service_regex: str | None = None
 ) -> tuple[Analysis, dict[str, Any]]:
-    analysis = analyze(capture.dump, charge=charge, service_regex=service_regex)
+    # the analysis by the capture's source kind: collector dump, bugreport, dmabuf_dump text
+    analysis = analyze_source(capture, charge=charge, service_regex=service_regex)
     report = build_report(analysis, device=capture_device(capture))
     report["capture"] = {
         "path": str(capture.path) if capture.path else None,
         "complete": capture.complete,
         "schema": capture.meta.get("schema"),
     }
+    finish_report(report, analysis, capture)
     return analysis, report
 
 

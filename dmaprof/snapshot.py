@@ -5,16 +5,20 @@ real exit status comes back, with the collector's stderr), pull the dump with sy
 the directory. The directory is
 removed on every path out, including failures and Ctrl-C; if the device is gone by then, the
 user is told which directory may be left behind.
+
+``apps`` (``--app``) are passed to the collector (``-a PACKAGE``): on a user build it reads
+each one's own processes through ``run-as`` within the same run (docs/user-build.md).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import shlex
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Literal
 
 from dmaprof.capture import Capture
@@ -28,6 +32,8 @@ log = logging.getLogger(__name__)
 
 RootMode = Literal["auto", "never", "require"]
 DEVICE_TMP = "/data/local/tmp"
+#: An Android package name (what `-a` of the collector accepts, and more strictly).
+PACKAGE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)+$")
 
 # Exit statuses of the run command itself (the collector's own are below 64).
 _RC_NO_WORKDIR = 97
@@ -72,9 +78,9 @@ if [ "$M" = require ] && [ "$how" = shell ]; then
   exit {rc_root_required}
 fi
 case $how in
-  su-c) su -c "sh $W/collect.sh -w $W" </dev/null >"$W/dump" 2>"$W/stderr" ;;
-  su-0) su 0 sh "$W/collect.sh" -w "$W" </dev/null >"$W/dump" 2>"$W/stderr" ;;
-  *) sh "$W/collect.sh" -w "$W" </dev/null >"$W/dump" 2>"$W/stderr" ;;
+  su-c) su -c "sh $W/collect.sh -w $W{app_args}" </dev/null >"$W/dump" 2>"$W/stderr" ;;
+  su-0) su 0 sh "$W/collect.sh" -w "$W"{app_args} </dev/null >"$W/dump" 2>"$W/stderr" ;;
+  *) sh "$W/collect.sh" -w "$W"{app_args} </dev/null >"$W/dump" 2>"$W/stderr" ;;
 esac
 rc=$?
 cat "$W/stderr" >&2 2>/dev/null
@@ -88,6 +94,15 @@ class SnapshotResult:
     capture: Capture
     root_method: str
     elapsed_s: float
+    notes: list[str] = field(default_factory=list)  # e.g. an --app run-as refused
+
+
+def check_packages(apps: Sequence[str]) -> list[str]:
+    """The --app names, validated (they reach a shell command line unquoted by `su -c`)."""
+    bad = [a for a in apps if not PACKAGE_RE.match(a)]
+    if bad:
+        raise DmaprofError(f"not a package name: {', '.join(repr(a) for a in bad)}")
+    return list(dict.fromkeys(apps))
 
 
 Progress = Callable[[str], None]
@@ -98,9 +113,16 @@ def take_snapshot(
     *,
     root_mode: RootMode = "auto",
     progress: Progress | None = None,
+    apps: Sequence[str] = (),
 ) -> SnapshotResult:
-    """Collect one capture from `device`. Raises DmaprofError subclasses on failure."""
+    """Collect one capture from `device`. Raises DmaprofError subclasses on failure.
+
+    ``apps``: packages whose own processes the collector reads through ``run-as`` when it
+    cannot read other processes (user builds); see ``SnapshotResult.notes`` for the ones
+    it could not."""
     say = progress or (lambda _msg: None)
+    apps = check_packages(apps)
+    app_args = "".join(f" -a {shlex.quote(a)}" for a in apps)
     workdir = f"{DEVICE_TMP}/dmaprof-{uuid.uuid4().hex[:16]}"
     started = time.monotonic()
     wallclock_host = time.time()
@@ -116,6 +138,7 @@ def take_snapshot(
                 device_tmp=shlex.quote(DEVICE_TMP),
                 rc_no_workdir=_RC_NO_WORKDIR,
                 rc_root_required=_RC_ROOT_REQUIRED,
+                app_args=app_args,
             )
         )
         how, collector_rc = _parse_run_report(run.stdout)
@@ -143,15 +166,35 @@ def take_snapshot(
             exc.args = (f"{exc.message}; {_cleanup_after_failure(device, workdir)}",)
         raise
     elapsed = time.monotonic() - started
+    transport: dict[str, object] = {"kind": "adb", "serial": device.serial, "root_method": how}
+    if apps:
+        transport["apps"] = apps
     meta = capture_meta(
         dump,
-        transport={"kind": "adb", "serial": device.serial, "root_method": how},
+        transport=transport,
         host_wallclock=wallclock_host,
         host_elapsed_s=elapsed,
         collector_rc=collector_rc,
         device_tags=device.entry.tags,
     )
-    return SnapshotResult(Capture(meta, dump, run.stderr), how, elapsed)
+    return SnapshotResult(Capture(meta, dump, run.stderr), how, elapsed, _app_notes(dump, apps))
+
+
+def _app_notes(dump: bytes, apps: Sequence[str]) -> list[str]:
+    """One line per --app that run-as could not read (not debuggable, unknown, ...)."""
+    if not apps:
+        return []
+    from dmaprof.analyze.userbuild import run_as_results
+    from dmaprof.dump import DumpFormatError, parse_dump
+
+    try:
+        results = run_as_results(parse_dump(dump))
+    except DumpFormatError:
+        return []
+    notes = [r.describe() for r in results if r.status not in ("ok", "skipped")]
+    missing = set(apps) - {r.package for r in results}
+    notes += [f"--app {a}: the collector did not report it" for a in sorted(missing)]
+    return notes
 
 
 def _parse_run_report(stdout: bytes) -> tuple[str, int]:

@@ -153,7 +153,7 @@ def check_framing(d: Dump) -> None:
     kinds = {"meta": "kv", "props": "text", "packages": "text", "global": "files",
              "dma_heap": "kv", "sysfs_buffers": "files", "ion": "files", "proc": "files",
              "maps": "files", "fdaccess": "kv", "tasks": "kv", "fdlinks": "stat",
-             "fdinfo": "files", "fdstat": "stat", "end": "kv"}  # fmt: skip
+             "fdinfo": "files", "fdstat": "stat", "binder": "files", "end": "kv"}  # fmt: skip
     for name in plain:
         assert d.sections[name].kind == kinds[name], name
 

@@ -36,6 +36,7 @@ from dmaprof.analyze.system import (
     parse_tasks,
 )
 from dmaprof.analyze.unparsed import Unparsed
+from dmaprof.analyze.userbuild import merge_run_as
 from dmaprof.dump import Dump, DumpError, parse_dump
 
 __all__ = ["Analysis", "Coverage", "Totals", "analyze"]
@@ -311,10 +312,11 @@ def _processes(
         rows["kernel_dmabuf_pss_bytes"].append(info.dmabuf_pss.get(pid))
     data: dict[str, Any] = dict(rows)
     data["pid"] = np.array(rows["pid"], dtype=np.int32)
+    # a number no kernel can print (corrupt or hostile dump) becomes unknown, not a crash
     for col in ("tgid", "ppid", "uid", "euid"):
-        data[col] = pd.array(rows[col], dtype="Int32")
+        data[col] = pd.array(_in_range(rows[col], 32), dtype="Int32")
     for col in ("start_time_ticks", "kernel_dmabuf_rss_bytes", "kernel_dmabuf_pss_bytes"):
-        data[col] = pd.array(rows[col], dtype="Int64")
+        data[col] = pd.array(_in_range(rows[col], 64), dtype="Int64")
     for col in ("fds_access", "fdinfo_access", "maps_access"):
         data[col] = pd.Categorical(rows[col], categories=_ACCESS)
     data["state"] = pd.Categorical(
@@ -322,6 +324,11 @@ def _processes(
     )
     data["cgroup_source"] = pd.Categorical(rows["cgroup_source"])
     return PROCESSES.frame(data, length=len(pids))
+
+
+def _in_range(values: list[Any], bits: int) -> list[Any]:
+    low, high = -(2 ** (bits - 1)), 2 ** (bits - 1)
+    return [v if v is None or low <= v < high else None for v in values]
 
 
 def _references(fd: pd.DataFrame, mp: pd.DataFrame) -> pd.DataFrame:
@@ -413,6 +420,7 @@ def analyze(
         raise ValueError(f"unknown charge policy {charge!r} (one of {', '.join(CHARGE_POLICIES)})")
     if not isinstance(dump, Dump):
         dump = parse_dump(dump)
+    dump = merge_run_as(dump)  # user-build mode: processes read through run-as (--app)
     regex = service_regex if service_regex is not None else DEFAULT_SERVICE_REGEX
     warnings: list[str] = list(dump.warnings)
     scan = Scan(dump.buffer, dump.length)

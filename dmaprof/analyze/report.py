@@ -18,6 +18,7 @@ import pandas as pd
 
 from dmaprof.analyze._scan import objects
 from dmaprof.analyze.analysis import Analysis
+from dmaprof.analyze.devices import attached_device_rows
 from dmaprof.analyze.userbuild import extend_report
 
 REPORT_SCHEMA = "dmaprof.report/1"
@@ -241,6 +242,7 @@ def build_report(analysis: Analysis, device: dict[str, Any] | None = None) -> di
         "exporters": exporters,
         "names": names,
         "kernel_only": kernel_only,
+        "attached_devices": attached_device_rows(a.buffers),
         "heaps": heaps,
         "pools": pools,
         "crosscheck": crosscheck,
@@ -282,6 +284,8 @@ def format_dmabuf_dump(analysis: Analysis) -> str:
         .astype(int)
         .tolist()
     )
+    # an imported dmabuf_dump/bugreport: the tool printed these names itself
+    fd_inodes |= set(getattr(a, "named_inodes", ()))
     names = a.usage.set_index("pid")["name"]
     order = h.sort_values(["pid", "inode"])
     total_rss = total_pss = 0

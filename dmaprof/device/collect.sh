@@ -2,7 +2,11 @@
 # dmaprof collector: reads every DMA-BUF related procfs/sysfs/debugfs file in one pass and
 # writes the framed dump `dmaprof.dump/1` (docs/dump-format.md) to stdout.
 #
-# usage: sh collect.sh [-w WORKDIR]
+# usage: sh collect.sh [-w WORKDIR] [-a PACKAGE]...
+#
+# -a PACKAGE (repeatable): when the collector may not read other processes' fds (the shell
+# user of a user build), also read PACKAGE's own processes through `run-as PACKAGE` (a
+# debuggable app) and its graphic buffers from `dumpsys gfxinfo` (docs/user-build.md).
 #
 # Runs under Android's mksh + toybox, busybox sh + busybox applets, and dash/bash + GNU tools.
 # It only reads on the device and writes only scratch files inside WORKDIR (without -w, a
@@ -36,16 +40,25 @@ die() {
 }
 
 usage() {
-	out "usage: sh collect.sh [-w WORKDIR]" >&2
+	out "usage: sh collect.sh [-w WORKDIR] [-a PACKAGE]..." >&2
 	exit 2
+}
+# a package name: letters, digits, `_` and `.` only (it goes into section names and argv)
+pkgname() {
+	case $1 in '' | .* | *[!A-Za-z0-9_.]*) usage ;; esac
 }
 
 W=
+APPS=
+AS=
 while [ $# -gt 0 ]; do
 	case $1 in
 	-w) [ $# -ge 2 ] || usage; W=$2; shift 2 ;;
 	-w*) W=${1#-w}; shift ;;
-	-h | --help) out "usage: sh collect.sh [-w WORKDIR]"; exit 0 ;;
+	-a) [ $# -ge 2 ] || usage; pkgname "$2"; APPS="$APPS $2"; shift 2 ;;
+	# internal: the app side, run by `run-as PACKAGE` (below); scratch files in the app's home
+	-A) [ $# -ge 2 ] || usage; pkgname "$2"; AS=$2; TMPDIR=${HOME:-$PWD}; shift 2 ;;
+	-h | --help) out "usage: sh collect.sh [-w WORKDIR] [-a PACKAGE]..."; exit 0 ;;
 	*) usage ;;
 	esac
 done
@@ -146,6 +159,124 @@ fi
 # the usual 8 MiB stack), so a big phone still needs only one or a few execs per section.
 LIMIT=786432
 q="'"
+
+# ---- app side (-A PACKAGE, internal): this script run again by `run-as PACKAGE` (see
+# "run-as" below), as the app's uid, in a scratch dir under the app's home (it may not enter
+# the shell user's workdir). It reads only the processes whose fd table that uid may read
+# (the debuggable app's own: they are dumpable, and SELinux lets run-as read their /proc
+# entries) and writes them as `runas/PACKAGE/NAME` sections (same content as the sections
+# NAME of the main collector), framed with the main collector's nonce, read from fd 3.
+if [ -n "$AS" ]; then
+	N=
+	{ IFS= read -r N <&3; } 2>/dev/null
+	case $N in '' | *[!0-9A-Za-z]*) die "-A: no nonce on fd 3" ;; esac
+	P=runas/$AS
+	sec "$P/meta" kv
+	uid=
+	if [ -r /proc/self/status ]; then
+		while IFS= read -r l; do
+			case $l in Uid:*) set -- $l; uid=$3; break ;; esac
+		done </proc/self/status 2>/dev/null
+	fi
+	out "uid=$uid"
+	out "pid=$$"
+	out "home=${HOME:-}"
+	endsec "$P/meta" 0
+	SELF=
+	[ /proc/self -ef "/proc/$$" ] 2>/dev/null && SELF=$$
+	sec "$P/pids" kv
+	G=
+	pids=
+	: >"$W/dp.tasks"
+	{
+		for pd in /proc/[0-9]*; do
+			p=${pd#/proc/}
+			case $p in '' | *[!0-9]*) continue ;; esac
+			[ "$p" = "$SELF" ] && continue
+			[ -r "$pd/fd" ] && cd "$pd/fd" || continue
+			out "pid=$p"
+			pids="$pids $p"
+			set -- *
+			L=$*
+			[ "$L" = '*' ] || G="$G $pd/fd/*"
+			for td in "$pd"/task/*; do
+				t=${td##*/}
+				[ "$t" = "$p" ] && continue
+				case $t in '' | *[!0-9]*) continue ;; esac
+				cd "$td/fd" || continue
+				set -- *
+				[ "$*" = "$L" ] && continue
+				out "task=$p/$t" >>"$W/dp.tasks"
+				[ "$*" = '*' ] || G="$G $td/fd/*"
+			done
+		done
+		cd /
+	} 2>/dev/null
+	endsec "$P/pids" 0
+	sec "$P/tasks" kv
+	catsmall "$W/dp.tasks"
+	endsec "$P/tasks" 0
+	# the dma-buf fds, as in fdlinks below
+	B1="\\#^@$N [^ ]* [^ ]* -> $q/dmabuf:#b m"
+	B2="\\#^@$N [^ ]* [^ ]* -> ${q}anon_inode:dmabuf$q\$#b m"
+	: >"$W/dp.fdp"
+	: >"$W/dp.fdi"
+	sec "$P/fdlinks" stat
+	rc=0
+	if [ -n "$G" ]; then
+		set -- $G
+		S=$((S + 2))
+		stat -c "@$N %n %N" "$@" >"$W/dp.links" 2>>"$E"
+		rc=$?
+		sed -n -e p -e "$B1" -e "$B2" -e d -e ':m' -e "s#^@$N ##" -e 's# .*##' \
+			-e "w $W/dp.fdp" -e 's#/fd/#/fdinfo/#' -e "w $W/dp.fdi" "$W/dp.links" 2>>"$E"
+	fi
+	endsec "$P/fdlinks" $rc
+	sec "$P/fdinfo" files
+	rc=0
+	if [ -s "$W/dp.fdi" ]; then
+		readlist "$W/dp.fdi"
+		set -f
+		set -- $RL
+		set +f
+		S=$((S + 1))
+		grep -a -H '' "$@" 2>>"$E"
+		rc=$?
+	fi
+	endsec "$P/fdinfo" $rc
+	ino=no
+	while IFS= read -r f; do
+		[ -r "$f" ] || continue
+		while IFS= read -r l; do
+			case $l in ino:*) ino=yes; break ;; esac
+		done <"$f"
+		break
+	done <"$W/dp.fdi" 2>/dev/null
+	if [ $ino = no ] && [ -s "$W/dp.fdp" ]; then
+		sec "$P/fdstat" stat
+		readlist "$W/dp.fdp"
+		set -f
+		set -- $RL
+		set +f
+		S=$((S + 1))
+		stat -L -c "@$N %n %i %s" "$@" 2>>"$E"
+		endsec "$P/fdstat" $?
+	fi
+	sec "$P/maps" files
+	rc=1
+	if [ -n "$pids" ]; then
+		set --
+		for p in $pids; do set -- "$@" "/proc/$p/maps"; done
+		S=$((S + 1))
+		grep -a -H -F -e ' /dmabuf:' -e ' anon_inode:dmabuf' "$@" 2>>"$E"
+		rc=$?
+	fi
+	endsec "$P/maps" $rc
+	sec "$P/end" kv
+	[ "$EXACT" = 1 ] && out "spawns=$S"
+	endsec "$P/end" 0
+	exit 0
+fi
 
 out "DMAPROF-DUMP 1 $N"
 
@@ -460,6 +591,94 @@ if [ $ino = no ]; then
 		done
 		endsec fdstat $rc
 	fi
+fi
+
+# ---- binder: binder buffer allocations and page counts per process (docs/dump-format.md):
+# binderfs's binder_logs when it is mounted, else debugfs. One grep -r over proc/ and stats
+# keeps only the lines the host reads, plus the page size from grep's own smaps.
+sec binder files
+BD=/sys/kernel/debug/binder
+[ -d /dev/binderfs/binder_logs/proc ] && BD=/dev/binderfs/binder_logs
+S=$((S + 1))
+grep -r -a -H -e '^proc ' -e '^context ' -e '^  buffer' -e '^  pages' -e '^  free async space' \
+	-e '^KernelPageSize:' "$BD/proc" "$BD/stats" /proc/self/smaps 2>>"$E"
+endsec binder $?
+
+# ---- user-build sources: what the shell user can still read when it may not read other
+# processes' fds (a user build). Collected only then, so root snapshots stay fast (`dumpsys
+# meminfo` takes seconds). Each is kept apart from the exact per-process sections above.
+RESTRICTED=0
+[ -r /proc/1/fd ] || RESTRICTED=1
+if [ "$RESTRICTED" = 1 ] && command -v dumpsys >/dev/null 2>&1; then
+	# the graphic buffer lists libui prints (GraphicBufferAllocator's own allocations, then
+	# the buffers the process imported into its gralloc mapper); the imported list also ends
+	# at the first line that is not part of it, should its total line be missing
+	G1='/^GraphicBufferAllocator buffers:/,/^Total allocated/p'
+	G2='/^Allocated buffers:/,/^Total allocated/p'
+	G3='/^Imported gralloc buffers/,/^(Total imported by gralloc|[^+*I[:space:]])/p'
+	sec dumpsys_meminfo text
+	S=$((S + 2))
+	dumpsys meminfo >"$W/dp.dumpsys" 2>>"$E"
+	rc=$?
+	grep -E '^ *(DMA-BUF|ION|GPU)[A-Za-z ]*:' "$W/dp.dumpsys" 2>>"$E"
+	endsec dumpsys_meminfo $rc
+	sec dumpsys_surfaceflinger text
+	S=$((S + 2))
+	dumpsys SurfaceFlinger >"$W/dp.dumpsys" 2>>"$E"
+	rc=$?
+	sed -n -E -e "$G1" -e "$G2" -e "$G3" "$W/dp.dumpsys" 2>>"$E"
+	endsec dumpsys_surfaceflinger $rc
+	for a in $APPS; do
+		sec "dumpsys_gfxinfo/$a" text
+		S=$((S + 2))
+		dumpsys gfxinfo "$a" >"$W/dp.dumpsys" 2>>"$E"
+		rc=$?
+		sed -n -E -e '/^\*\* Graphics info for pid /p' -e '/^No process found for: /p' \
+			-e "$G1" -e "$G2" -e "$G3" "$W/dp.dumpsys" 2>>"$E"
+		endsec "dumpsys_gfxinfo/$a" $rc
+	done
+fi
+
+# ---- run-as: each -a PACKAGE's own processes, read as its uid by this script run again
+# (-A) through `run-as PACKAGE`: one spawn, the script passed as an argument (the app may not
+# read the workdir), the nonce on fd 3. The app side writes its sections itself; then
+# `runas/PACKAGE` says how it went, with run-as's messages (e.g. "package not debuggable").
+if [ -n "$APPS" ]; then
+	SRC=
+	if [ "$RESTRICTED" = 1 ] && [ -r "$0" ]; then
+		if [ -n "${KSH_VERSION:-}" ]; then
+			SRC=$(<"$0")
+		else
+			S=$((S + 1))
+			SRC=$(cat "$0")
+		fi
+	fi
+	out "$N" >"$W/dp.nonce"
+	for a in $APPS; do
+		: >"$W/dp.runas"
+		rc=0
+		if [ "$RESTRICTED" = 0 ]; then
+			run=skipped
+		elif [ -z "$SRC" ]; then
+			run=failed
+			out "collect.sh: $0: cannot read the script to run it under run-as" >"$W/dp.runas"
+		elif ! command -v run-as >/dev/null 2>&1; then
+			run=failed
+			rc=127
+			out "sh: run-as: not found" >"$W/dp.runas"
+		else
+			run=yes
+			S=$((S + 1))
+			run-as "$a" sh -c "$SRC" collect.sh -A "$a" 3<"$W/dp.nonce" 2>"$W/dp.runas"
+			rc=$?
+		fi
+		sec "runas/$a" kv
+		out "package=$a"
+		out "run=$run"
+		out "rc=$rc"
+		catsmall "$W/dp.runas" >>"$E"
+		endsec "runas/$a" $rc
+	done
 fi
 
 # ---- end

@@ -98,6 +98,7 @@ class DiffResult:
     warnings: list[str] = field(default_factory=list)
     lower_bound: bool = False
     suspects: list[dict[str, Any]] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)  # process metrics a side cannot give
 
     @property
     def identity(self) -> bool:
@@ -277,6 +278,13 @@ def diff_sides(
                 f"{word}: some processes or sources could not be read; its per-process "
                 "figures are lower bounds"
             )
+    for text in dict.fromkeys([*before.limitations, *after.limitations]):
+        word = "BEFORE and AFTER"
+        if text not in after.limitations:
+            word = "BEFORE"
+        elif text not in before.limitations:
+            word = "AFTER"
+        warnings.append(f"{word}: {text}")
     anon = [sum((side.totals.get(k) or 0) for k in ("anon_fds", "anon_maps"))
             for side in (before, after)]
     if any(anon):
@@ -319,6 +327,7 @@ def diff_sides(
         lost=hold.lost,
         warnings=warnings,
         lower_bound=before.lower_bound or after.lower_bound,
+        unknown=sorted({*before.unknown, *after.unknown}),
     )
     if suspects:
         from dmaprof.leaks.suspects import find_suspects
@@ -646,6 +655,11 @@ def diff_json(d: DiffResult) -> dict[str, Any]:
     for row in processes:
         if row["start_time_ticks"] is not None and row["start_time_ticks"] < 0:
             row["start_time_ticks"] = None
+        for column in d.unknown:  # a source without them (bugreport): null, not a false 0
+            metric = PROCESS_METRICS.get(column, column)
+            for key in (f"{metric}_before", f"{metric}_after", f"delta_{metric}"):
+                if key in row:
+                    row[key] = None
     apps = records(d.apps, {
         "uid": "uid", "label": "label", "kind": "kind", "packages": "packages",
         "status": "status", **_metric_columns(APP_METRICS),

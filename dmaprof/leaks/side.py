@@ -132,14 +132,19 @@ class Side:
     names: pd.DataFrame
     lower_bound: bool = False
     warnings: list[str] = field(default_factory=list)
+    # what the capture's source cannot tell (bugreport, dmabuf_dump: no fd/map split, no
+    # start times...): one message each, from the analysis's ``limitations``
+    limitations: list[str] = field(default_factory=list)
+    # process columns the source cannot give (e.g. fds, maps, fd_only: no fd/map split)
+    unknown: list[str] = field(default_factory=list)
 
 
 def side_from_capture(
     capture: Capture, *, charge: str = "shared", service_regex: str | None = None
 ) -> Side:
-    from dmaprof.analyze.analysis import analyze
+    from dmaprof.sources import analyze_source
 
-    analysis = analyze(capture.dump, charge=charge, service_regex=service_regex)
+    analysis = analyze_source(capture, charge=charge, service_regex=service_regex)
     return side_from_analysis(analysis, CaptureInfo.from_capture(capture, analysis))
 
 
@@ -155,7 +160,12 @@ def side_from_analysis(analysis: Analysis, info: CaptureInfo) -> Side:
     """Project an ``Analysis`` onto the frames of a ``Side`` (vectorised; no row loops)."""
     a = analysis
     t = a.totals
-    totals: dict[str, int | None] = {k: getattr(t, k) for k in TOTAL_KEYS}
+    missing: dict[str, list[str]] = getattr(a, "unknown", None) or {}
+    totals: dict[str, int | None] = {
+        k: None if k in missing.get("totals", ()) else getattr(t, k) for k in TOTAL_KEYS
+    }
+    split = [c for c in missing.get("usage", ()) if c in PROCESS_INTS]
+    unknown = [*split, "map_only_bytes"] if "map_only" in split else split
     return Side(
         info=info,
         charge=a.charge,
@@ -169,6 +179,8 @@ def side_from_analysis(analysis: Analysis, info: CaptureInfo) -> Side:
         names=_groups(a.names),
         lower_bound=bool(a.coverage.lower_bound),
         warnings=list(a.warnings),
+        limitations=[str(x.get("message")) for x in getattr(a, "limitations", None) or []],
+        unknown=unknown,
     )
 
 

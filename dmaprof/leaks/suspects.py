@@ -159,7 +159,8 @@ def _process_buffers(
             parts = [f"{fd_only} by fd only" if fd_only else "",
                      f"{map_only} mapped without an fd" if map_only else "",
                      f"{both} by fd and mapped" if both else ""]
-            mode = ", ".join(x for x in parts if x)
+            # no split at all: a source without it (bugreport, dmabuf_dump) says only "held"
+            mode = ", ".join(x for x in parts if x) or "held by fd or mapping (not known which)"
         freed = "none freed" if lcount == 0 else f"{gcount} gained, {lcount} released"
         mine = np.unique(g["bid"].to_numpy(dtype=np.int64)[
             g_key == int(row["proc"]) * n_names + int(np.flatnonzero(names == row["name_key"])[0])])

@@ -21,6 +21,7 @@ def render_devices_table(reports: list[DeviceReport], out: Console) -> None:
     table = Table(title="Devices", title_justify="left")
     for column in ("serial", "state", "model", "Android", "API", "kernel", "root"):
         table.add_column(column)
+    table.add_column("modes")
     table.add_column("readable DMA-BUF sources")
     for report in reports:
         readable = ", ".join(
@@ -36,9 +37,28 @@ def render_devices_table(reports: list[DeviceReport], out: Console) -> None:
             Text(report.sdk),
             Text(report.kernel),
             Text(report.root),
+            Text(_modes(report)),
             Text(report.error or readable or "-"),
         )
     out.print(table)
+
+
+def _modes(report: DeviceReport) -> str:
+    """root (how) / run-as: the debuggable apps / shell; "-" for a device not probed."""
+    if report.error or not report.modes:
+        return "-"
+    parts = []
+    for mode in report.modes:
+        if mode == "root":
+            parts.append(f"root ({report.root})")
+        elif mode == "run-as":
+            more = "…" if report.run_as_truncated else ""
+            parts.append("run-as: " + ", ".join(report.run_as) + more)
+        elif len(report.modes) == 1:
+            parts.append("shell only")
+        else:
+            parts.append("shell")
+    return "; ".join(parts)
 
 
 def render_devices_json(reports: list[DeviceReport], out: TextIO) -> None:

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from dmaprof.render.userbuild import print_user_build, restricted, restricted_holders
 from dmaprof.units import human_bytes, safe_text
 
 ColumnKind = Literal["bytes", "int", "text", "list"]
@@ -99,6 +100,17 @@ VIEWS: dict[str, View] = {
         ),
         "bytes",
     ),
+    "device": View(
+        "attached_devices",
+        "Attached devices (importers, from debugfs bufinfo)",
+        (
+            Column("device", "device"),
+            Column("category", "kind"),
+            Column("buffers", "buffers", "int"),
+            Column("bytes", "bytes", "bytes"),
+        ),
+        "bytes",
+    ),
     "buffer": View(
         "buffers",
         "Buffers",
@@ -110,6 +122,22 @@ VIEWS: dict[str, View] = {
             Column("holders", "holders (pids)", "list"),
         ),
         "size_bytes",
+    ),
+    # binder buffer memory (dmaprof.analyze.binder): not DMA-BUF, the other IPC memory
+    "binder": View(
+        "binder.processes",
+        "Binder buffers (per process, all contexts)",
+        (
+            Column("pid", "pid", "int"),
+            Column("name", "name"),
+            Column("buffers", "buffers", "int"),
+            Column("allocated_bytes", "allocated", "bytes"),
+            Column("free_bytes", "free", "bytes"),
+            Column("resident_bytes", "pages held", "bytes"),
+            Column("high_watermark_bytes", "high watermark", "bytes"),
+            Column("contexts", "contexts", "list"),
+        ),
+        "resident_bytes",
     ),
 }
 
@@ -193,15 +221,20 @@ def render_default_table(report: dict[str, Any], top: int, out: Console) -> None
     _print_header(report, out)
     _print_totals(report, out)
     process, exporter = VIEWS["process"], VIEWS["exporter"]
-    out.print(
-        _table(
-            process,
-            rows_of(report, "process", top),
-            "Top holders",
-            unknown=_unknown(report, process),
+    if restricted(report):  # user-build mode: readable processes, then "unknown"
+        rows = rows_of(report, "process", None)
+        out.print(restricted_holders(rows, process.columns, top, "Top holders (readable)"))
+    else:
+        out.print(
+            _table(
+                process,
+                rows_of(report, "process", top),
+                "Top holders",
+                unknown=_unknown(report, process),
+            )
         )
-    )
     out.print(_table(exporter, rows_of(report, "exporter", None)))
+    print_user_build(report, out)
 
 
 def _lower_bound(report: dict[str, Any]) -> bool:
@@ -238,7 +271,9 @@ def _print_totals(report: dict[str, Any], out: Console) -> None:
     table.add_column("bytes", justify="right")
     table.add_column("note")
     total = totals.get("bytes")
-    has_inventory = totals.get("kernel_only_bytes") is not None
+    has_inventory = totals.get("kernel_only_bytes") is not None or (
+        restricted(report) and totals.get("inventory_source") is not None
+    )
     table.add_row(
         "all DMA-BUFs",
         human_bytes(total, lower_bound=not has_inventory),
@@ -253,8 +288,10 @@ def _print_totals(report: dict[str, Any], out: Console) -> None:
     kernel_only = totals.get("kernel_only_bytes")
     table.add_row(
         "kernel-only",
-        human_bytes(kernel_only, upper_bound=partial) if has_inventory else "unknown",
-        "in flight, imported by drivers, or leaked"
+        human_bytes(kernel_only, upper_bound=partial) if kernel_only is not None else "unknown",
+        "needs every process's fds (root)"
+        if restricted(report)
+        else "in flight, imported by drivers, or leaked"
         if has_inventory
         else "needs a global inventory",
     )
@@ -271,8 +308,10 @@ def _md_escape(value: str) -> str:
     return value.replace("|", "\\|").replace("\n", " ")
 
 
-def _md_cell(row: dict[str, Any], column: Column) -> str:
+def _md_cell(row: dict[str, Any], column: Column, unknown: frozenset[str] = frozenset()) -> str:
     value = row.get(column.key)
+    if value is None and column.key in unknown:
+        return "unknown"
     if column.kind == "bytes":
         return human_bytes(value)
     if column.kind == "list":
@@ -280,14 +319,18 @@ def _md_cell(row: dict[str, Any], column: Column) -> str:
     return _md_escape(safe_text(value))
 
 
-def markdown_table(view: View, rows: Sequence[dict[str, Any]]) -> str:
+def markdown_table(
+    view: View, rows: Sequence[dict[str, Any]], unknown: frozenset[str] = frozenset()
+) -> str:
     header = "| " + " | ".join(c.header for c in view.columns) + " |"
     align = (
         "| "
         + " | ".join("---:" if c.kind in ("bytes", "int") else "---" for c in view.columns)
         + " |"
     )
-    body = ["| " + " | ".join(_md_cell(row, c) for c in view.columns) + " |" for row in rows]
+    body = [
+        "| " + " | ".join(_md_cell(row, c, unknown) for c in view.columns) + " |" for row in rows
+    ]
     return "\n".join([header, align, *body])
 
 
@@ -299,7 +342,8 @@ def render_markdown(report: dict[str, Any], by: str | None, top: int | None, out
     views = [by] if by else ["process", "exporter"]
     for name in views:
         view = VIEWS[name]
-        out.write(f"#### {view.title}\n\n{markdown_table(view, rows_of(report, name, top))}\n\n")
+        table = markdown_table(view, rows_of(report, name, top), _unknown(report, view))
+        out.write(f"#### {view.title}\n\n{table}\n\n")
 
 
 # --------------------------------------------------------------------------- csv / json

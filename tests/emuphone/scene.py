@@ -15,6 +15,7 @@ Scene schema (``"schema": "dmaprof.scene/1"``); every key not marked optional is
     boot_id, uuid                       /proc/sys/kernel/random/{boot_id,uuid}
     props                               {key: value}        -> /system/build.prop
     packages                            [{name, uid}]       -> `cmd package list packages -U`
+        debuggable, system (optional)   bools: run-as works for it; not listed by `-3`
     heaps                               [name]              -> /dev/dma_heap/<name>
     total_pools_kb                      int                 -> /sys/kernel/dma_heap/total_pools_kb
     meminfo_kb                          {field: kB}         -> /proc/meminfo
@@ -27,7 +28,11 @@ Scene schema (``"schema": "dmaprof.scene/1"``); every key not marked optional is
         kernel_refs (optional)          struct-file refs held by the kernel (importers, binder
                                         transactions in flight); default 1 for a buffer no
                                         process holds, else 0. Only feeds `count`.
+        allocated_by, usage (optional)  a gralloc buffer: pid whose GraphicBufferAllocator
+                                        made it, usage bits ("0x1b00"); feeds the dumpsys
+                                        stand-in's gralloc lists
     }]
+    gpu_private_kb (optional)           GPU private memory of the dumpsys meminfo GPU line
     processes: [{
         pid, ppid, uid, gid             int
         name                            process name (display)
@@ -44,6 +49,16 @@ Scene schema (``"schema": "dmaprof.scene/1"``); every key not marked optional is
                                         (unshare(CLONE_FILES)); others share the leader's
     }]
     zygote_cmdline_len (optional)       default 96
+    binder (optional): {                binder debug files, the kernel's 6.1 print format
+        root (optional)                 "debugfs" (/sys/kernel/debug/binder, root only on a
+                                        user build, default) or "binderfs"
+                                        (/dev/binderfs/binder_logs)
+        page_size_kb (optional)         KernelPageSize of /proc/self/smaps, default 4
+        procs: [{pid, context ("binder" | "hwbinder" | "vndbinder"),
+                 buffers: [{id, offset, data, offsets, extra (optional), active (optional)}],
+                 pages: [active, lru, free], high_watermark, free_async_space}]
+    }                                   -> proc/<pid> (print_binder_proc) and stats
+                                        (print_binder_proc_stats); see :func:`binder_files`
 
 Figures (dmabuf_dump definitions): a process holds a buffer if it (any of its fd tables) has an
 fd to it or maps it; rss = sum of the sizes of the distinct buffers it holds; pss = sum of
@@ -273,6 +288,8 @@ def build_scene(
     *,
     user_build: bool = True,
     share_task_dirs: bool = False,
+    dumpsys: bool = False,
+    run_as: bool = False,
 ) -> None:
     """Write the fake phone filesystem of ``scene`` under ``dest`` as ``variant`` shows it.
 
@@ -281,6 +298,12 @@ def build_scene(
     user build (needs root to chown; without root the modes are left open).
     ``share_task_dirs``: threads that share the leader's fd table get ``task/<tid>/fd`` and
     ``fdinfo`` as symlinks to the leader's directories instead of copies (for big scenes).
+    ``dumpsys``: a ``/system/bin/dumpsys`` stand-in answering ``meminfo``, ``SurfaceFlinger``
+    and ``gfxinfo PACKAGE`` from the scene (:func:`dumpsys_output`).
+    ``run_as``: ``run-as`` as on a phone (:func:`build_run_as`): ``/data/system/packages.list``,
+    the apps' data directories, the privileged helper, and the ``/proc`` entries of a
+    debuggable package's processes owned by its uid (a debuggable app is dumpable), so that
+    only ``run-as`` reveals them. Needs root and gcc.
     """
     if not isinstance(scene, Mapping):
         scene = load_scene(scene)
@@ -298,13 +321,22 @@ def build_scene(
     counts = refcounts(scene)
     figures = holder_figures(scene)
 
+    dumpable = debuggable_uids(scene) if run_as else frozenset()
     proc = dest / "proc"
     proc.mkdir(exist_ok=True)
     for p in scene["processes"]:
-        _build_process(proc, p, buffers, counts, figures, scene, kv, restrict, share_task_dirs)
+        _build_process(
+            proc, p, buffers, counts, figures, scene, kv, restrict, share_task_dirs, dumpable
+        )
     _build_globals(dest, scene, kv)
     _build_buffer_inventories(dest, scene, counts, kv, restrict)
+    if "binder" in scene:
+        _build_binder(dest, scene["binder"])
     _build_android(dest, scene)
+    if dumpsys:
+        _build_dumpsys(dest, scene, kv)
+    if run_as:
+        build_run_as(dest, scene)
 
 
 def _w(path: Path, data: str | bytes, mode: int = 0o444) -> None:
@@ -519,6 +551,7 @@ def _build_process(
     kv: KernelVariant,
     restrict: bool,
     share_task_dirs: bool,
+    dumpable: frozenset[int] = frozenset(),
 ) -> None:
     pid, ppid, uid, gid = int(p["pid"]), int(p["ppid"]), int(p["uid"]), int(p["gid"])
     kthread = bool(p.get("kernel_thread"))
@@ -559,15 +592,18 @@ def _build_process(
         td.chmod(0o555)
     task.chmod(0o555)
     if restrict:
-        owner = uid if uid == SHELL_UID else 0
-        ogid = gid if uid == SHELL_UID else 0
+        # the kernel makes /proc/<pid>/fd etc. the task's own when it is dumpable (the shell
+        # user's processes, a debuggable app's), root's otherwise
+        own = uid == SHELL_UID or uid in dumpable
+        owner = uid if own else 0
+        ogid = gid if own else 0
         for d in owned:
             for child in d.iterdir():
                 os.lchown(child, owner, ogid)
             os.chown(d, owner, ogid)
             d.chmod(0o500)
         os.chown(pd / "maps", owner, ogid)
-        (pd / "maps").chmod(0o400 if owner == 0 else 0o444)
+        (pd / "maps").chmod(0o444 if owner == SHELL_UID else 0o400)
     else:
         for d in owned:
             d.chmod(0o555)
@@ -671,6 +707,78 @@ def bufinfo(scene: Mapping[str, Any], counts: Mapping[int, int] | None = None) -
     return "".join(out)
 
 
+def binder_files(binder: Mapping[str, Any]) -> dict[str, str]:
+    """``proc/<pid>`` and ``stats`` of the binder debug directory, in the exact text of
+    Linux 6.1's ``print_binder_proc`` (via ``proc_show``) and ``print_binder_proc_stats``:
+    threads, nodes and refs lines included (the collector must drop them)."""
+    files: dict[str, list[str]] = {}
+    stats = ["binder stats:\n", "BC_TRANSACTION: 48213\n", "BC_REPLY: 30411\n",
+             "BR_TRANSACTION: 48170\n", "proc: active 61 total 61\n"]
+    for entry in binder["procs"]:
+        pid, ctx = int(entry["pid"]), str(entry["context"])
+        out = files.setdefault(str(pid), ["binder proc state:\n"])
+        out += [
+            f"proc {pid}\n",
+            f"context {ctx}\n",
+            f"  thread {pid}: l 00 need_return 0 tr 0\n",
+            f"  thread {pid + 1}: l 12 need_return 0 tr 0\n",
+            f"  node {pid * 10 + 1}: u0000007b3e5c8a40 c0000007b3e5a1f90 pri 0:139 hs 1 hw 1 "
+            "ls 0 lw 0 is 1 iw 1 tr 1 proc 1200\n",
+            f"  ref {pid * 10 + 2}: desc 0 node 1 s 1 w 1 d 0000000000000000\n",
+        ]
+        for b in entry.get("buffers", []):
+            out.append(
+                f"  buffer {int(b['id'])}: {int(b['offset']):x} size {int(b['data'])}:"
+                f"{int(b['offsets'])}:{int(b.get('extra', 0))} "
+                f"{'active' if b.get('active') else 'delivered'}\n"
+            )
+        active, lru, free = (int(x) for x in entry["pages"])
+        stats += [
+            f"proc {pid}\n",
+            f"context {ctx}\n",
+            "  threads: 2\n",
+            "  requested threads: 0+1/15\n",
+            "  ready threads 1\n",
+            f"  free async space {int(entry['free_async_space'])}\n",
+            "  nodes: 1\n",
+            "  refs: 1 s 1 w 1\n",
+            f"  buffers: {len(entry.get('buffers', []))}\n",
+            f"  pages: {active}:{lru}:{free}\n",
+            f"  pages high watermark: {int(entry['high_watermark'])}\n",
+            "  pending transactions: 0\n",
+            "  BC_TRANSACTION: 12\n",
+            "  BR_REPLY: 12\n",
+        ]
+    text = {f"proc/{pid}": "".join(lines) for pid, lines in files.items()}
+    text["stats"] = "".join(stats)
+    return text
+
+
+def _build_binder(dest: Path, binder: Mapping[str, Any]) -> None:
+    if binder.get("root", "debugfs") == "binderfs":
+        root = dest / "dev" / "binderfs" / "binder_logs"
+        root.mkdir(parents=True, exist_ok=True)
+    else:
+        debug = dest / "sys" / "kernel" / "debug"
+        debug.mkdir(parents=True, exist_ok=True)
+        root = debug / "binder"
+        root.mkdir(exist_ok=True)
+    (root / "proc").mkdir(exist_ok=True)
+    for rel, text in binder_files(binder).items():
+        _w(root / rel, text, 0o444)
+    # grep's own smaps (the collector reads its KernelPageSize lines): the fake /proc has no
+    # `self`, so a plain file stands in for it
+    me = dest / "proc" / "self"
+    me.mkdir(parents=True, exist_ok=True)
+    kb = int(binder.get("page_size_kb", 4))
+    _w(
+        me / "smaps",
+        "5a5a5a000-5a5a7c000 r--p 00000000 fd:00 1234   /system/bin/toybox\n"
+        f"Size:                136 kB\nKernelPageSize:        {kb} kB\nMMUPageSize:        "
+        f"{kb} kB\n",
+    )
+
+
 def _build_android(dest: Path, scene: Mapping[str, Any]) -> None:
     system = dest / "system"
     (system / "bin").mkdir(parents=True, exist_ok=True)
@@ -683,16 +791,324 @@ def _build_android(dest: Path, scene: Mapping[str, Any]) -> None:
     listing = "".join(
         f"echo 'package:{p['name']} uid:{int(p['uid'])}'\n" for p in scene["packages"]
     )
+    # `-3`: third-party packages (not flagged "system" in the scene; app uids only)
+    third = "".join(
+        f"echo 'package:{p['name']}'\n"
+        for p in scene["packages"]
+        if int(p["uid"]) >= 10000 and not p.get("system")
+    )
     for tool, args in (("cmd", "package list packages -U"), ("pm", "list packages -U")):
+        other = args.replace("-U", "-3")
         script = (
             "#!/system/bin/sh\n"
-            f"# stand-in for Android's `{tool} {args}` (dmaprof fake phone); builtins only\n"
+            f"# stand-in for Android's `{tool} {args}` and `{tool} {other}` (dmaprof fake "
+            "phone); builtins only\n"
+            f'if [ "$*" = "{other}" ]; then\n' + third + "\texit 0\nfi\n"
             f'if [ "$*" != "{args}" ]; then\n'
             f"\techo \"{tool}: the fake phone only answers '{tool} {args}'\" >&2\n"
             "\texit 255\n"
             "fi\n" + listing
         )
         _w(system / "bin" / tool, script, 0o755)
+
+
+# ---------------------------------------------------------------------------- user-build mode
+# What a phone offers the shell user besides /proc: `dumpsys` (system totals, graphic buffer
+# lists) and `run-as` (a debuggable app's own view). docs/user-build.md.
+
+AID_PACKAGE_INFO = 1032
+RUN_AS_C = Path(__file__).with_name("runas.c")
+RUN_AS_CACHE = Path(tempfile.gettempdir()) / "dmaprof-emuphone-cache"
+
+
+def debuggable_uids(scene: Mapping[str, Any]) -> frozenset[int]:
+    """uids of the packages flagged ``"debuggable": true`` (apps only)."""
+    return frozenset(
+        int(p["uid"]) for p in scene["packages"] if p.get("debuggable") and int(p["uid"]) >= 10000
+    )
+
+
+def packages_list(scene: Mapping[str, Any]) -> str:
+    """``/data/system/packages.list``: ``name uid debuggable data_dir seinfo gids
+    profileable_from_shell version`` per package (what run-as and installd read)."""
+    out = []
+    for p in scene["packages"]:
+        uid = int(p["uid"])
+        if uid < 10000:
+            continue
+        seinfo = "platform:privapp" if p.get("system") else "default:targetSdkVersion=34"
+        out.append(
+            f"{p['name']} {uid} {1 if p.get('debuggable') else 0} /data/user/0/{p['name']} "
+            f"{seinfo} 3003 0 1\n"
+        )
+    return "".join(out)
+
+
+def run_as_helper() -> Path:
+    """The compiled run-as helper (tests/emuphone/runas.c), built once per source."""
+    import hashlib
+
+    src = RUN_AS_C.read_bytes()
+    key = hashlib.sha256(src).hexdigest()[:16]
+    RUN_AS_CACHE.mkdir(mode=0o700, exist_ok=True)
+    out = RUN_AS_CACHE / f"run-as-{key}"
+    if not out.exists():
+        gcc = shutil.which("gcc") or shutil.which("cc")
+        if gcc is None:
+            raise FileNotFoundError("the emulated phone's run-as needs gcc: apt-get install gcc")
+        tmp = RUN_AS_CACHE / f".run-as-{key}.{os.getpid()}"
+        subprocess.run(
+            [gcc, "-O2", "-static", "-Wall", "-Wextra", "-s", "-o", str(tmp), str(RUN_AS_C)],
+            check=True,
+            capture_output=True,
+        )
+        tmp.replace(out)
+    return out
+
+
+def _set_run_as_privileges(path: Path) -> str:
+    """root:shell 0750 with the file capabilities CAP_SETUID+CAP_SETGID (as Android ships
+    run-as); setuid root where the filesystem takes no capability xattr. Returns which."""
+    import struct
+
+    os.chown(path, 0, SHELL_UID)
+    path.chmod(0o750)
+    # struct vfs_cap_data, revision 2, effective: permitted = CAP_SETGID (6) | CAP_SETUID (7)
+    caps = struct.pack("<IIIII", 0x02000001, (1 << 6) | (1 << 7), 0, 0, 0)
+    try:
+        os.setxattr(path, "security.capability", caps)
+        return "capabilities"
+    except OSError:
+        path.chmod(0o4750)
+        return "setuid"
+
+
+def build_run_as(dest: Path, scene: Mapping[str, Any]) -> None:
+    """``run-as`` on the fake phone: packages.list (root:package_info 0640), a data directory
+    per app (/data/user/0/<pkg>, owned by the app, 0700; /data/data links there), and the
+    privileged helper as /system/bin/run-as. Needs root (chown, capabilities)."""
+    if os.geteuid() != 0:
+        raise PermissionError("run-as on the emulated phone needs root (chown, capabilities)")
+    system = dest / "data" / "system"
+    system.mkdir(parents=True, exist_ok=True)
+    system.chmod(0o771)
+    plist = system / "packages.list"
+    plist.write_text(packages_list(scene))
+    os.chown(plist, 0, AID_PACKAGE_INFO)
+    plist.chmod(0o640)
+    user0 = dest / "data" / "user" / "0"
+    user0.mkdir(parents=True, exist_ok=True)
+    (dest / "data" / "user").chmod(0o711)
+    user0.chmod(0o771)
+    if not (dest / "data" / "data").is_symlink():
+        os.symlink("/data/user/0", dest / "data" / "data")
+    for p in scene["packages"]:
+        uid = int(p["uid"])
+        if uid < 10000:
+            continue
+        home = user0 / str(p["name"])
+        home.mkdir(exist_ok=True)
+        os.chown(home, uid, uid)
+        home.chmod(0o700)
+    target = dest / "system" / "bin" / "run-as"
+    if target.exists() or target.is_symlink():
+        target.unlink()
+    shutil.copyfile(run_as_helper(), target)
+    _set_run_as_privileges(target)
+
+
+def _kb(value: int) -> str:
+    """ActivityManagerService's stringifyKBSize: ``%,9dK``."""
+    return f"{value:>9,}K"
+
+
+def dumpsys_meminfo(scene: Mapping[str, Any], kv: KernelVariant | None = None) -> str:
+    """``dumpsys meminfo`` of the scene: the header and the global summary (the per-process
+    sections are left out). DMA-BUF figures from the buffers: total = every buffer, mapped =
+    buffers some process maps, heaps = buffers whose exporter is a /dev/dma_heap name, pool =
+    ``total_pools_kb``; GPU = buffers exported by ``drm`` plus ``gpu_private_kb``. A kernel
+    without dma-buf heaps (ION era) gets the ``ION:`` line instead (docs/user-build.md)."""
+    kv = kv or VARIANTS["modern"]
+    sizes = {int(b["inode"]): int(b["size"]) for b in scene["buffers"]}
+    mapped = {int(m["buffer"]) for p in scene["processes"] for m in p.get("maps", [])}
+    total_kb = sum(sizes.values()) // 1024
+    mapped_kb = sum(sizes[i] for i in mapped) // 1024
+    heaps = set(scene["heaps"])
+    heap_kb = sum(int(b["size"]) for b in scene["buffers"] if b["exporter"] in heaps) // 1024
+    pool_kb = int(scene["total_pools_kb"])
+    gpu_dmabuf_kb = sum(int(b["size"]) for b in scene["buffers"] if b["exporter"] == "drm") // 1024
+    gpu_private_kb = int(scene.get("gpu_private_kb", 0))
+    mem = scene["meminfo_kb"]
+    total_ram = int(mem.get("MemTotal", 0))
+    free = int(mem.get("MemFree", 0))
+    cached = int(mem.get("Cached", 0))
+    up = str(scene["uptime"]).split()
+    lines = [
+        "Applications Memory Usage (in Kilobytes):",
+        f"Uptime: {int(float(up[0]) * 1000)} Realtime: {int(float(up[-1]) * 1000)}",
+        "",
+        "Total PSS by process:",
+        *(
+            f"{_kb(4096 + int(p['pid']))}: {p['name']} (pid {int(p['pid'])})"
+            for p in scene["processes"]
+            if not p.get("kernel_thread")
+        ),
+        "",
+        f"Total RAM: {_kb(total_ram).strip()} (status normal)",
+        f" Free RAM: {_kb(free + cached)} ({_kb(cached)} cached kernel + {_kb(free)} free)",
+    ]
+    if kv.dma_heap:
+        lines += [
+            f"DMA-BUF: {_kb(total_kb)} ({_kb(mapped_kb)} mapped + {_kb(total_kb - mapped_kb)} "
+            "unmapped)",
+            f"DMA-BUF Heaps: {_kb(heap_kb)}",
+            f"DMA-BUF Heaps pool: {_kb(pool_kb)}",
+            f"      GPU: {_kb(gpu_dmabuf_kb + gpu_private_kb)} ({_kb(gpu_dmabuf_kb)} dmabuf + "
+            f"{_kb(gpu_private_kb)} private)",
+        ]
+    else:
+        lines.append(
+            f"      ION: {_kb(total_kb + pool_kb)} ({_kb(mapped_kb)} mapped + "
+            f"{_kb(total_kb - mapped_kb)} unmapped + {_kb(pool_kb)} pools)"
+        )
+    used = total_ram - free - cached
+    lines += [
+        f" Used RAM: {_kb(used)} ({_kb(used // 2)} used pss + {_kb(used - used // 2)} kernel)",
+        f" Lost RAM: {_kb(0)}",
+        f"     ZRAM: {_kb(4)} physical used for {_kb(0)} in swap ({_kb(4194300)} total swap)",
+        f"   Tuning: 256 (large 512), oom {_kb(322560)}, restore limit {_kb(107520)} "
+        "(high-end-gfx)",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _gralloc(scene: Mapping[str, Any], pids: set[int]) -> str:
+    """What libui's GraphicBufferAllocator::dump() and the mapper's dumpBuffers() print in the
+    processes ``pids`` (Android 12+ layouts, docs/user-build.md): buffers marked
+    ``"allocated_by"`` one of them, then the gralloc buffers they hold by fd ("imported").
+    Geometry: stride = width = 1024 pixels of 4 bytes, height = size / 4096 (scene sizes are
+    page multiples), so the estimate equals the size."""
+    gralloc = [b for b in scene["buffers"] if "allocated_by" in b]
+    held: set[int] = set()
+    for p in scene["processes"]:
+        if int(p["pid"]) in pids:
+            for table in fd_tables(p):
+                held |= {int(f["buffer"]) for f in table if "buffer" in f}
+    out = [
+        "GraphicBufferAllocator buffers:",
+        f"{'Handle':>10} | {'Size':>11} | {'W (Stride) x H':>18} | Layers | {'Format':>8} | "
+        f"{'Usage':>10} | Requestor",
+    ]
+    total = 0
+    for b in gralloc:
+        if int(b["allocated_by"]) not in pids:
+            continue
+        size = int(b["size"])
+        size_text = f"{size / 1024:7.2f} KiB"
+        usage = int(str(b.get("usage", "0xb00")), 16)
+        out.append(
+            f"0xb400007a1c2d{int(b['inode']):04x} | {size_text:>11} | {1024:4d} ({1024:4d}) x "
+            f"{size // 4096:4d} | {1:6d} | {1:8X} | 0x{usage:8x} | {b['name']}"
+        )
+        total += size
+    out.append(f"Total allocated by GraphicBufferAllocator (estimate): {total / 1024:.2f} KB")
+    out.append("Imported gralloc buffers:")
+    imported = [b for b in gralloc if int(b["inode"]) in held]
+    for b in imported:
+        size = int(b["size"])
+        usage = int(str(b.get("usage", "0xb00")), 16)
+        out.append(
+            f"+ name:{b['name']}, id:{int(b['inode'])}, size:{size / 1024:.2f}KiB, "
+            f"w/h:1024x{size // 4096}, usage: 0x{usage:x}, req fmt:1, fourcc/mod:875708993/0, "
+            "dataspace: 0x0, compressed: false"
+        )
+        out.append(f"\tplanes: R/G/B/A:\t w/h:1024x{size // 4096}, stride:4096 bytes, size:{size}")
+    out.append("Imported gralloc buffers sorted by size:")
+    by_name: dict[str, list[int]] = {}
+    for b in imported:
+        by_name.setdefault(str(b["name"]), []).append(int(b["size"]))
+    for name, sizes in sorted(by_name.items(), key=lambda kv_: -sum(kv_[1])):
+        out.append(f"* name:{name}, totalSize:{sum(sizes) // 1024}KiB, count:{len(sizes)}")
+    out.append(f"Total imported by gralloc: {sum(int(b['size']) for b in imported) / 1024:.2f}KiB")
+    return "\n".join(out) + "\n"
+
+
+def dumpsys_surfaceflinger(scene: Mapping[str, Any]) -> str:
+    """``dumpsys SurfaceFlinger`` of the scene: a few lines of the real dump around the
+    graphic buffer lists of the process named ``surfaceflinger``."""
+    sf = {int(p["pid"]) for p in scene["processes"] if p["name"] == "surfaceflinger"}
+    head = (
+        "Build configuration: [sf PRESENT_TIME_OFFSET=0 FORCE_HWC_FOR_RBG_TO_YUV=0 "
+        "MAX_VIRT_DISPLAY_DIM=0 RUNNING_WITHOUT_SYNC_FRAMEWORK=0 "
+        "NUM_FRAMEBUFFER_SURFACE_BUFFERS=3]\n\n"
+        "Scheduler:\n+  Touch timer: off\n\n"
+        "Total missed frame count: 3\n\n"
+    )
+    tail = (
+        "FlagManager values: \ndemo_flag: -1\n"
+        "TimeStats miniDump:\nNumber of layers currently being tracked is 0\n\n"
+        '+ Layer (Display 0 name="Built-in Screen"#1) uid=1000\n'
+        "  Region TransparentRegion (this=0 count=0)\n"
+    )
+    return head + _gralloc(scene, sf) + tail
+
+
+def dumpsys_gfxinfo(scene: Mapping[str, Any], package: str) -> str:
+    """``dumpsys gfxinfo PACKAGE``: per process of the package (name = package or
+    ``package:suffix``), hwui's header and the process's gralloc lists (RenderProxy::
+    dumpGraphicsMemory appends GraphicBufferAllocator's dump)."""
+    procs = [
+        p
+        for p in scene["processes"]
+        if p["name"] == package or str(p["name"]).startswith(package + ":")
+    ]
+    if not procs:
+        return f"No process found for: {package}\n"
+    out = ["Applications Graphics Acceleration Info:", "Uptime: 8215420 Realtime: 31024770", ""]
+    for p in procs:
+        pid = int(p["pid"])
+        out += [
+            f"** Graphics info for pid {pid} [{p['name']}] **",
+            "",
+            "Stats since: 8215420000000ns",
+            "Total frames rendered: 120",
+            "Janky frames: 0 (0.00%)",
+            "",
+            "Pipeline=Skia (Vulkan)",
+            "",
+            _gralloc(scene, {pid}),
+        ]
+    return "\n".join(out) + "\n"
+
+
+def dumpsys_output(scene: Mapping[str, Any], kv: KernelVariant | None = None) -> dict[str, str]:
+    """Argument line -> output of the dumpsys stand-in."""
+    out = {"meminfo": dumpsys_meminfo(scene, kv), "SurfaceFlinger": dumpsys_surfaceflinger(scene)}
+    for p in scene["packages"]:
+        out[f"gfxinfo {p['name']}"] = dumpsys_gfxinfo(scene, str(p["name"]))
+    return out
+
+
+def _sh_quote(text: str) -> str:
+    return "'" + text.replace("'", "'\\''") + "'"
+
+
+def _build_dumpsys(dest: Path, scene: Mapping[str, Any], kv: KernelVariant) -> None:
+    """/system/bin/dumpsys: prints the canned outputs with `print -r` (builtins only, so the
+    collector's spawn count stays exact)."""
+    arms = []
+    for args, text in dumpsys_output(scene, kv).items():
+        body = "".join(f"\tprint -r -- {_sh_quote(line)}\n" for line in text.splitlines())
+        arms.append(f"{_sh_quote(args)})\n{body}\t;;\n")
+    script = (
+        "#!/system/bin/sh\n"
+        "# stand-in for Android's dumpsys (dmaprof fake phone, tests/emuphone/scene.py)\n"
+        'case "$*" in\n'
+        + "".join(arms)
+        + 'gfxinfo\\ *)\n\tprint -r -- "No process found for: ${2:-}"\n\t;;\n'
+        + '*)\n\tprint -r -- "Can\'t find service: $1"\n\texit 0\n\t;;\nesac\n'
+    )
+    _w(dest / "system" / "bin" / "dumpsys", script, 0o755)
 
 
 # ---------------------------------------------------------------------------- utilities

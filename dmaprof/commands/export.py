@@ -1,0 +1,60 @@
+"""`dmaprof export`: many captures' tables as a Parquet (or CSV) dataset for fleet queries."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from dmaprof.commands.common import EPILOG, app_state
+
+
+@click.command(epilog=EPILOG)
+@click.argument(
+    "captures", metavar="CAPTURE...", nargs=-1, required=True, type=click.Path(path_type=Path)
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["parquet", "csv"]),
+    default="parquet",
+    show_default=True,
+    help="parquet: DIR/<table>/device=<serial>/capture=<id>/part-0.parquet (needs the "
+    "dmaprof[parquet] extra); csv: DIR/<table>.csv.",
+)
+@click.option(
+    "-o",
+    "--output",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Dataset directory (created; new captures are added to an existing one).",
+)
+@click.option(
+    "--charge",
+    type=click.Choice(["shared", "full", "client"]),
+    default="shared",
+    show_default=True,
+    help="How shared buffers are charged in the exported pss figures (as in `dmaprof show`).",
+)
+@click.option("--force", is_flag=True, help="Replace captures (or CSV files) exported before.")
+def export(captures: tuple[Path, ...], fmt: str, directory: Path, charge: str, force: bool) -> None:
+    """Export the tables of many captures as one dataset, for DuckDB, Spark or pandas.
+
+    CAPTURE is a capture file, or a directory of them (its *.dmaprof files): snapshots and
+    imported bugreports alike. Tables: processes, buffers, references, holdings, apps,
+    cgroups, exporters, names, kernel_only; every row carries the capture's device and build
+    (serial, model, fingerprint, release, sdk, kernel_release, boot_id, wallclock) and its id.
+    Query examples: docs/fleet.md.
+    """
+    from dmaprof.export import export_captures
+
+    state = app_state()
+    result = export_captures(
+        captures, directory, fmt=fmt, charge=charge, overwrite=force, progress=state.note
+    )
+    devices = len({c["device"] for c in result.captures})
+    state.note(
+        f"wrote {len(result.captures)} captures of {devices} devices to {directory} "
+        f"({result.files} {fmt} files)"
+    )

@@ -1,0 +1,369 @@
+"""``dmaprof export``: the tables of many captures as one dataset, for DuckDB, Spark, pandas.
+
+Parquet (``pyarrow``, the ``dmaprof[parquet]`` extra) is written hive-style, one file per
+table, device and capture::
+
+    DIR/<table>/device=<serial>/capture=<id>/part-0.parquet
+
+so ``read_parquet('DIR/processes/**/*.parquet', hive_partitioning = true)`` sees every
+capture, with ``device`` and ``capture`` as columns. CSV is one file per table
+(``DIR/<table>.csv``), every capture's rows one after the other.
+
+Every row carries the capture's metadata (:data:`META_COLUMNS`): serial, model, fingerprint,
+release, sdk, kernel release, boot id, wall-clock time, source kind, capture id. The capture
+id is the first 16 hex digits of the SHA-256 of the capture's raw dump, so exporting the
+same capture twice names the same partition. Every file of a table has the same columns and
+types (from ``dmaprof.analyze.schema``), also when it holds no rows; figures a capture's source
+cannot give (``Analysis.unknown``) are null. Sizes are integer bytes.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dmaprof.analyze.analysis import Analysis
+from dmaprof.analyze.schema import SCHEMAS, Schema
+from dmaprof.capture import Capture, load_capture
+from dmaprof.errors import DmaprofError
+
+__all__ = [
+    "EXPORT_FORMATS",
+    "META_COLUMNS",
+    "TABLES",
+    "ExportResult",
+    "capture_id",
+    "capture_paths",
+    "export_captures",
+    "table_frames",
+]
+
+EXPORT_FORMATS = ("parquet", "csv")
+PARQUET_EXTRA = "dmaprof[parquet]"
+
+#: exported table -> (Analysis attribute, schema)
+TABLES: dict[str, tuple[str, str]] = {
+    "processes": ("usage", "usage"),
+    "buffers": ("buffers", "buffers"),
+    "references": ("references", "references"),
+    "holdings": ("holdings", "holdings"),
+    "apps": ("apps", "apps"),
+    "cgroups": ("cgroup_usage", "cgroup_usage"),
+    "exporters": ("exporters", "group_usage"),
+    "names": ("names", "group_usage"),
+    "kernel_only": ("kernel_only", "kernel_only"),
+}
+#: columns of ``processes`` taken from ``Analysis.processes`` next to ``Analysis.usage``
+PROCESS_EXTRA = ("ppid", "argv0", "cmdline_display", "start_time_ticks", "state")
+#: (column, pyarrow type name) of the metadata every exported row carries
+META_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("capture_id", "string"),
+    ("capture_file", "string"),
+    ("source_kind", "string"),
+    ("serial", "string"),
+    ("model", "string"),
+    ("manufacturer", "string"),
+    ("fingerprint", "string"),
+    ("release", "string"),
+    ("sdk", "int32"),
+    ("kernel_release", "string"),
+    ("boot_id", "string"),
+    ("wallclock", "timestamp"),
+    ("uptime_s", "float64"),
+    ("charge", "string"),
+)
+_SAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+@dataclass
+class ExportResult:
+    directory: Path
+    fmt: str
+    captures: list[dict[str, Any]] = field(default_factory=list)  # id, file, device, rows
+    files: int = 0
+
+
+def capture_paths(paths: Iterable[Path]) -> list[Path]:
+    """Files as given; a directory gives its ``*.dmaprof`` files (sorted)."""
+    out: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(path.glob("*.dmaprof"))
+            if not found:
+                raise DmaprofError(f"{path}: no *.dmaprof captures in this directory")
+            out.extend(found)
+        else:
+            out.append(path)
+    return out
+
+
+def capture_id(capture: Capture) -> str:
+    return hashlib.sha256(capture.dump).hexdigest()[:16]
+
+
+def partition_value(text: str) -> str:
+    """A hive partition value: letters, digits, ``.``, ``_``, ``-`` (others become ``_``)."""
+    value = _SAFE.sub("_", text)[:128]
+    return value if value.strip("._") else "unknown"
+
+
+def _meta(capture: Capture, analysis: Analysis, cid: str) -> dict[str, Any]:
+    from dmaprof.leaks.side import CaptureInfo
+    from dmaprof.sources import source_kind
+
+    info = CaptureInfo.from_capture(capture, analysis)
+    device = capture.device
+    dev = analysis.device or {}
+
+    def text(key: str) -> str | None:
+        value = device.get(key) or dev.get(key)
+        return str(value) if value not in (None, "") else None
+
+    sdk = device.get("sdk") or dev.get("sdk")
+    return {
+        "capture_id": cid,
+        "capture_file": capture.path.name if capture.path else None,
+        "source_kind": source_kind(capture),
+        "serial": info.serial or None,
+        "model": info.model or None,
+        "manufacturer": text("manufacturer"),
+        "fingerprint": info.fingerprint or None,
+        "release": text("release"),
+        "sdk": int(sdk) if isinstance(sdk, int | str) and str(sdk).isdigit() else None,
+        "kernel_release": text("kernel_release"),
+        "boot_id": info.boot_id or None,
+        "wallclock": (
+            pd.Timestamp(info.wallclock, unit="s", tz="UTC") if info.wallclock is not None else None
+        ),
+        "uptime_s": info.uptime_s,
+        "charge": analysis.charge,
+    }
+
+
+def table_frames(analysis: Analysis) -> dict[str, tuple[pd.DataFrame, Schema]]:
+    """Each exported table of one analysis, nulled where its source cannot tell."""
+    unknown: dict[str, list[str]] = getattr(analysis, "unknown", None) or {}
+    out: dict[str, tuple[pd.DataFrame, Schema]] = {}
+    for table, (attr, schema_name) in TABLES.items():
+        frame = getattr(analysis, attr).copy()
+        schema = SCHEMAS[schema_name]
+        nulls = unknown.get("usage" if table == "processes" else table, [])
+        for column in nulls:
+            if column in frame.columns:
+                frame[column] = pd.Series([None] * len(frame), dtype="object")
+        if table == "processes":
+            extra = analysis.processes[["pid", *PROCESS_EXTRA]].drop_duplicates("pid")
+            frame = frame.merge(extra, on="pid", how="left", validate="many_to_one")
+            for column in unknown.get("processes", []):
+                if column in frame.columns:
+                    frame[column] = pd.Series([None] * len(frame), dtype="object")
+        out[table] = (frame, schema)
+    return out
+
+
+def _arrow_type(pa: Any, dtype: str, unit: str) -> Any:
+    if dtype in ("int64", "Int64"):
+        return pa.int64()
+    if dtype in ("int32", "Int32"):
+        return pa.int32()
+    if dtype == "bool":
+        return pa.bool_()
+    if dtype == "object":
+        return pa.list_(pa.int64() if "int" in unit else pa.string())
+    return pa.string()
+
+
+def _arrow_schema(pa: Any, table: str, schema: Schema) -> Any:
+    fields = [pa.field(c.name, _arrow_type(pa, c.dtype, c.unit)) for c in schema.columns]
+    if table == "processes":
+        by_name = {c.name: c for c in SCHEMAS["processes"].columns}
+        fields += [
+            pa.field(n, _arrow_type(pa, by_name[n].dtype, by_name[n].unit)) for n in PROCESS_EXTRA
+        ]
+    meta_types = {
+        "string": pa.string(),
+        "int32": pa.int32(),
+        "float64": pa.float64(),
+        "timestamp": pa.timestamp("us", tz="UTC"),
+    }
+    fields += [pa.field(name, meta_types[kind]) for name, kind in META_COLUMNS]
+    return pa.schema(fields)
+
+
+def _column_values(series: pd.Series) -> list[Any]:
+    values = series.astype(object).tolist()
+    out: list[Any] = []
+    for v in values:
+        if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
+            out.append(None)
+        elif isinstance(v, tuple):
+            out.append(list(v))
+        elif isinstance(v, np.integer):
+            out.append(int(v))
+        elif isinstance(v, np.bool_):
+            out.append(bool(v))
+        else:
+            out.append(v)
+    return out
+
+
+def _arrow_table(pa: Any, frame: pd.DataFrame, arrow_schema: Any, meta: dict[str, Any]) -> Any:
+    n = len(frame)
+    arrays = []
+    for f in arrow_schema:
+        if f.name in meta:
+            values = [meta[f.name]] * n
+        elif f.name in frame.columns:
+            values = _column_values(frame[f.name])
+        else:
+            values = [None] * n
+        arrays.append(pa.array(values, type=f.type))
+    return pa.Table.from_arrays(arrays, schema=arrow_schema)
+
+
+def export_captures(
+    paths: Iterable[Path],
+    directory: Path,
+    *,
+    fmt: str = "parquet",
+    charge: str = "shared",
+    overwrite: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> ExportResult:
+    """Analyse each capture (one at a time) and write its tables into ``directory``."""
+    if fmt not in EXPORT_FORMATS:
+        raise ValueError(f"unknown export format {fmt!r}")
+    pa = pq = None
+    if fmt == "parquet":
+        try:
+            import pyarrow  # type: ignore[import-untyped]
+            import pyarrow.parquet  # type: ignore[import-untyped]
+        except ImportError:
+            raise DmaprofError(
+                f"Parquet export needs pyarrow, which is not installed: install the "
+                f"{PARQUET_EXTRA} extra (pip install '{PARQUET_EXTRA}'), or use --format csv"
+            ) from None
+        pa, pq = pyarrow, pyarrow.parquet
+    files = capture_paths(paths)
+    if directory.exists() and not directory.is_dir():
+        raise DmaprofError(f"{directory} exists and is not a directory")
+    result = ExportResult(directory, fmt)
+    csv_writers: dict[str, Any] = {}
+    if fmt == "csv":
+        existing = [directory / f"{t}.csv" for t in TABLES if (directory / f"{t}.csv").exists()]
+        if existing and not overwrite:
+            raise DmaprofError(f"{existing[0]} exists; will not overwrite it without --force")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DmaprofError(f"cannot create {directory}: {exc.strerror or exc}") from exc
+    seen: set[str] = set()
+    try:
+        for path in files:
+            from dmaprof.sources import analyze_source
+
+            capture = load_capture(path)
+            cid = capture_id(capture)
+            if cid in seen:
+                if progress:
+                    progress(f"skipped {path}: the same capture as an earlier one ({cid})")
+                continue
+            seen.add(cid)
+            analysis = analyze_source(capture, charge=charge)
+            meta = _meta(capture, analysis, cid)
+            device = partition_value(meta["serial"] or meta["model"] or "unknown")
+            frames = table_frames(analysis)
+            rows = {t: len(f) for t, (f, _s) in frames.items()}
+            if fmt == "parquet":
+                result.files += _write_parquet(
+                    pa, pq, directory, device, cid, frames, meta, overwrite
+                )
+            else:
+                _write_csv(directory, frames, meta, csv_writers)
+            result.captures.append({"id": cid, "file": str(path), "device": device, "rows": rows})
+            if progress:
+                progress(f"exported {path} (device {device}, capture {cid})")
+    finally:
+        for handle, _writer in csv_writers.values():
+            handle.close()
+    if fmt == "csv":
+        result.files = len(csv_writers)
+    return result
+
+
+def _write_parquet(
+    pa: Any,
+    pq: Any,
+    directory: Path,
+    device: str,
+    cid: str,
+    frames: dict[str, tuple[pd.DataFrame, Schema]],
+    meta: dict[str, Any],
+    overwrite: bool,
+) -> int:
+    targets = {
+        t: directory / t / f"device={device}" / f"capture={cid}" / "part-0.parquet" for t in frames
+    }
+    if not overwrite:
+        for target in targets.values():
+            if target.exists():
+                raise DmaprofError(
+                    f"{target.parent} exists (this capture was exported before); "
+                    "use --force to replace it"
+                )
+    for table, (frame, schema) in frames.items():
+        arrow = _arrow_table(pa, frame, _arrow_schema(pa, table, schema), meta)
+        target = targets[table]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        try:
+            pq.write_table(arrow, tmp, compression="zstd")
+            tmp.replace(target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+    return len(targets)
+
+
+def _csv_rows(frame: pd.DataFrame, columns: list[str], meta: dict[str, Any]) -> Iterator[list[Any]]:
+    data = {c: _column_values(frame[c]) if c in frame.columns else None for c in columns}
+    for i in range(len(frame)):
+        row: list[Any] = []
+        for c in columns:
+            if c in meta:
+                v = meta[c]
+                row.append(v.isoformat() if isinstance(v, pd.Timestamp) else v)
+                continue
+            col = data[c]
+            v = col[i] if col is not None else None
+            row.append(" ".join(str(x) for x in v) if isinstance(v, list) else v)
+        yield row
+
+
+def _write_csv(
+    directory: Path,
+    frames: dict[str, tuple[pd.DataFrame, Schema]],
+    meta: dict[str, Any],
+    writers: dict[str, Any],
+) -> None:
+    for table, (frame, schema) in frames.items():
+        columns = [c.name for c in schema.columns]
+        if table == "processes":
+            columns += list(PROCESS_EXTRA)
+        columns += [name for name, _kind in META_COLUMNS]
+        if table not in writers:
+            handle = (directory / f"{table}.csv").open("w", newline="", encoding="utf-8")
+            writer = csv.writer(handle, lineterminator="\n")
+            writer.writerow(columns)
+            writers[table] = (handle, writer)
+        _handle, writer = writers[table]
+        writer.writerows(_csv_rows(frame, columns, meta))
