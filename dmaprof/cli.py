@@ -97,8 +97,9 @@ def collector() -> None:
 
 
 def _default_capture_name(serial: str) -> Path:
-    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in serial)[:64]
-    return Path(f"{safe or 'device'}-{time.strftime('%Y%m%d-%H%M%S')}.dmaprof")
+    from dmaprof.multi import capture_name
+
+    return Path(capture_name(serial, time.time()))
 
 
 @cli.command(epilog=EPILOG)

@@ -23,7 +23,6 @@ class Outcome:
     error: str | None = None
     exit_code: int = 0
     elapsed_s: float = 0.0
-    buffers_bytes: int | None = None
 
 
 def capture_name(serial: str, when: float) -> str:

@@ -27,6 +27,7 @@ from dmaprof.errors import DeviceCommandError, DmaprofError, InterruptedByUser
 from dmaprof.metadata import capture_meta
 from dmaprof.transport.adb import Device
 from dmaprof.transport.direct import CollectorOutput
+from dmaprof.units import last_line
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +149,7 @@ def take_snapshot(
                 "not available (try `adb root` on a userdebug build)"
             )
         if run.returncode != 0:
-            detail = _last_line(run.stderr) or f"exit status {run.returncode}"
+            detail = last_line(run.stderr) or f"exit status {run.returncode}"
             raise DeviceCommandError(
                 f"device {device.serial}: the collector failed ({detail}); no capture written"
             )
@@ -226,11 +227,6 @@ def _cleanup_after_failure(device: Device, workdir: str) -> str:
     return f"removed {workdir} from the device"
 
 
-def _last_line(data: bytes) -> str:
-    lines = [line for line in data.decode("utf-8", "replace").splitlines() if line.strip()]
-    return lines[-1].strip() if lines else ""
-
-
 def finish_direct_snapshot(
     output: CollectorOutput,
     *,
@@ -240,7 +236,7 @@ def finish_direct_snapshot(
 ) -> SnapshotResult:
     """A capture from a collector run without adb (`--local`, `--ssh`)."""
     if output.returncode != 0:
-        detail = _last_line(output.stderr) or f"exit status {output.returncode}"
+        detail = last_line(output.stderr) or f"exit status {output.returncode}"
         raise DeviceCommandError(
             f"{transport.get('label')}: the collector failed ({detail}); no capture written"
         )

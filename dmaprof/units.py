@@ -55,3 +55,9 @@ def safe_text(value: object) -> str:
         else:
             out.append(f"\\u{ord(ch):04x}")
     return "".join(out)
+
+
+def last_line(data: bytes) -> str:
+    """The last non-blank line of a command's output: the part of stderr worth quoting."""
+    lines = [line for line in data.decode("utf-8", "replace").splitlines() if line.strip()]
+    return lines[-1].strip() if lines else ""

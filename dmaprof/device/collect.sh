@@ -155,6 +155,19 @@ else
 	readlist() { set -f; S=$((S + 1)); RL=$(cat "$1"); set +f; }
 fi
 
+# Run COMMAND with the paths listed in file $1 appended (one exec, counted); its stderr goes
+# to the section's error file and its status is returned.
+over_list() {
+	_list=$1
+	shift
+	readlist "$_list"
+	set -f
+	set -- "$@" $RL
+	set +f
+	S=$((S + 1))
+	"$@" 2>>"$E"
+}
+
 # Argument bytes per exec (path + NUL + pointer), kept far below Linux's ARG_MAX (2 MiB with
 # the usual 8 MiB stack), so a big phone still needs only one or a few execs per section.
 LIMIT=786432
@@ -235,12 +248,7 @@ if [ -n "$AS" ]; then
 	sec "$P/fdinfo" files
 	rc=0
 	if [ -s "$W/dp.fdi" ]; then
-		readlist "$W/dp.fdi"
-		set -f
-		set -- $RL
-		set +f
-		S=$((S + 1))
-		grep -a -H '' "$@" 2>>"$E"
+		over_list "$W/dp.fdi" grep -a -H ''
 		rc=$?
 	fi
 	endsec "$P/fdinfo" $rc
@@ -254,12 +262,7 @@ if [ -n "$AS" ]; then
 	done <"$W/dp.fdi" 2>/dev/null
 	if [ $ino = no ] && [ -s "$W/dp.fdp" ]; then
 		sec "$P/fdstat" stat
-		readlist "$W/dp.fdp"
-		set -f
-		set -- $RL
-		set +f
-		S=$((S + 1))
-		stat -L -c "@$N %n %i %s" "$@" 2>>"$E"
+		over_list "$W/dp.fdp" stat -L -c "@$N %n %i %s"
 		endsec "$P/fdstat" $?
 	fi
 	sec "$P/maps" files
@@ -540,12 +543,7 @@ k=0
 while [ $k -lt $K ]; do
 	k=$((k + 1))
 	[ -s "$W/dp.fdi.$k" ] || continue
-	readlist "$W/dp.fdi.$k"
-	set -f
-	set -- $RL
-	set +f
-	S=$((S + 1))
-	grep -a -H '' "$@" 2>>"$E"
+	over_list "$W/dp.fdi.$k" grep -a -H ''
 	rc=$?
 done
 endsec fdinfo $rc
@@ -581,12 +579,7 @@ if [ $ino = no ]; then
 		while [ $k -lt $K ]; do
 			k=$((k + 1))
 			[ -s "$W/dp.fdp.$k" ] || continue
-			readlist "$W/dp.fdp.$k"
-			set -f
-			set -- $RL
-			set +f
-			S=$((S + 1))
-			stat -L -c "@$N %n %i %s" "$@" 2>>"$E"
+			over_list "$W/dp.fdp.$k" stat -L -c "@$N %n %i %s"
 			rc=$?
 		done
 		endsec fdstat $rc

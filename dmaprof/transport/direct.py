@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dmaprof.errors import AdbUnavailableError, DeviceCommandError, DmaprofError, OfflineError
+from dmaprof.units import last_line
 
 # The collector refuses nothing on its own; these are the runner's own failures.
 _RC_NO_WORKDIR = 97
@@ -163,13 +164,8 @@ def run_ssh(
     argv += ["--", target.host, "sh -c " + shlex.quote(remote)]
     done = _run(argv, script, timeout, f"ssh {target.label}")
     if done.returncode == _SSH_FAILED:
-        reason = _last_line(done.stderr) or "connection failed"
+        reason = last_line(done.stderr) or "connection failed"
         raise OfflineError(f"ssh {target.label}: {reason}")
     if done.returncode == _RC_NO_WORKDIR:
         raise DeviceCommandError(f"ssh {target.label}: cannot make a temporary directory there")
     return CollectorOutput(done.returncode, done.stdout, done.stderr)
-
-
-def _last_line(data: bytes) -> str:
-    lines = [line for line in data.decode("utf-8", "replace").splitlines() if line.strip()]
-    return lines[-1].strip() if lines else ""
