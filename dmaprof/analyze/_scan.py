@@ -34,6 +34,8 @@ _H80 = np.uint64(0x8080808080808080)
 _X30 = np.uint64(0x3030303030303030)
 _ONES = np.uint64(0xFFFFFFFFFFFFFFFF)
 _POW10 = np.array([10**i for i in range(19)], dtype=np.int64)
+#: Bytes compared at a time when searching a range for one byte value.
+_CHUNK = 1 << 18
 #: Largest number of decimal digits :meth:`Scan.dec` converts (fits in int64).
 MAX_DIGITS = 18
 
@@ -109,8 +111,7 @@ class Scan:
         if end <= begin:
             empty = np.zeros(0, dtype=np.int64)
             return empty, empty
-        nl = np.flatnonzero(self.a[begin:end] == 10).astype(np.int64)
-        nl += begin
+        nl = self.positions(10, begin, end)
         if nl.size == 0 or nl[-1] != end - 1:
             nl = np.append(nl, np.int64(end))
         starts = np.empty_like(nl)
@@ -120,9 +121,20 @@ class Scan:
 
     def positions(self, byte: int, begin: int, end: int) -> I64:
         """Sorted positions of ``byte`` in ``[begin, end)``."""
-        pos = np.flatnonzero(self.a[begin:end] == byte).astype(np.int64)
-        pos += begin
-        return pos
+        # in cache-sized chunks: one mask the size of a big section costs more in page
+        # faults and memory traffic than the comparison itself
+        parts: list[I64] = []
+        mask = np.empty(min(max(end - begin, 0), _CHUNK), dtype=np.bool_)
+        for at in range(begin, end, _CHUNK):
+            stop = min(at + _CHUNK, end)
+            m = mask[: stop - at]
+            np.equal(self.a[at:stop], byte, out=m)
+            found = np.flatnonzero(m)
+            if found.size:
+                parts.append(found + at)
+        if not parts:
+            return np.zeros(0, dtype=np.int64)
+        return np.concatenate(parts).astype(np.int64, copy=False)
 
     # -- fixed reads ---------------------------------------------------------------------
 
@@ -325,10 +337,12 @@ def hexnum(scan: Scan, pos: I64, width: int = 16) -> tuple[I64, I64]:
 
 
 def factorize_ranges(scan: Scan, begin: I64, end: I64, width: int = 32) -> tuple[I64, list[bytes]]:
-    """Codes and distinct byte strings (in sorted row order) of the ranges ``[begin, end)``.
+    """Codes and distinct byte strings (in sorted byte order) of the ranges ``[begin, end)``.
 
-    Ranges of up to ``width`` bytes become fixed-width rows (the bytes, zero padded, plus the
-    length) compared with one numpy sort; longer ones are handled in Python."""
+    Ranges of up to ``width`` bytes (a multiple of 8) become rows of big-endian ``uint64``
+    words, zero padded, plus the length: one ``lexsort`` of those columns orders them exactly
+    as the bytes compare, and equal neighbours share a code. Longer ones are handled in
+    Python."""
     n = begin.size
     codes = np.full(n, -1, dtype=np.int64)
     values: list[bytes] = []
@@ -337,18 +351,27 @@ def factorize_ranges(scan: Scan, begin: I64, end: I64, width: int = 32) -> tuple
     length = end - begin
     short = np.flatnonzero((length >= 0) & (length <= width))
     if short.size:
-        k = np.arange(width, dtype=np.int64)
-        idx = begin[short][:, None] + k[None, :]
-        mat = np.zeros((short.size, width + 2), dtype=np.uint8)
-        mat[:, :width] = scan.a[np.minimum(idx, scan.a.size - 1)]
-        mat[:, :width][k[None, :] >= length[short][:, None]] = 0
-        mat[:, width] = length[short] & 0xFF
-        mat[:, width + 1] = length[short] >> 8
-        rows = mat.view(f"V{width + 2}").ravel()
-        _, first, inv = np.unique(rows, return_index=True, return_inverse=True)
-        reps = short[first]
+        sb, sl = begin[short], length[short]
+        words: list[U64] = []
+        for k in range(0, width, 8):
+            valid = np.clip(sl - k, 0, 8).astype(np.uint64)
+            mask = np.where(
+                valid >= 8, _ONES, (np.uint64(1) << (np.uint64(8) * valid)) - np.uint64(1)
+            )
+            words.append((scan.win(sb + k) & mask).byteswap())
+        # lexsort: the last key is the primary one
+        order = np.lexsort((sl, *reversed(words)))
+        new = np.empty(short.size, dtype=np.bool_)
+        new[0] = True
+        new[1:] = sl[order][1:] != sl[order][:-1]
+        for w in words:
+            ws = w[order]
+            new[1:] |= ws[1:] != ws[:-1]
+        inv = np.empty(short.size, dtype=np.int64)
+        inv[order] = np.cumsum(new) - 1
+        reps = short[order[new]]
         values = scan.slices(begin[reps], end[reps])
-        codes[short] = inv.ravel()
+        codes[short] = inv
     if short.size < n:
         index = {v: i for i, v in enumerate(values)}
         is_short = np.zeros(n, dtype=np.bool_)

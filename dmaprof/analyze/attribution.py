@@ -134,9 +134,11 @@ def owner_uids(processes: pd.DataFrame, packages: pd.DataFrame) -> npt.NDArray[n
 
 def compute_holdings(
     refs: pd.DataFrame, buffers: pd.DataFrame
-) -> tuple[I64, I64, I64, I64, I64, I64, Bool]:
-    """(pid, inode, fds, maps, mapped_bytes, size, size_estimated) per holding, sorted by
-    (inode, pid)."""
+) -> tuple[I64, I64, I64, I64, I64, I64, Bool, I64, I64]:
+    """(pid, inode, fds, maps, mapped_bytes, size, size_estimated, item, item_sizes) per
+    holding, sorted by (inode, pid). ``item`` numbers the distinct buffers 0.. (the row in
+    ``buffers``, then any inode missing from it) and ``item_sizes`` gives each one's size:
+    small integers that make the per-group "distinct buffers" sorts cheap."""
     ident = refs["inode"].notna().to_numpy()
     pid = refs["pid"].to_numpy(dtype=np.int64)[ident]
     ino = refs["inode"].to_numpy(dtype=np.int64, na_value=0)[ident]
@@ -165,12 +167,18 @@ def compute_holdings(
         z = np.zeros(0, np.int64)
         fds = maps = mapped = hp = hi = z
     binodes = buffers["inode"].to_numpy(dtype=np.int64)
+    bsize = buffers["size_bytes"].to_numpy(dtype=np.int64)
     j, found = _lookup(hi, binodes)
-    size = np.where(
-        found, buffers["size_bytes"].to_numpy(dtype=np.int64)[j] if binodes.size else 0, 0
-    )
+    size = np.where(found, bsize[j] if binodes.size else 0, 0)
     est = np.where(found, buffers["size_estimated"].to_numpy()[j] if binodes.size else False, False)
-    return hp, hi, fds, maps, mapped, size, est.astype(np.bool_)
+    item = np.where(found, j, -1)
+    item_sizes = bsize
+    if not found.all():
+        # buffers are built from these references, so this does not happen; stay exact anyway
+        missing, inv = np.unique(hi[~found], return_inverse=True)
+        item[~found] = binodes.size + inv
+        item_sizes = np.concatenate([bsize, np.zeros(missing.size, np.int64)])
+    return hp, hi, fds, maps, mapped, size, est.astype(np.bool_), item, item_sizes
 
 
 def attribute(
@@ -193,7 +201,7 @@ def attribute(
     is_svc = service_mask(procs, regex)
     owners = owner_uids(procs, packages)
 
-    hp, hi, fds, maps, mapped, size, est = compute_holdings(refs, buffers)
+    hp, hi, fds, maps, mapped, size, est, item, item_sizes = compute_holdings(refs, buffers)
     nh = hp.size
     # holders per buffer and rank of each holder (pid ascending within the buffer)
     gstart = _group_starts(hi)
@@ -328,8 +336,8 @@ def attribute(
     binodes = buffers["inode"].to_numpy(dtype=np.int64)
     held = isin(binodes, hi)
 
-    apps = _apps(usage, holdings, owners, pj, pfound, packages, charge)
-    cgroups = _cgroups(usage, holdings, pj, pfound, charge)
+    apps = _apps(usage, item, item_sizes, owners, pj, pfound, packages, charge)
+    cgroups = _cgroups(usage, item, item_sizes, pj, pfound, charge)
     exporters = _group_usage(buffers, held, holdings, "exporter")
     names = _group_usage(buffers, held, holdings, "name")
     ko = buffers[buffers["in_inventory"].to_numpy() & ~held]
@@ -349,47 +357,42 @@ def attribute(
     )
 
 
-def _dedup_bytes(keys: I64, inodes: I64, sizes: I64) -> tuple[I64, I64, I64]:
-    """Per key: (keys, distinct-buffer bytes, distinct buffers). ``sizes`` is a function of
-    the inode (every row of one inode has the same size)."""
+def _distinct_pairs(keys: I64, items: I64, n_items: int) -> tuple[I64, I64]:
+    """The distinct (key, item) pairs, sorted; ``items`` are 0..n_items-1."""
     if keys.size == 0:
-        z = np.zeros(0, np.int64)
-        return z, z, z
-    if int(inodes.max()) < (1 << 40) and int(keys.min()) >= 0 and int(keys.max()) < (1 << 22):
-        # one plain sort of packed (key, inode) pairs; sizes looked up afterwards
-        c = np.sort((keys << 40) | inodes)
+        return keys.copy(), items.copy()
+    bits = max(1, int(n_items).bit_length())
+    if int(keys.min()) >= 0 and int(keys.max()) < (1 << (62 - bits)):
+        # one plain sort of packed (key, item) pairs
+        c = np.sort((keys << bits) | items)
         new = np.empty(c.size, dtype=np.bool_)
         new[0] = True
         new[1:] = c[1:] != c[:-1]
         c = c[new]
-        k = c >> 40
-        i = c & ((1 << 40) - 1)
-        table_i, first = _first_of(inodes)
-        s = sizes[first][lookup(i, table_i)[0]]
-    else:
-        order = np.lexsort((inodes, keys))
-        k, i2, s = keys[order], inodes[order], sizes[order]
-        new = np.empty(k.size, dtype=np.bool_)
-        new[0] = True
-        new[1:] = (k[1:] != k[:-1]) | (i2[1:] != i2[:-1])
-        k, s = k[new], s[new]
+        return c >> bits, c & ((1 << bits) - 1)
+    order = np.lexsort((items, keys))
+    k, i = keys[order], items[order]
+    new = np.empty(k.size, dtype=np.bool_)
+    new[0] = True
+    new[1:] = (k[1:] != k[:-1]) | (i[1:] != i[:-1])
+    return k[new], i[new]
+
+
+def _dedup_bytes(keys: I64, items: I64, item_sizes: I64) -> tuple[I64, I64, I64]:
+    """Per key: (keys, distinct-buffer bytes, distinct buffers); ``items`` number the
+    buffers (0..) and index ``item_sizes``."""
+    if keys.size == 0:
+        z = np.zeros(0, np.int64)
+        return z, z, z
+    k, i = _distinct_pairs(keys, items, item_sizes.size)
     starts = _group_starts(k)
-    return k[starts], np.add.reduceat(s, starts), np.diff(np.append(starts, k.size))
-
-
-def _first_of(x: I64) -> tuple[I64, I64]:
-    """Sorted distinct values of ``x`` and the index of one occurrence of each."""
-    order = sort_order(x)
-    y = x[order]
-    keep = np.empty(y.size, dtype=np.bool_)
-    keep[0] = True
-    keep[1:] = y[1:] != y[:-1]
-    return y[keep], order[keep]
+    return k[starts], np.add.reduceat(item_sizes[i], starts), np.diff(np.append(starts, k.size))
 
 
 def _apps(
     usage: pd.DataFrame,
-    holdings: pd.DataFrame,
+    items: I64,
+    item_sizes: I64,
     owners: I64,
     pj: I64,
     pfound: Bool,
@@ -407,9 +410,7 @@ def _apps(
         return APPS.empty()
     h_owner = np.where(pfound, owners[pj] if owners.size else -1, -1)
     ok = h_owner >= 0
-    ku, kbytes, kbufs = _dedup_bytes(
-        h_owner[ok], holdings["inode"].to_numpy()[ok], holdings["size_bytes"].to_numpy()[ok]
-    )
+    ku, kbytes, kbufs = _dedup_bytes(h_owner[ok], items[ok], item_sizes)
     rss_map = dict(zip(ku.tolist(), kbytes.tolist(), strict=True))
     buf_map = dict(zip(ku.tolist(), kbufs.tolist(), strict=True))
     df = pd.DataFrame(
@@ -420,10 +421,12 @@ def _apps(
             "charged": usage["charged_bytes"].to_numpy(),
         }
     )
-    df = df[df["owner"].isin(sel_uids)]
+    df = df[df["owner"].isin(sel_uids)].sort_values(["owner", "pid"], kind="stable")
     g = df.groupby("owner", sort=True)
     sums = g[["pss", "charged"]].sum()
-    pids = g["pid"].agg(lambda s: tuple(sorted(int(x) for x in s)))  # type: ignore[type-var]
+    # the pids of each uid: one split of the (owner, pid)-sorted column
+    starts = np.cumsum(g.size().to_numpy())[:-1]
+    pids = [tuple(p) for p in np.split(np.asarray(df["pid"].tolist(), dtype=object), starts)]
     pkg_of: dict[int, list[str]] = {}
     for pkg, uid in zip(packages["package"].tolist(), packages["uid"].tolist(), strict=True):
         pkg_of.setdefault(int(uid), []).append(pkg)
@@ -446,8 +449,8 @@ def _apps(
             ),
             "label": labels,
             "packages": pkgs,
-            "processes": np.array([len(p) for p in pids.tolist()], dtype=np.int64),
-            "pids": pids.tolist(),
+            "processes": np.array([len(p) for p in pids], dtype=np.int64),
+            "pids": pids,
             "rss_bytes": rss,
             "pss_bytes": sums["pss"].to_numpy(dtype=np.int64),
             "charged_bytes": charged,
@@ -468,20 +471,19 @@ def _ancestors(path: str) -> list[str]:
 
 
 def _cgroups(
-    usage: pd.DataFrame, holdings: pd.DataFrame, pj: I64, pfound: Bool, charge: str
+    usage: pd.DataFrame, items: I64, item_sizes: I64, pj: I64, pfound: Bool, charge: str
 ) -> pd.DataFrame:
-    paths = np.array(
-        [None if p is None else _norm(str(p)) for p in objects(usage["cgroup"])], dtype=object
-    )
-    has = np.array([p is not None for p in paths], dtype=np.bool_)
-    if not has.any():
+    codes, raw_paths = pd.factorize(usage["cgroup"])
+    if not len(raw_paths):
         return CGROUP_USAGE.empty()
-    upaths = sorted({p for p in paths if p is not None})
+    norm = [_norm(str(p)) for p in raw_paths]
+    upaths = sorted(set(norm))
     all_nodes = sorted({a for p in upaths for a in _ancestors(p)})
     node_id = {p: k for k, p in enumerate(all_nodes)}
     nn = len(all_nodes)
     # own: process -> node; subtree: (process, ancestor) pairs
-    proc_node = np.array([node_id[p] if p is not None else -1 for p in paths], dtype=np.int64)
+    code_node = np.array([node_id[p] for p in norm] + [-1], dtype=np.int64)
+    proc_node = code_node[np.asarray(codes, dtype=np.int64)]  # code -1 (no cgroup) -> -1
     anc_src: list[int] = []
     anc_dst: list[int] = []
     for p in upaths:
@@ -505,13 +507,12 @@ def _cgroups(
     # distinct-buffer rss, own and subtree
     h_node = np.where(pfound, proc_node[pj] if proc_node.size else -1, -1)
     ok = h_node >= 0
-    hin = holdings["inode"].to_numpy(dtype=np.int64)[ok]
-    hsz = holdings["size_bytes"].to_numpy(dtype=np.int64)[ok]
-    hn = h_node[ok]
-    k, b, _ = _dedup_bytes(hn, hin, hsz)
+    # distinct (node, buffer) pairs: the own rss, and what is pushed to the ancestors
+    hn, hin = _distinct_pairs(h_node[ok], items[ok], item_sizes.size)
+    k, b, _ = _dedup_bytes(hn, hin, item_sizes)
     own_rss = np.zeros(nn, np.int64)
     own_rss[k] = b
-    # subtree rss: expand holdings to every ancestor node, then dedupe per (node, inode)
+    # subtree rss: expand the pairs to every ancestor node, then dedupe per (node, buffer)
     order = np.argsort(a_src, kind="stable")
     a_src_s, a_dst_s = a_src[order], a_dst[order]
     starts = np.searchsorted(a_src_s, np.arange(nn))
@@ -520,7 +521,7 @@ def _cgroups(
     idx = np.repeat(np.arange(hn.size), reps)
     offs = np.arange(idx.size) - np.repeat(np.cumsum(reps) - reps, reps)
     anc_nodes = a_dst_s[starts[hn][idx] + offs] if idx.size else np.zeros(0, np.int64)
-    k2, b2, _ = _dedup_bytes(anc_nodes, hin[idx], hsz[idx])
+    k2, b2, _ = _dedup_bytes(anc_nodes, hin[idx], item_sizes)
     sub_rss = np.zeros(nn, np.int64)
     sub_rss[k2] = b2
     if charge == "full":

@@ -560,21 +560,46 @@ def _lookup(keys: I64, table_keys: I64) -> tuple[I64, np.ndarray]:
     return order[j], found
 
 
-def _categorical_by_inode(scan: Scan, inode: I64, b: I64, e: I64) -> pd.Categorical:
+@dataclass
+class InodeGroups:
+    """The rows with an inode (``>= 0``) and, for each, the number of its inode among the
+    distinct ones: one factorisation shared by every string column of a table."""
+
+    rows: I64
+    inv: I64
+    n: int
+
+    @classmethod
+    def of(cls, inode: I64) -> InodeGroups:
+        rows = np.flatnonzero(inode >= 0)
+        distinct, _, inv = uniq_index(inode[rows])
+        return cls(rows, inv, distinct.size)
+
+
+_NO_ROW = np.iinfo(np.int64).max
+
+
+def _categorical_by_inode(
+    scan: Scan, inode: I64, b: I64, e: I64, groups: InodeGroups | None = None
+) -> pd.Categorical:
     """Strings for the ranges ``[b, e)`` (``b < 0``: missing; ``e == END_AT_NEWLINE``: to the
-    end of the line). Rows with the same inode (>= 0) share one value, so only one range
-    per buffer is read; equal byte strings are decoded once. Empty strings become null."""
+    end of the line). Rows with the same inode (>= 0) share one value, the first row's that
+    has one, so only one range per buffer is read; equal byte strings are decoded once.
+    Empty strings become null. ``groups`` is ``InodeGroups.of(inode)``, when already made."""
+    if groups is None:
+        groups = InodeGroups.of(inode)
     n = inode.size
     codes = np.full(n, -1, dtype=np.int64)
     has = b >= 0
-    with_ino = np.flatnonzero(has & (inode >= 0))
+    sub = has[groups.rows]
+    g_has, r_has = groups.inv[sub], groups.rows[sub]
+    first = np.full(groups.n, _NO_ROW, dtype=np.int64)
+    np.minimum.at(first, g_has, r_has)
+    present = first != _NO_ROW
+    slot = np.cumsum(present) - 1  # group -> its row among the representatives
     rest = np.flatnonzero(has & (inode < 0))
-    reps_rows: list[I64] = []
-    if with_ino.size:
-        _, first, inv = uniq_index(inode[with_ino])
-        reps_rows.append(with_ino[first])
-    reps_rows.append(rest)
-    rows = np.concatenate(reps_rows) if reps_rows else np.zeros(0, np.int64)
+    reps = first[present]
+    rows = np.concatenate([reps, rest])
     rb = b[rows]
     re_ = e[rows].copy()
     nlm = re_ == END_AT_NEWLINE
@@ -594,12 +619,8 @@ def _categorical_by_inode(scan: Scan, inode: I64, b: I64, e: I64) -> pd.Categori
             texts.append(t)
         remap[i] = c
     raw_codes = remap[raw_codes] if raw_codes.size else raw_codes
-    if with_ino.size:
-        k = with_ino.size and reps_rows[0].size
-        codes[with_ino] = raw_codes[:k][inv]
-        codes[rest] = raw_codes[k:]
-    else:
-        codes[rest] = raw_codes
+    codes[r_has] = raw_codes[slot[g_has]]
+    codes[rest] = raw_codes[reps.size :]
     if "" in texts:
         empty = texts.index("")
         codes[codes == empty] = -1
@@ -665,6 +686,7 @@ def fd_references(dump: Dump, scan: Scan, unparsed: Unparsed, info: FdInfo | Non
     frame["size_source"] = pd.Categorical.from_codes(
         size_src, categories=pd.Index(["fdinfo", "fdstat"], dtype="str")
     )
-    frame["exporter"] = _categorical_by_inode(scan, ino, exp_b, exp_e)
-    frame["name"] = _categorical_by_inode(scan, ino, nb, ne)
+    groups = InodeGroups.of(ino)
+    frame["exporter"] = _categorical_by_inode(scan, ino, exp_b, exp_e, groups)
+    frame["name"] = _categorical_by_inode(scan, ino, nb, ne, groups)
     return FdRefs(frame, links, info, stat)

@@ -92,5 +92,6 @@ def parse_sysfs(dump: Dump, scan: Scan, unparsed: Unparsed) -> SysfsResult:
         }
     )
     if idx.size == 0:
-        frame["attachments"] = pd.array([pd.NA] * len(frame), dtype="Int64")
+        n = len(frame)
+        frame["attachments"] = pd.arrays.IntegerArray(np.zeros(n, np.int64), np.ones(n, np.bool_))
     return SysfsResult(frame, True)

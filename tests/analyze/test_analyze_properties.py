@@ -297,3 +297,25 @@ def test_parse_dump_of_every_prefix_of_a_dump() -> None:
         a = analyze(data[:cut])
         assert a.dump.truncated or cut >= len(data) - 1  # "done" without its "\\n" still counts
     assert parse_dump(data).done
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.binary(max_size=40)
+        | st.sampled_from([b"", b"a", b"a\0", b"system", b"qcom,system", b"x" * 32, b"x" * 33]),
+        max_size=60,
+    )
+)
+def test_factorize_ranges_matches_python(strings: list[bytes]) -> None:
+    from dmaprof.analyze._scan import factorize_ranges
+
+    data = b"".join(strings)
+    scan = Scan.of(data)
+    ends = np.cumsum([len(s) for s in strings], dtype=np.int64)
+    begins = ends - np.array([len(s) for s in strings], dtype=np.int64)
+    codes, values = factorize_ranges(scan, begins, ends)
+    assert [values[c] for c in codes.tolist()] == strings
+    assert len(set(values)) == len(values)
+    short = [v for v in values if len(v) <= 32]
+    assert short == sorted({s for s in strings if len(s) <= 32})
