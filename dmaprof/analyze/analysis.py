@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 from pandas.api.types import union_categoricals
 
-from dmaprof.analyze._scan import Scan, decode, nullable, objects
+from dmaprof.analyze import fds
+from dmaprof.analyze._scan import Scan, decode, nullable, objects, uniq
 from dmaprof.analyze.attribution import (
     CHARGE_POLICIES,
     DEFAULT_SERVICE_REGEX,
@@ -19,7 +20,14 @@ from dmaprof.analyze.attribution import (
 from dmaprof.analyze.bpf import parse_bpf
 from dmaprof.analyze.buffers import build_buffers, build_inventory
 from dmaprof.analyze.bufinfo import Bufinfo, parse_bufinfo
-from dmaprof.analyze.fds import FdInfo, fd_references, parse_fdinfo
+from dmaprof.analyze.fds import (
+    FdInfo,
+    fd_references,
+    fdinfo_ranges,
+    join_fdinfo,
+    parse_fdinfo_range,
+    parse_fdlinks,
+)
 from dmaprof.analyze.globalfiles import BPF_ITER, BUFINFO, GlobalFiles, parse_global
 from dmaprof.analyze.maps import parse_maps
 from dmaprof.analyze.proc import ProcInfo, parse_proc
@@ -233,7 +241,8 @@ def _processes(
     fd_err = _by_pid(dump.errors_of("fdlinks") + dump.errors_of("fdaccess"), ("fd",))
     fdinfo_err = _by_pid(dump.errors_of("fdinfo"))
     maps_err = _by_pid(dump.errors_of("maps"), ("maps",))
-    ref_pids = set(refs["pid"].astype(int).tolist())
+    ref_pid = refs["pid"].to_numpy(dtype=np.int64)
+    ref_pids = set(uniq(ref_pid).tolist())
     pids = sorted(
         info.pids
         | ref_pids
@@ -244,7 +253,7 @@ def _processes(
         | set(fdinfo_err)
     )
     cg = _cgroup_of(info)
-    fd_ref_pids = set(refs.loc[refs["kind"] == "fd", "pid"].astype(int).tolist())
+    fd_ref_pids = set(uniq(ref_pid[(refs["kind"] == "fd").to_numpy()]).tolist())
     # collector and its descendants
     collector: set[int] = set()
     if collector_pid is not None:
@@ -426,20 +435,62 @@ def analyze(
     scan = Scan(dump.buffer, dump.length)
     unparsed = Unparsed()
 
-    # The fdinfo section is the largest of a dump: parse it in a worker thread while the
-    # other sections are parsed here (numpy releases the GIL in its loops).
-    fdinfo_unparsed = Unparsed()
     with ThreadPoolExecutor(max_workers=1) as pool:
-        fdinfo_job = pool.submit(parse_fdinfo, dump, scan, fdinfo_unparsed)
-        return _analyze(dump, scan, unparsed, fdinfo_job, fdinfo_unparsed, charge, regex, warnings)
+        fdinfo = _SplitFdinfo(pool, dump, scan)
+        return _analyze(dump, scan, unparsed, fdinfo, charge, regex, warnings)
+
+
+#: Sections the calling thread parses while the worker parses its part of ``fdinfo``, with
+#: their parse time per byte relative to fdinfo's (measured by scripts/bench_analyze.py).
+_CALLER_SECTIONS = {"proc": 2.5, "maps": 1.8, "sysfs_buffers": 1.4, "fdlinks": 0.8, "fdstat": 1.0}
+
+
+class _SplitFdinfo:
+    """The fdinfo section is the largest of a dump. A worker thread parses its first part
+    while the calling thread parses the other sections and then the rest of it (numpy
+    releases the GIL in its loops). The worker's share is sized by weighted bytes so that
+    both threads have about as much to parse."""
+
+    def __init__(self, pool: ThreadPoolExecutor, dump: Dump, scan: Scan) -> None:
+        sec = dump.section("fdinfo")
+        self.present = sec is not None
+        own = sec.size if sec is not None else 0
+        other = 0.0
+        for name, weight in _CALLER_SECTIONS.items():
+            part = dump.section(name)
+            other += part.size * weight if part is not None else 0
+        share = (own + other) / (2 * own) if own else 1.0
+        self.scan = scan
+        self.ranges = (
+            fdinfo_ranges(
+                dump.buffer, sec.begin, sec.end, min(1.0, max(0.5, share)), fds.SPLIT_MIN_BYTES
+            )
+            if sec is not None
+            else []
+        )
+        self.unparsed = [Unparsed() for _ in self.ranges]
+        self.first: Future[FdInfo] | None = None
+        if self.ranges:
+            b, e = self.ranges[0]
+            self.first = pool.submit(parse_fdinfo_range, scan, b, e, self.unparsed[0])
+
+    def result(self, unparsed: Unparsed) -> FdInfo:
+        """Parse the rest here, wait for the worker, and join (unparsed lines in order)."""
+        rest = [
+            parse_fdinfo_range(self.scan, b, e, u)
+            for (b, e), u in zip(self.ranges[1:], self.unparsed[1:], strict=True)
+        ]
+        parts = ([self.first.result()] if self.first is not None else []) + rest
+        for u in self.unparsed:
+            unparsed.merge(u)
+        return join_fdinfo(parts, self.present)
 
 
 def _analyze(
     dump: Dump,
     scan: Scan,
     unparsed: Unparsed,
-    fdinfo_job: Future[FdInfo],
-    fdinfo_unparsed: Unparsed,
+    fdinfo: _SplitFdinfo,
     charge: str,
     regex: str,
     warnings: list[str],
@@ -463,7 +514,10 @@ def _analyze(
             unparsed.add("global", BUFINFO, no, line, reason)
         warnings.extend(bufinfo.warnings)
     ion_heaps, ion_clients = parse_ion(dump, unparsed)
-    fdr = fd_references(dump, scan, unparsed, fdinfo_job.result())
+    inventory, attachments = build_inventory(sysfs.frame, bpf, bufinfo)
+    links = parse_fdlinks(dump, scan, unparsed)
+    fdinfo_unparsed = Unparsed()
+    fdr = fd_references(dump, scan, unparsed, fdinfo.result(fdinfo_unparsed), links)
     unparsed.merge(fdinfo_unparsed)
 
     refs = _references(fdr.frame, mpr.frame)
@@ -479,7 +533,6 @@ def _analyze(
         mpr.present,
         device.get("collector_pid"),
     )
-    inventory, attachments = build_inventory(sysfs.frame, bpf, bufinfo)
     buffers = build_buffers(refs, inventory, attachments)
     att = attribute(processes, refs, buffers, packages, charge=charge, service_regex=regex)
 

@@ -548,9 +548,13 @@ def _group_usage(
 ) -> pd.DataFrame:
     if len(buffers) == 0:
         return GROUP_USAGE.empty()
-    keys = buffers[column].astype("object").where(buffers[column].notna(), UNKNOWN_KEY)
-    codes, labels = pd.factorize(keys, sort=True)
-    codes = np.asarray(codes, dtype=np.int64)
+    codes_, uniques = pd.factorize(buffers[column])  # the frame is sorted at the end
+    codes = np.asarray(codes_, dtype=np.int64)
+    labels = [str(u) for u in uniques]
+    if (codes < 0).any():  # no value: the UNKNOWN_KEY group (merged with a real one so named)
+        if UNKNOWN_KEY not in labels:
+            labels.append(UNKNOWN_KEY)
+        codes[codes < 0] = labels.index(UNKNOWN_KEY)
     ng = len(labels)
     size = buffers["size_bytes"].to_numpy(dtype=np.int64)
     inv = buffers["in_inventory"].to_numpy()
@@ -577,7 +581,7 @@ def _group_usage(
     )
     frame = GROUP_USAGE.frame(
         {
-            "key": [str(u) for u in labels],
+            "key": labels,
             "buffers": cnt(allsel),
             "bytes": tot(allsel),
             "userspace_buffers": cnt(held),

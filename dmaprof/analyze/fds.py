@@ -444,53 +444,89 @@ _FIELD_NAMES = frozenset(
 )
 
 
-def parse_fdinfo(dump: Dump, scan: Scan, unparsed: Unparsed) -> FdInfo:
-    sec = dump.section("fdinfo")
-    empty = _empty_i64()
-    out = FdInfo(
-        empty,
-        empty,
-        empty,
-        empty,
-        empty,
-        empty,
-        empty,
-        empty,
-        empty,
-        empty,
-        empty,
-        np.zeros(0, dtype=np.bool_),
-    )
-    if sec is None:
-        return out
-    out.present = True
-    if sec.size == 0:
-        return out
-    fast = _fdinfo_fast(scan, sec.begin, sec.end)
+_FDINFO_FIELDS = (
+    "key",
+    "pid",
+    "tid",
+    "fd",
+    "ino",
+    "size",
+    "count",
+    "exp_b",
+    "exp_e",
+    "name_b",
+    "name_e",
+    "is_dmabuf",
+)
+#: Sections smaller than this are parsed in one piece.
+SPLIT_MIN_BYTES = 1 << 20
+
+
+def fdinfo_ranges(
+    buf: bytes, begin: int, end: int, first_share: float, min_bytes: int = SPLIT_MIN_BYTES
+) -> list[tuple[int, int]]:
+    """The fdinfo section ``buf[begin:end]`` as one byte range, or two that meet at the
+    start of a file (a ``pos:`` line whose path differs from the line before it), the first
+    about ``first_share`` of the section: two threads can then parse it (see
+    :func:`join_fdinfo`). Parsing the parts gives what parsing the whole gives."""
+    if end <= begin:
+        return []
+    whole = [(begin, end)]
+    if end - begin < min_bytes or not 0 < first_share < 1:
+        return whole
+    at = buf.find(b":pos:\t", begin + int((end - begin) * first_share), end)
+    if at < 0:
+        return whole
+    line = buf.rfind(b"\n", begin, at) + 1
+    if line <= begin:
+        return whole
+    prev = buf.rfind(b"\n", begin, line - 1) + 1
+    here = _SLOW_FDINFO.match(buf[line : at + 6])
+    before = _SLOW_FDINFO.match(buf[prev : line - 1])
+    if here is None or before is None or here.group(1, 2, 3) == before.group(1, 2, 3):
+        return whole  # not a file boundary that both parsers agree on
+    return [(begin, line), (line, end)]
+
+
+def parse_fdinfo_range(scan: Scan, begin: int, end: int, unparsed: Unparsed) -> FdInfo:
+    """One range of the fdinfo section (see :func:`fdinfo_ranges`)."""
+    fast = _fdinfo_fast(scan, begin, end)
     if fast is None:
-        fast = _fdinfo_slow(scan, sec.begin, sec.end, unparsed)
-    fast.present = True
-    ng = fast.key.size
-    if ng and uniq(fast.key).size != ng:
-        # The same fd listed twice (not adjacent): keep the last occurrence.
-        _, last, _ = uniq_index(fast.key[::-1])
-        keep = np.sort(ng - 1 - last)
-        for name in (
-            "key",
-            "pid",
-            "tid",
-            "fd",
-            "ino",
-            "size",
-            "count",
-            "exp_b",
-            "exp_e",
-            "name_b",
-            "name_e",
-            "is_dmabuf",
-        ):
-            setattr(fast, name, getattr(fast, name)[keep])
+        fast = _fdinfo_slow(scan, begin, end, unparsed)
     return fast
+
+
+def join_fdinfo(parts: list[FdInfo], present: bool) -> FdInfo:
+    """The parts of a section in order, as one; an fd listed twice keeps its last
+    occurrence."""
+    if not parts:
+        out = _empty_fdinfo(0)
+        out.present = present
+        return out
+    if len(parts) == 1:
+        out = parts[0]
+    else:
+        out = _empty_fdinfo(0)
+        for name in _FDINFO_FIELDS:
+            setattr(out, name, np.concatenate([getattr(p, name) for p in parts]))
+        out.has_ino = any(p.has_ino for p in parts)
+    out.present = present
+    ng = out.key.size
+    if ng and uniq(out.key).size != ng:
+        # The same fd listed twice (not adjacent): keep the last occurrence.
+        _, last, _ = uniq_index(out.key[::-1])
+        keep = np.sort(ng - 1 - last)
+        for name in _FDINFO_FIELDS:
+            setattr(out, name, getattr(out, name)[keep])
+    return out
+
+
+def parse_fdinfo(dump: Dump, scan: Scan, unparsed: Unparsed) -> FdInfo:
+    """The whole fdinfo section, in one thread."""
+    sec = dump.section("fdinfo")
+    if sec is None or sec.size == 0:
+        return join_fdinfo([], sec is not None)
+    return join_fdinfo([parse_fdinfo_range(scan, sec.begin, sec.end, unparsed)], True)
 
 
 def first_newline(scan: Scan, pos: I64, limit: int) -> I64:
@@ -627,10 +663,17 @@ def _categorical_by_inode(
     return pd.Categorical.from_codes(codes, categories=pd.Index(texts, dtype="str"))
 
 
-def fd_references(dump: Dump, scan: Scan, unparsed: Unparsed, info: FdInfo | None = None) -> FdRefs:
-    """The fd part of the references. ``info`` may be parsed beforehand (e.g. in another
-    thread: the fdinfo section is the biggest of a dump)."""
-    links = parse_fdlinks(dump, scan, unparsed)
+def fd_references(
+    dump: Dump,
+    scan: Scan,
+    unparsed: Unparsed,
+    info: FdInfo | None = None,
+    links: Links | None = None,
+) -> FdRefs:
+    """The fd part of the references. ``info`` and ``links`` may be parsed beforehand (e.g.
+    in two threads: the fdinfo section is the biggest of a dump)."""
+    if links is None:
+        links = parse_fdlinks(dump, scan, unparsed)
     if info is None:
         info = parse_fdinfo(dump, scan, unparsed)
     stat = parse_fdstat(dump, scan, unparsed)

@@ -71,7 +71,8 @@ class Unparsed:
     def merge(self, other: Unparsed) -> None:
         """Add the lines another collector recorded (e.g. in a worker thread)."""
         self.total += other.total
-        self.by_section.update(other.by_section)
+        for section, count in other.by_section.items():
+            self.by_section[section] = self.by_section.get(section, 0) + count
         room = MAX_ROWS - len(self._rows)
         self._rows.extend(other._rows[: max(room, 0)])
 

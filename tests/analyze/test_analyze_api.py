@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 from analyze_dumpgen import Buf, Proc, Scene
 
 from dmaprof.analyze import analyze, build_report, format_dmabuf_dump
@@ -72,3 +73,45 @@ def test_dmabuf_dump_without_anything() -> None:
     assert text == (
         "Unable to read DMA-BUF per-buffer stats from device\ndmabuf info not found ¯\\_(ツ)_/¯\n"
     )
+
+
+def test_fdinfo_parsed_in_two_threads_gives_the_same_analysis(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import random
+
+    from dmaprof.analyze import analysis, fds
+
+    rng = random.Random(5)
+    bufs = [
+        Buf(100 + i, 4096 * rng.randint(1, 9), name=rng.choice(["a", "b", None]))
+        for i in range(40)
+    ]
+    procs = [
+        Proc(
+            10 + p,
+            f"p{p}",
+            uid=10000 + p % 3,
+            fds={3 + k: rng.choice(bufs).inode for k in range(rng.randint(0, 12))},
+            maps=[(rng.choice(bufs).inode, 0x1000 * k, 0x1000 * k + 0x1000) for k in range(2)],
+        )
+        for p in range(30)
+    ]
+    data = Scene(buffers=bufs, procs=procs, inventory=("sysfs",)).build()
+    monkeypatch.setattr(fds, "SPLIT_MIN_BYTES", 1 << 40)
+    whole = analyze(data)
+    monkeypatch.setattr(fds, "SPLIT_MIN_BYTES", 0)
+    monkeypatch.setattr(analysis, "_CALLER_SECTIONS", {})  # the worker's share: one half
+    splits: list[int] = []
+
+    def ranges(*args: object) -> list[tuple[int, int]]:
+        out = fds.fdinfo_ranges(*args)  # type: ignore[arg-type]
+        splits.append(len(out))
+        return out
+
+    monkeypatch.setattr(analysis, "fdinfo_ranges", ranges)
+    split = analyze(data)
+    assert splits == [2]
+    assert build_report(split, {}) == build_report(whole, {})
+    assert split.references.equals(whole.references)
+    assert split.unparsed.equals(whole.unparsed)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 from analyze_dumpgen import NONCE, Buf, DumpBuilder, Proc, Scene, files_body
 from hypothesis import HealthCheck, given, settings
@@ -319,3 +321,23 @@ def test_factorize_ranges_matches_python(strings: list[bytes]) -> None:
     assert len(set(values)) == len(values)
     short = [v for v in values if len(v) <= 32]
     assert short == sorted({s for s in strings if len(s) <= 32})
+
+
+@SETTINGS
+@given(fdinfo_sections(), st.floats(0.01, 0.99))
+def test_fdinfo_split_in_two_parses_like_the_whole(body: bytes, share: float) -> None:
+    from dmaprof.analyze.fds import fdinfo_ranges, join_fdinfo, parse_fdinfo_range
+
+    data = b"x\n" + body + b"@end\n" + b"\0" * 64
+    scan = Scan(data, len(data))
+    begin, end = 2, 2 + len(body)
+    whole_unparsed, parts_unparsed = Unparsed(), Unparsed()
+    whole = join_fdinfo([parse_fdinfo_range(scan, begin, end, whole_unparsed)], True)
+    ranges = fdinfo_ranges(data, begin, end, share, min_bytes=0)
+    assert ranges[0][0] == begin and ranges[-1][1] == end
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(ranges))
+    parts = join_fdinfo([parse_fdinfo_range(scan, b, e, parts_unparsed) for b, e in ranges], True)
+    for f in ("key", "pid", "tid", "fd", "ino", "size", "count", "exp_b", "exp_e", "name_b"):
+        assert getattr(parts, f).tolist() == getattr(whole, f).tolist(), f
+    assert parts_unparsed.total == whole_unparsed.total
+    assert parts_unparsed.by_section == whole_unparsed.by_section
