@@ -14,6 +14,7 @@ import argparse
 import os
 import random
 import resource
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -111,7 +112,7 @@ def main() -> int:
     ap.add_argument("--fds", type=int, default=200_000)
     ap.add_argument("--buffers", type=int, default=30_000)
     ap.add_argument("--maps", type=int, default=40_000)
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--charge", default="shared")
     ap.add_argument("--save", metavar="PATH", help="also write the generated dump to PATH")
     ap.add_argument(
@@ -135,7 +136,8 @@ def main() -> int:
         )
         if args.save:
             Path(args.save).write_bytes(data)
-    best_parse = best_total = best_report = best_cpu = float("inf")
+    best_parse = best_report = best_cpu = float("inf")
+    totals: list[float] = []
     for _ in range(args.repeat):
         t = time.perf_counter()
         c = time.process_time()
@@ -148,7 +150,7 @@ def main() -> int:
         build_report(a, {})
         t_report = time.perf_counter() - t
         best_parse = min(best_parse, t_parse)
-        best_total = min(best_total, t_total)
+        totals.append(t_total)
         best_cpu = min(best_cpu, c_total)
         best_report = min(best_report, t_report)
         del a, dump
@@ -160,7 +162,8 @@ def main() -> int:
     )
     print(f"parse_dump:           {best_parse * 1000:8.0f} ms")
     print(
-        f"parse + attribute:    {best_total * 1000:8.0f} ms wall, {best_cpu * 1000:.0f} ms CPU"
+        f"parse + attribute:    {min(totals) * 1000:8.0f} ms wall (best of {len(totals)}; "
+        f"median {statistics.median(totals) * 1000:.0f} ms), {best_cpu * 1000:.0f} ms CPU"
         "   (goal <= 1000 ms)"
     )
     print(f"build_report:         {best_report * 1000:8.0f} ms")

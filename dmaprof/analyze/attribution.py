@@ -378,6 +378,15 @@ def _distinct_pairs(keys: I64, items: I64, n_items: int) -> tuple[I64, I64]:
     return k[new], i[new]
 
 
+def _bytes_per_node(nodes: I64, items: I64, item_sizes: I64, n_nodes: int) -> I64:
+    """Bytes per node of distinct (node, item) pairs sorted by node."""
+    out = np.zeros(n_nodes, np.int64)
+    if nodes.size:
+        starts = _group_starts(nodes)
+        out[nodes[starts]] = np.add.reduceat(item_sizes[items], starts)
+    return out
+
+
 def _dedup_bytes(keys: I64, items: I64, item_sizes: I64) -> tuple[I64, I64, I64]:
     """Per key: (keys, distinct-buffer bytes, distinct buffers); ``items`` number the
     buffers (0..) and index ``item_sizes``."""
@@ -509,24 +518,28 @@ def _cgroups(
     ok = h_node >= 0
     # distinct (node, buffer) pairs: the own rss, and what is pushed to the ancestors
     hn, hin = _distinct_pairs(h_node[ok], items[ok], item_sizes.size)
-    k, b, _ = _dedup_bytes(hn, hin, item_sizes)
-    own_rss = np.zeros(nn, np.int64)
-    own_rss[k] = b
-    # subtree rss: expand the pairs to every ancestor node, then dedupe per (node, buffer)
-    order = np.argsort(a_src, kind="stable")
-    a_src_s, a_dst_s = a_src[order], a_dst[order]
-    starts = np.searchsorted(a_src_s, np.arange(nn))
-    ends = np.searchsorted(a_src_s, np.arange(nn), side="right")
-    reps = (ends - starts)[hn]
-    idx = np.repeat(np.arange(hn.size), reps)
-    offs = np.arange(idx.size) - np.repeat(np.cumsum(reps) - reps, reps)
-    anc_nodes = a_dst_s[starts[hn][idx] + offs] if idx.size else np.zeros(0, np.int64)
-    k2, b2, _ = _dedup_bytes(anc_nodes, hin[idx], item_sizes)
+    own_rss = _bytes_per_node(hn, hin, item_sizes, nn)
+    depth = np.array([0 if p == "/" else p.count("/") for p in all_nodes], dtype=np.int32)
+    parent = np.array(
+        [-1 if p == "/" else node_id[p.rsplit("/", 1)[0] or "/"] for p in all_nodes],
+        dtype=np.int64,
+    )
+    # subtree rss, from the deepest level up: a node's distinct buffers are its own and its
+    # children's, deduplicated once per level
     sub_rss = np.zeros(nn, np.int64)
-    sub_rss[k2] = b2
+    node_depth = depth[hn]
+    carry_n = carry_i = np.zeros(0, np.int64)
+    for level in range(int(depth.max()), -1, -1):
+        at = node_depth == level
+        kn, ki = hn[at], hin[at]  # sorted and distinct: a subset of the own pairs
+        if carry_n.size:
+            kn, ki = _distinct_pairs(
+                np.concatenate([kn, carry_n]), np.concatenate([ki, carry_i]), item_sizes.size
+            )
+        sub_rss += _bytes_per_node(kn, ki, item_sizes, nn)
+        carry_n, carry_i = parent[kn], ki
     if charge == "full":
         own_chg, sub_chg = own_rss, sub_rss
-    depth = np.array([0 if p == "/" else p.count("/") for p in all_nodes], dtype=np.int32)
     return CGROUP_USAGE.frame(
         {
             "path": all_nodes,

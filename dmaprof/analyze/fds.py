@@ -233,24 +233,8 @@ _KEYS = (
 K_INO, K_SIZE, K_COUNT, K_EXP, K_NAME = 3, 4, 5, 6, 7
 
 
-# The two bytes before ":\t" -> key index in _KEYS ("me" is exp_name or name: resolved later).
-_KLEN = np.array(
-    [
-        len(k)
-        for k in (
-            b"pos:",
-            b"flags:",
-            b"mnt_id:",
-            b"ino:",
-            b"size:",
-            b"count:",
-            b"exp_name:",
-            b"name:",
-            b"lock:",
-        )
-    ],
-    dtype=np.int64,
-)
+# The two bytes before ":\t" -> key index in _KEYS ("me" is exp_name or name: resolved by
+# the byte six before the tab, "_" or ":").
 _PAIR_TABLE = np.full(1 << 16, -1, dtype=np.int8)
 for _pair, _code in (
     (b"os", 0),
@@ -263,6 +247,15 @@ for _pair, _code in (
     (b"ck", 8),
 ):
     _PAIR_TABLE[int.from_bytes(_pair, "little")] = _code
+_KLEN = np.array([len(k) for k in _KEYS], dtype=np.int64)
+# What the 8 bytes before each key's tab must be: the path's ":" and the key (its last 8
+# bytes for exp_name, whose ":e" is checked apart), as (value, mask) per key index.
+_KEY_WINDOW = np.zeros(len(_KEYS), dtype=np.uint64)
+_KEY_MASK = np.zeros(len(_KEYS), dtype=np.uint64)
+for _code, _key in enumerate(_KEYS):
+    _tail = (b":" + _key)[-8:]
+    _KEY_WINDOW[_code] = int.from_bytes(_tail.rjust(8, b"\0"), "little")
+    _KEY_MASK[_code] = int.from_bytes((b"\xff" * len(_tail)).rjust(8, b"\0"), "little")
 
 
 def _fdinfo_fast(scan: Scan, begin: int, end: int) -> FdInfo | None:
@@ -276,28 +269,22 @@ def _fdinfo_fast(scan: Scan, begin: int, end: int) -> FdInfo | None:
     tabs = scan.positions(9, begin, end)
     if tabs.size == 0:
         return None
-    # the two bytes before ":\t" name the key (one gather into a 64 Ki table)
-    pair = (scan.win(tabs - 3) & np.uint64(0xFFFF)).astype(np.intp)
-    code8 = _PAIR_TABLE[pair]
+    # the 8 bytes before each tab: the two before ":\t" name the key (a 64 Ki table), the
+    # rest check it, with the path's ":" in front (one gather for every line)
+    window = scan.win(tabs - 8)
+    code8 = _PAIR_TABLE[((window >> np.uint64(40)) & np.uint64(0xFFFF)).astype(np.intp)]
     if (code8 < 0).any():
         return None  # an unknown key, or a tab inside a value: the slow path sorts it out
+    is_name = (code8 == K_EXP) & (((window >> np.uint64(16)) & np.uint64(0xFF)) == 0x3A)
+    code8[is_name] = K_NAME
+    if not ((window & _KEY_MASK[code8]) == _KEY_WINDOW[code8]).all():
+        return None
     # tab indices per key (one stable radix sort of the int8 codes)
     order = np.argsort(code8, kind="stable")
     bounds = np.searchsorted(code8[order], np.arange(len(_KEYS) + 1))
     by_key = {k: order[bounds[k] : bounds[k + 1]] for k in range(len(_KEYS))}
-    # The two letters identify the key among the kernel's; a key of another length ending in
-    # the same two letters would not have the path's ":" right before it. "me" is exp_name
-    # ("_" six bytes before the tab) or name (":" there).
-    for k in (0, K_INO, K_SIZE, K_COUNT):
-        idx = by_key[k]
-        if idx.size and not (scan.byte(tabs[idx] - len(_KEYS[k]) - 1) == 0x3A).all():
-            return None
-    me = by_key[K_EXP]
-    b6 = scan.byte(tabs[me] - 6)
-    is_exp = b6 == 0x5F
-    if not ((is_exp | (b6 == 0x3A)).all() and (scan.byte(tabs[me[is_exp]] - 10) == 0x3A).all()):
+    if not scan.eq(tabs[by_key[K_EXP]] - 10, b":e").all():
         return None
-    by_key[K_EXP], by_key[K_NAME] = me[is_exp], me[~is_exp]
     anchors = by_key[0]
     if anchors.size == 0 or anchors[0] != 0:
         return None
@@ -335,7 +322,6 @@ def _fdinfo_fast(scan: Scan, begin: int, end: int) -> FdInfo | None:
     vs_all = tabs + 1
     fid = np.cumsum(code8 == 0) - 1
     klen = _KLEN[code8]
-    klen[by_key[K_NAME]] = len(_KEYS[K_NAME])
     path_len = apc - line_start
     for k, name in (
         (K_INO, "ino"),

@@ -71,7 +71,18 @@ def scenes(draw: st.DrawFn) -> Scene:
                 pid,
                 NAMES[k],
                 uid=UIDS[k],
-                cgroup=f"/uid_{UIDS[k]}/pid_{pid}",
+                cgroup=draw(
+                    st.sampled_from(
+                        [
+                            f"/uid_{UIDS[k]}/pid_{pid}",
+                            f"/uid_{UIDS[k]}/pid_{pid}",
+                            "/system",
+                            "/system/vendor/hal",
+                            "/",
+                            f"/uid_{UIDS[k]}",
+                        ]
+                    )
+                ),
                 fds=fds,
                 maps=maps,
                 tasks=tasks,
@@ -112,6 +123,21 @@ def test_pss_invariant(scene: Scene, charge: str) -> None:
         assert (u["charged_bytes"] == u["rss_bytes"]).all()
     if a.totals.kernel_only_bytes is not None:
         assert a.totals.bytes == userspace + a.totals.kernel_only_bytes
+    # cgroups: own and subtree figures, recomputed the plain way from holdings
+    size_of = a.buffers.set_index("inode")["size_bytes"].to_dict()
+    held_by = a.holdings.groupby("pid")["inode"].agg(set).to_dict()
+    cg_of = {int(p): c for p, c in zip(u["pid"], u["cgroup"], strict=True) if isinstance(c, str)}
+    for row in a.cgroup_usage.itertuples():
+        path = str(row.path)
+        own = [p for p, c in cg_of.items() if c == path]
+        sub = [p for p, c in cg_of.items() if path == "/" or c == path or c.startswith(path + "/")]
+        for pids, rss, n in (
+            (own, row.rss_bytes, row.processes),
+            (sub, row.rss_bytes_with_descendants, row.processes_with_descendants),
+        ):
+            inodes = set().union(*(held_by.get(p, set()) for p in pids))
+            assert rss == sum(size_of[i] for i in inodes), (path, pids)
+            assert n == len(pids)
     # app rss is deduplicated: never more than the sum of its processes' rss
     assert int(a.apps["rss_bytes"].sum()) <= int(u["rss_bytes"].sum())
     build_report(a, {})
