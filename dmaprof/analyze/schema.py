@@ -505,7 +505,13 @@ APPS = Schema(
             "`app`, `system`, `isolated` (not mapped to an app), "
             "`sdk_sandbox` (not mapped), `other`",
         ),
-        C("label", "str", "-", "package names joined by `,`, else the well-known uid name"),
+        C(
+            "label",
+            "str",
+            "-",
+            "well-known name of a system uid (below 10000), else package names joined by "
+            "`,`, else the uid",
+        ),
         C("packages", "object", "tuple[str]", "package names of the uid"),
         C("processes", "int64", "-", "processes rolled up"),
         C("pids", "object", "tuple[int]", "their pids"),
