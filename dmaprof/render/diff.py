@@ -12,22 +12,22 @@ import csv
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TextIO
+from typing import Any, TextIO
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from dmaprof.render.columns import (
+    Column,
+    cell_style,
+    cell_text,
+    csv_cell,
+    markdown_escape,
+    markdown_table,
+    rich_table,
+)
 from dmaprof.units import human_bytes, safe_text, signed_bytes
-
-Kind = Literal["bytes", "delta_bytes", "int", "delta_int", "text", "list", "rate", "pct"]
-
-
-@dataclass(frozen=True)
-class Column:
-    key: str
-    header: str
-    kind: Kind = "text"
 
 
 @dataclass(frozen=True)
@@ -139,56 +139,11 @@ def view_rows(doc: dict[str, Any], by: str, *, changed_only: bool = False) -> li
 # --------------------------------------------------------------------------- cells
 
 
-def _text(row: dict[str, Any], column: Column) -> str:
-    value = row.get(column.key)
-    if value is None:
-        return ""
-    if column.kind == "bytes":
-        return human_bytes(int(value))
-    if column.kind == "delta_bytes":
-        return signed_bytes(int(value)) if value else "0 B"
-    if column.kind == "delta_int":
-        return f"{int(value):+d}" if value else "0"
-    if column.kind == "int":
-        return str(value)
-    if column.kind == "list":
-        return ", ".join(safe_text(v) for v in value)
-    if column.kind == "rate":
-        return signed_bytes(round(value)) + "/min"
-    if column.kind == "pct":
-        return f"{100 * float(value):.0f}%"
-    return safe_text(value)
-
-
-def _style(row: dict[str, Any], column: Column) -> str:
-    value = row.get(column.key)
-    if column.kind in ("delta_bytes", "delta_int", "rate") and isinstance(value, int | float):
-        return "red" if value > 0 else ("green" if value < 0 else "")
-    return ""
-
-
 def _rich_table(title: str, columns: Sequence[Column], rows: Sequence[dict[str, Any]]) -> Table:
-    table = Table(title=title, title_justify="left")
-    for column in columns:
-        numeric = column.kind not in ("text", "list")
-        table.add_column(column.header, justify="right" if numeric else "left",
-                         overflow="fold" if column.key == "reason" else "ellipsis")
-    for row in rows:
-        table.add_row(*(Text(_text(row, c), style=_style(row, c)) for c in columns))
-    return table
+    return rich_table(title, columns, rows, fold=("reason",))
 
 
-def _md(value: str) -> str:
-    return (value.replace("|", "\\|").replace("\n", " ").replace("<", "&lt;")
-            .replace(">", "&gt;"))
-
-
-def markdown_table(columns: Sequence[Column], rows: Sequence[dict[str, Any]]) -> str:
-    header = "| " + " | ".join(c.header for c in columns) + " |"
-    align = "| " + " | ".join("---" if c.kind in ("text", "list") else "---:"
-                              for c in columns) + " |"
-    body = ["| " + " | ".join(_md(_text(row, c)) for c in columns) + " |" for row in rows]
-    return "\n".join([header, align, *body])
+_md = markdown_escape
 
 
 # --------------------------------------------------------------------------- header lines
@@ -234,27 +189,28 @@ def _totals_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
                        ("charged_bytes", "charged (sum of pss)")):
         rows.append({"what": label, "before": t.get(f"{key}_before"),
                      "after": t.get(f"{key}_after"), "delta": t.get(f"delta_{key}")})
-    rows.append({"what": "buffers", "before_n": t.get("buffers_before"),
-                 "after_n": t.get("buffers_after"), "delta_n": t.get("delta_buffers")})
+    rows.append({"what": "buffers", "before": t.get("buffers_before"),
+                 "after": t.get("buffers_after"), "delta": t.get("delta_buffers") or 0,
+                 "count": True})
     return rows
 
 
 _TOTALS_COLUMNS = (Column("what", "total"), Column("before", "before", "bytes"),
                    Column("after", "after", "bytes"), Column("delta", "change", "delta_bytes"))
+_COUNT_COLUMNS = (Column("what", "total"), Column("before", "before", "int"),
+                  Column("after", "after", "int"), Column("delta", "change", "delta_int"))
+
+
+def _unknown_figure(column: Column) -> str:
+    return "unknown" if column.numeric else ""
 
 
 def _totals_table(doc: dict[str, Any]) -> Table:
-    table = Table(title="Totals", title_justify="left")
-    for column in _TOTALS_COLUMNS:
-        table.add_column(column.header, justify="left" if column.kind == "text" else "right")
+    table = rich_table("Totals", _TOTALS_COLUMNS, [])
     for row in _totals_rows(doc):
-        if "before_n" in row:
-            table.add_row(row["what"], str(row["before_n"]), str(row["after_n"]),
-                          Text(f"{int(row['delta_n'] or 0):+d}",
-                               style="red" if (row["delta_n"] or 0) > 0 else ""))
-            continue
-        table.add_row(*(Text(_text(row, c) if row.get(c.key) is not None or c.key == "what"
-                             else "unknown", style=_style(row, c)) for c in _TOTALS_COLUMNS))
+        columns = _COUNT_COLUMNS if row.get("count") else _TOTALS_COLUMNS
+        table.add_row(*(Text(cell_text(row, c, missing=_unknown_figure), style=cell_style(row, c))
+                        for c in columns))
     return table
 
 
@@ -378,8 +334,7 @@ def render_csv(doc: dict[str, Any], by: str | None, out: TextIO) -> None:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(keys)
     for row in rows:
-        writer.writerow([" ".join(str(v) for v in row[k]) if isinstance(row.get(k), list)
-                         else row.get(k) for k in keys])
+        writer.writerow([csv_cell(row.get(k)) for k in keys])
 
 
 def render_json(doc: dict[str, Any], out: TextIO) -> None:

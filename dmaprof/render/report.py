@@ -11,23 +11,15 @@ import csv
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TextIO
+from typing import Any, TextIO
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from dmaprof.render.userbuild import print_user_build, restricted, restricted_holders
+from dmaprof.render.columns import Column, csv_cell, markdown_table, rich_table
+from dmaprof.render.userbuild import print_user_build, restricted, restricted_holders, unknown_bytes
 from dmaprof.units import human_bytes, safe_text
-
-ColumnKind = Literal["bytes", "int", "text", "list"]
-
-
-@dataclass(frozen=True)
-class Column:
-    key: str
-    header: str
-    kind: ColumnKind = "text"
 
 
 @dataclass(frozen=True)
@@ -165,33 +157,14 @@ def rows_of(report: dict[str, Any], by: str, top: int | None = None) -> list[dic
 # --------------------------------------------------------------------------- rich table
 
 
-def _cell(row: dict[str, Any], column: Column, unknown: frozenset[str] = frozenset()) -> Text:
-    value = row.get(column.key)
-    if value is None and column.key in unknown:
-        return Text("unknown", justify="right" if column.kind in ("bytes", "int") else "left")
-    if column.kind == "bytes":
-        return Text(human_bytes(value), justify="right")
-    if column.kind == "int":
-        return Text("" if value is None else str(value), justify="right")
-    if column.kind == "list":
-        return Text(", ".join(safe_text(v) for v in (value or [])))
-    return Text(safe_text(value))
-
-
 def _table(
     view: View,
     rows: Sequence[dict[str, Any]],
     title: str | None = None,
     unknown: frozenset[str] = frozenset(),
 ) -> Table:
-    table = Table(title=title or view.title, title_justify="left")
-    for column in view.columns:
-        table.add_column(
-            column.header, justify="right" if column.kind in ("bytes", "int") else "left"
-        )
-    for row in rows:
-        table.add_row(*(_cell(row, column, unknown) for column in view.columns))
-    return table
+    # a byte figure the report leaves null is one nobody could measure: "unknown"
+    return rich_table(title or view.title, view.columns, rows, unknown, unknown_bytes)
 
 
 def render_view_table(report: dict[str, Any], by: str, top: int | None, out: Console) -> None:
@@ -304,36 +277,6 @@ def _print_totals(report: dict[str, Any], out: Console) -> None:
 # --------------------------------------------------------------------------- markdown
 
 
-def _md_escape(value: str) -> str:
-    return value.replace("|", "\\|").replace("\n", " ")
-
-
-def _md_cell(row: dict[str, Any], column: Column, unknown: frozenset[str] = frozenset()) -> str:
-    value = row.get(column.key)
-    if value is None and column.key in unknown:
-        return "unknown"
-    if column.kind == "bytes":
-        return human_bytes(value)
-    if column.kind == "list":
-        return _md_escape(", ".join(safe_text(v) for v in (value or [])))
-    return _md_escape(safe_text(value))
-
-
-def markdown_table(
-    view: View, rows: Sequence[dict[str, Any]], unknown: frozenset[str] = frozenset()
-) -> str:
-    header = "| " + " | ".join(c.header for c in view.columns) + " |"
-    align = (
-        "| "
-        + " | ".join("---:" if c.kind in ("bytes", "int") else "---" for c in view.columns)
-        + " |"
-    )
-    body = [
-        "| " + " | ".join(_md_cell(row, c, unknown) for c in view.columns) + " |" for row in rows
-    ]
-    return "\n".join([header, align, *body])
-
-
 def render_markdown(report: dict[str, Any], by: str | None, top: int | None, out: TextIO) -> None:
     totals = report.get("totals") or {}
     out.write(
@@ -342,7 +285,9 @@ def render_markdown(report: dict[str, Any], by: str | None, top: int | None, out
     views = [by] if by else ["process", "exporter"]
     for name in views:
         view = VIEWS[name]
-        table = markdown_table(view, rows_of(report, name, top), _unknown(report, view))
+        table = markdown_table(
+            view.columns, rows_of(report, name, top), _unknown(report, view), unknown_bytes
+        )
         out.write(f"#### {view.title}\n\n{table}\n\n")
 
 
@@ -354,14 +299,7 @@ def render_csv(report: dict[str, Any], by: str, top: int | None, out: TextIO) ->
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow([c.key for c in view.columns])
     for row in rows_of(report, by, top):
-        writer.writerow(
-            [
-                " ".join(str(v) for v in (row.get(c.key) or []))
-                if c.kind == "list"
-                else row.get(c.key)
-                for c in view.columns
-            ]
-        )
+        writer.writerow([csv_cell(row.get(c.key)) for c in view.columns])
 
 
 def render_json(report: dict[str, Any], out: TextIO) -> None:

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from dmaprof.render.columns import Column, cell_text, rich_table
 from dmaprof.units import human_bytes, safe_text
 
 _SYSTEM_TOTALS = (
@@ -54,16 +55,14 @@ def pss_text(row: dict[str, Any]) -> Text | None:
 
 
 def restricted_holders(
-    rows: Sequence[dict[str, Any]], columns: Sequence[Any], top: int, title: str
+    rows: Sequence[dict[str, Any]], columns: Sequence[Column], top: int, title: str
 ) -> Table:
     """Top holders of a restricted capture: the readable processes (a pss that depends on
     unreadable holders shown as its range), then one row for the processes that could not
     be read, all "unknown". ``columns``: the process view's (key, header, kind) columns."""
     readable = [r for r in rows if not r.get("unreadable")][:top]
     unknown = sum(1 for r in rows if r.get("unreadable"))
-    table = Table(title=title, title_justify="left")
-    for c in columns:
-        table.add_column(c.header, justify="right" if c.kind in ("bytes", "int") else "left")
+    table = rich_table(title, columns, [], missing=unknown_bytes)
     for row in readable:
         table.add_row(*(_cell(row, c) for c in columns))
     if unknown:
@@ -77,19 +76,20 @@ def restricted_holders(
     return table
 
 
-def _cell(row: dict[str, Any], column: Any) -> Text:
-    value = row.get(column.key)
+def unknown_bytes(column: Column) -> str:
+    """A missing byte figure in a report is one nobody could measure: "unknown"."""
+    return "unknown" if column.kind == "bytes" else ""
+
+
+def _cell(row: dict[str, Any], column: Column) -> Text:
     if column.key == "pss_bytes":
         ranged = pss_text(row)
         if ranged is not None:
             return ranged
-    if column.kind == "bytes":
-        return Text(human_bytes(value), justify="right")
-    if column.kind == "int":
-        return Text("" if value is None else str(value), justify="right")
-    if column.kind == "list":
-        return Text(", ".join(safe_text(v) for v in (value or [])))
-    return Text(safe_text(value))
+    return Text(
+        cell_text(row, column, missing=unknown_bytes),
+        justify="right" if column.numeric else "left",
+    )
 
 
 def print_user_build(report: dict[str, Any], out: Console) -> None:
