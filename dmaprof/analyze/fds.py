@@ -27,6 +27,8 @@ import pandas as pd
 
 from dmaprof.analyze._scan import (
     I64,
+    Bool,
+    ProcPaths,
     Scan,
     dec_before,
     decode,
@@ -143,6 +145,23 @@ def _record_bounds(
     return s[rec] + len(prefix), e[last_line], s[rec]
 
 
+def _fd_records(
+    scan: Scan, sec: Section, nonce: bytes, unparsed: Unparsed
+) -> tuple[I64, I64, ProcPaths, I64, I64, Bool] | None:
+    """The records of a stat section that start ``<path>/fd/<n> ``: (record begin, record
+    end, the parsed ``/proc/<pid>[/task/<tid>]/`` part, the fd, the position of the blank
+    after it, which records have that shape); None when the section has no record."""
+    rb, re_, _ = _record_bounds(scan, sec, nonce, unparsed)
+    if rb.size == 0:
+        return None
+    pp = proc_paths(scan, rb, re_)
+    ok = pp.ok & scan.eq(pp.rest, b"fd/")
+    fd, nfd = scan.dec(pp.rest + 3, re_)
+    after = pp.rest + 3 + nfd
+    ok &= (nfd >= 1) & (nfd <= 10) & (scan.byte(after) == 0x20)
+    return rb, re_, pp, fd, after, ok
+
+
 def parse_fdlinks(dump: Dump, scan: Scan, unparsed: Unparsed) -> Links:
     sec = dump.section("fdlinks")
     empty = _empty_i64()
@@ -150,14 +169,10 @@ def parse_fdlinks(dump: Dump, scan: Scan, unparsed: Unparsed) -> Links:
     if sec is None:
         return out
     out.present = True
-    rb, re_, _ = _record_bounds(scan, sec, dump.nonce, unparsed)
-    if rb.size == 0:
+    records = _fd_records(scan, sec, dump.nonce, unparsed)
+    if records is None:
         return out
-    pp = proc_paths(scan, rb, re_)
-    ok = pp.ok & scan.eq(pp.rest, b"fd/")
-    fd, nfd = scan.dec(pp.rest + 3, re_)
-    pe = pp.rest + 3 + nfd
-    ok &= (nfd >= 1) & (nfd <= 10) & (scan.byte(pe) == 0x20)
+    rb, re_, pp, fd, pe, ok = records
     length = pe - rb
     # toybox: "<path> <path> -> '<target>'"; busybox and GNU: "<path> '<path>' -> '...'"
     a1 = pe + 1 + length
@@ -538,14 +553,10 @@ def parse_fdstat(dump: Dump, scan: Scan, unparsed: Unparsed) -> FdStat:
     if sec is None:
         return out
     out.present = True
-    rb, re_, _ = _record_bounds(scan, sec, dump.nonce, unparsed)
-    if rb.size == 0:
+    records = _fd_records(scan, sec, dump.nonce, unparsed)
+    if records is None:
         return out
-    pp = proc_paths(scan, rb, re_)
-    ok = pp.ok & scan.eq(pp.rest, b"fd/")
-    fd, nfd = scan.dec(pp.rest + 3, re_)
-    p1 = pp.rest + 3 + nfd
-    ok &= (nfd >= 1) & (scan.byte(p1) == 0x20)
+    rb, re_, pp, fd, p1, ok = records
     ino, nino = scan.dec(p1 + 1, re_)
     p2 = p1 + 1 + nino
     ok &= (nino >= 1) & (nino <= 18) & (scan.byte(p2) == 0x20)
