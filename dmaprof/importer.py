@@ -128,7 +128,7 @@ def _base_meta(
 def _device(values: dict[str, Any], serial: str | None) -> dict[str, Any]:
     keys = (
         "serial", "model", "manufacturer", "device", "fingerprint", "release", "sdk",
-        "build_type", "kernel_release", "kernel_version", "boot_id",
+        "build_type", "kernel_release", "kernel_version", "boot_id", "firstboot",
     )  # fmt: skip
     device: dict[str, Any] = {k: values.get(k, None if k == "sdk" else "") for k in keys}
     if serial:

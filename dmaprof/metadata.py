@@ -134,6 +134,7 @@ def capture_meta(
             "kernel_release": kernel_release,
             "kernel_version": version_text,
             "boot_id": _global_text(dump, "/proc/sys/kernel/random/boot_id").strip(),
+            "firstboot": props.get("ro.runtime.firstboot", ""),
         },
         "collection": {
             "complete": True,

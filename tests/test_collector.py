@@ -290,6 +290,7 @@ def check_against_root(d: Dump, root: Path, uid: int, variant: str) -> None:
     props = [line.decode() for line in d.sections["props"].lines]
     assert "[ro.product.model]: [Pixel-like 8]" in props
     assert "[ro.build.version.sdk]: [34]" in props
+    assert "[ro.runtime.firstboot]: [1763769600123]" in props  # names the boot (diff)
     assert not any("ro.secure" in p or "timezone" in p for p in props)
     assert d.sections["props"].rc == 0
     pk = [line.decode() for line in d.sections["packages"].lines]

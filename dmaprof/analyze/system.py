@@ -38,6 +38,9 @@ PROP_KEYS = {
     "ro.build.type": "build_type",
     "ro.debuggable": "debuggable",
     "ro.kernel.version": "kernel_prop",
+    # the wall clock (ms) when this boot's system_server started: names the boot, like the
+    # kernel's boot_id; bugreports carry only this one
+    "ro.runtime.firstboot": "firstboot",
 }
 
 

@@ -335,7 +335,7 @@ if command -v getprop >/dev/null 2>&1; then
 		'[ro.product.model]: '* | '[ro.product.device]: '* | '[ro.product.manufacturer]: '* | \
 			'[ro.build.fingerprint]: '* | '[ro.build.version.release]: '* | \
 			'[ro.build.version.sdk]: '* | '[ro.build.type]: '* | '[ro.debuggable]: '* | \
-			'[ro.kernel.version]: '*)
+			'[ro.kernel.version]: '* | '[ro.runtime.firstboot]: '*)
 			out "$l"
 			;;
 		esac

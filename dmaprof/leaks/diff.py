@@ -9,7 +9,9 @@ index arithmetic, no per-row Python):
   when one side does not know the start time, the pid and the comm must agree;
 * apps by owner uid, cgroups by path, exporters and buffer names by their key.
 
-Across a reboot (different ``boot_id``) buffer identities mean nothing: no new/freed buffer
+Across a reboot (different ``boot_id``; a bugreport, which has no kernel boot id, and a
+snapshot are compared by ``ro.runtime.firstboot``, and when neither tells, the pair is
+treated as across a reboot) buffer identities mean nothing: no new/freed buffer
 lists and no buffer-level suspects are produced, and processes are matched by
 ``(display name, uid)`` instead of pid (their figures summed per name).
 
@@ -146,14 +148,26 @@ def check_devices(before: CaptureInfo, after: CaptureInfo, *, force: bool) -> tu
             "cannot tell whether both captures come from the same device (no serial, model "
             "or build fingerprint recorded)"
         )
+    undecided = False
     if same is False:
         same_boot = False
-    elif before.boot_id and after.boot_id:
+    elif before.firstboot and after.firstboot and _kind(before) != _kind(after):
+        # a bugreport (no kernel boot id) against a snapshot: the boot's firstboot property
+        same_boot = before.firstboot == after.firstboot
+    elif before.boot_id and after.boot_id and _kind(before) == _kind(after):
         same_boot = before.boot_id == after.boot_id
+    elif before.boot_id and after.boot_id:
+        same_boot, undecided = False, True
+        warnings.append(
+            f"cannot tell whether the device rebooted between the captures (boot ids of "
+            f"different kinds, {before.boot_id} and {after.boot_id}, and no "
+            "ro.runtime.firstboot on both): compared as across a reboot, so only aggregate "
+            "changes are shown"
+        )
     else:
         same_boot = True
         warnings.append("a capture has no boot id: assuming both come from the same boot")
-    if same is not False and not same_boot:
+    if same is not False and not same_boot and not undecided:
         warnings.append(
             f"REBOOT: the device rebooted between the captures (boot id {before.boot_id or '?'} "
             f"-> {after.boot_id or '?'}); buffer identities mean nothing across a reboot, so "
@@ -174,6 +188,11 @@ def check_devices(before: CaptureInfo, after: CaptureInfo, *, force: bool) -> tu
         if not side.complete:
             warnings.append(f"{word} ({side.label}) is an incomplete capture")
     return same, same_boot, warnings
+
+
+def _kind(info: CaptureInfo) -> str:
+    """Which boot id a capture has: the kernel's, or a bugreport's ``firstboot:`` one."""
+    return "firstboot" if info.boot_id.startswith("firstboot:") else "kernel"
 
 
 def _describe(info: CaptureInfo) -> str:

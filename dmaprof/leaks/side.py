@@ -65,6 +65,7 @@ class CaptureInfo:
     model: str = ""
     fingerprint: str = ""
     boot_id: str = ""
+    firstboot: str = ""  # ro.runtime.firstboot: names the boot in bugreports and snapshots
     uptime_s: float | None = None
     wallclock: float | None = None  # seconds since the epoch (host clock, else device clock)
     complete: bool = True
@@ -88,6 +89,7 @@ class CaptureInfo:
             model=str(device.get("model") or dev.get("model") or ""),
             fingerprint=str(device.get("fingerprint") or dev.get("fingerprint") or ""),
             boot_id=str(device.get("boot_id") or dev.get("boot_id") or ""),
+            firstboot=str(device.get("firstboot") or dev.get("firstboot") or ""),
             uptime_s=float(uptime) if isinstance(uptime, int | float) else None,
             wallclock=float(wall) if isinstance(wall, int | float) else None,
             complete=capture.complete,
@@ -112,6 +114,7 @@ class CaptureInfo:
             "model": self.model,
             "fingerprint": self.fingerprint,
             "boot_id": self.boot_id,
+            "firstboot": self.firstboot or None,
             "uptime_s": self.uptime_s,
             "captured_at": self.captured_at,
             "complete": self.complete,

@@ -126,6 +126,7 @@ class Bugreport:
             # no /proc/sys/kernel/random/boot_id in a bugreport: ro.runtime.firstboot (the
             # wall clock, in ms, when this boot's system_server first started) names the boot
             "boot_id": f"firstboot:{firstboot}" if firstboot.isdigit() else "",
+            "firstboot": firstboot if firstboot.isdigit() else "",
         }
 
 

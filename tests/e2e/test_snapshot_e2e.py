@@ -92,6 +92,7 @@ def test_snapshot_writes_a_capture_holding_the_phones_files(
     assert meta["transport"] == {"kind": "adb", "serial": phone.serial, "root_method": "adbd-root"}
     assert meta["device"]["model"] == "Pixel-like 8"
     assert meta["device"]["sdk"] == 34
+    assert meta["device"]["firstboot"] == "1763769600123"
     assert meta["device"]["kernel_release"] == "5.15.137-android14-11-g8a1b2c3d4e5f"
     assert (
         meta["device"]["boot_id"]

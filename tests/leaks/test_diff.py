@@ -342,3 +342,31 @@ def test_benchmark_script_runs(capsys: pytest.CaptureFixture[str],
     assert done.value.code == 0
     out = capsys.readouterr().out
     assert "diff itself, total:" in out and "found: 60 new, 60 freed" in out
+
+
+def test_bugreport_against_snapshot_compares_firstboot() -> None:
+    from dmaprof.leaks.diff import check_devices
+    from dmaprof.leaks.side import CaptureInfo
+
+    snap = CaptureInfo("snap", serial="S1", boot_id="0d1e2f3a-4b5c", firstboot="1772433240123")
+    report = CaptureInfo("br", serial="S1", boot_id="firstboot:1772433240123",
+                         firstboot="1772433240123")
+    same, same_boot, warnings = check_devices(report, snap, force=False)
+    assert (same, same_boot, warnings) == (True, True, [])
+
+    later = CaptureInfo("br2", serial="S1", boot_id="firstboot:1772499999999",
+                        firstboot="1772499999999")
+    same, same_boot, warnings = check_devices(snap, later, force=False)
+    assert (same, same_boot) == (True, False)
+    assert warnings[0].startswith("REBOOT: the device rebooted between the captures")
+
+    # an older snapshot without the property: nothing tells, so no buffer-level claims
+    old = CaptureInfo("old", serial="S1", boot_id="0d1e2f3a-4b5c")
+    same, same_boot, warnings = check_devices(old, report, force=False)
+    assert (same, same_boot) == (True, False)
+    assert len(warnings) == 1
+    assert warnings[0].startswith("cannot tell whether the device rebooted between the captures")
+
+    # two snapshots: the kernel's boot id decides, whatever firstboot says
+    again = CaptureInfo("again", serial="S1", boot_id="0d1e2f3a-4b5c", firstboot="1")
+    assert check_devices(snap, again, force=False)[1] is True

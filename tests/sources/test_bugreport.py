@@ -296,6 +296,7 @@ def test_two_bugreports_of_one_device_share_a_boot() -> None:
     b = import_file(TOKAY_2)
     assert a.device["serial"] == b.device["serial"]
     assert a.device["boot_id"] == b.device["boot_id"] == "firstboot:1772433240123"
+    assert a.device["firstboot"] == b.device["firstboot"] == "1772433240123"
     # 11:15:53 - 10:15:30 local
     assert b.meta["collection"]["wallclock_start"] - a.meta["collection"]["wallclock_start"] == (
         3600 + 23
