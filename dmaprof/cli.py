@@ -19,6 +19,7 @@ from dmaprof.commands.common import (
     CONTEXT_SETTINGS,
     EPILOG,
     app_state,
+    load_captures,
     output_stream,
     timeout_option,
 )
@@ -373,13 +374,12 @@ def show(
     unreadable processes could change are marked as lower bounds. JSON and CSV carry raw
     integer bytes; JSON always holds the whole report (schema dmaprof.report/1).
     """
-    from dmaprof.capture import load_capture
-    from dmaprof.show import analyze_capture, only_pid
-
     state = app_state()
     if fmt is None:
         fmt = _FORMAT_BY_SUFFIX.get(output.suffix.lower(), "table") if output else "table"
-    capture = load_capture(capture_path)
+    [capture] = load_captures([capture_path], "dmaprof.show")
+    from dmaprof.show import analyze_capture, only_pid
+
     analysis, report = analyze_capture(capture, charge=charge, service_regex=service_regex)
     if pid is not None:
         report = only_pid(report, pid)

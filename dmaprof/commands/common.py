@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from dmaprof.console import AppState
 from dmaprof.errors import EXIT_CODE_HELP, DmaprofError
+
+if TYPE_CHECKING:
+    from dmaprof.capture import Capture
 
 CONTEXT_SETTINGS: dict[str, Any] = {
     "help_option_names": ["-h", "--help"],
@@ -52,3 +55,20 @@ def output_stream(output: Path | None) -> Iterator[Any]:
         raise DmaprofError(f"cannot write {output}: {exc.strerror or exc}") from exc
     with handle:
         yield handle
+
+
+def load_captures(paths: Sequence[Path], *modules: str) -> list[Capture]:
+    """Load captures (read, inflate, checksum) in a thread while ``modules`` (pandas and
+    the analysis: the slow part of starting up) are imported here. Inflating and hashing
+    release the GIL, so a big capture costs little more than the imports. Errors come out
+    in the order of ``paths``."""
+    import importlib
+    from concurrent.futures import ThreadPoolExecutor
+
+    from dmaprof.capture import load_capture
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        jobs = [pool.submit(load_capture, path) for path in paths]
+        for module in modules:
+            importlib.import_module(module)
+        return [job.result() for job in jobs]

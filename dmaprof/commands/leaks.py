@@ -13,7 +13,14 @@ from typing import Any
 
 import click
 
-from dmaprof.commands.common import EPILOG, app_state, output_stream, serial_option, timeout_option
+from dmaprof.commands.common import (
+    EPILOG,
+    app_state,
+    load_captures,
+    output_stream,
+    serial_option,
+    timeout_option,
+)
 from dmaprof.errors import BudgetBreachedError, DmaprofError
 
 VIEWS = ["process", "app", "cgroup", "exporter", "name", "buffer"]
@@ -147,20 +154,20 @@ def diff(
     (distinct from errors), --junit writes a JUnit file, a markdown summary is appended to
     $GITHUB_STEP_SUMMARY and ::error/::warning annotations are printed under GitHub Actions.
     """
-    from dmaprof.capture import load_capture
+    state = app_state()
+    started = time.monotonic()
+    checks = _checks(fail_on, warn_on, budgets)
+    fmt = _format(fmt, output)
+    captures = load_captures([before, after], "dmaprof.leaks.side", "dmaprof.leaks.diff")
     from dmaprof.leaks import ci
     from dmaprof.leaks.diff import diff_sides
     from dmaprof.leaks.rules import evaluate
     from dmaprof.leaks.side import side_from_capture
     from dmaprof.render import diff as render
 
-    state = app_state()
-    started = time.monotonic()
-    checks = _checks(fail_on, warn_on, budgets)
-    fmt = _format(fmt, output)
     sides = [
-        side_from_capture(load_capture(path), charge=charge, service_regex=service_regex)
-        for path in (before, after)
+        side_from_capture(capture, charge=charge, service_regex=service_regex)
+        for capture in captures
     ]
     result = diff_sides(sides[0], sides[1], force=force)
     doc = result.to_json()
