@@ -149,6 +149,25 @@ def load_capture(path: Path) -> Capture:
     return Capture(meta=meta, dump=dump, collector_stderr=stderr, path=path)
 
 
+def capture_identity(path: Path) -> str | None:
+    """What names a capture's content without inflating its dump: the dump's SHA-256 from
+    ``meta.json`` with the zip's CRC-32 and size of ``dump.bin``. None when the file is
+    not a readable capture (:func:`load_capture` then says why)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if archive.comment != ZIP_COMMENT:
+                return None
+            meta = _load_meta(path, _read_member(archive, META_MEMBER, MAX_META_BYTES, path))
+            dump = archive.getinfo(DUMP_MEMBER)
+    except (BadCaptureError, OSError, KeyError, zipfile.BadZipFile, EOFError, zlib.error,
+            ValueError, NotImplementedError):
+        return None
+    sha = (meta.get("dump") or {}).get("sha256") if isinstance(meta.get("dump"), dict) else None
+    if not isinstance(sha, str):
+        return None
+    return f"{sha}:{dump.CRC:08x}:{dump.file_size}"
+
+
 def _read_member(archive: zipfile.ZipFile, name: str, limit: int, path: Path) -> bytes:
     info = archive.getinfo(name)
     if info.file_size > limit:

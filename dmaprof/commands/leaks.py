@@ -302,6 +302,9 @@ def record(
 @click.option("--confidence", type=click.FloatRange(0.5, 1.0, max_open=True), default=0.95,
               show_default=True, help="Mann-Kendall confidence a leak needs.")
 @click.option("--fail-on-leak", is_flag=True, help="Exit 10 when a leak is flagged (CI).")
+@click.option("--no-cache", is_flag=True,
+              help="Analyse every sample again (by default each sample's figures are kept in "
+              "a .dmaprof-cache directory beside it).")
 def trend(
     directory: Path,
     by: str | None,
@@ -312,6 +315,7 @@ def trend(
     min_growth: int,
     confidence: float,
     fail_on_leak: bool,
+    no_cache: bool,
 ) -> None:
     """Growth over time of a series recorded by `dmaprof record`.
 
@@ -329,7 +333,7 @@ def trend(
     state = app_state()
     fmt = _format(fmt, output)
     policy = TrendPolicy(confidence=confidence, min_growth_bytes=min_growth)
-    result = run_trend(directory, policy=policy, progress=state.progress)
+    result = run_trend(directory, policy=policy, progress=state.progress, use_cache=not no_cache)
     doc = result.doc
     with output_stream(output) as stream:
         if fmt == "json":

@@ -25,7 +25,6 @@ import contextlib
 import json
 import os
 import signal
-import tempfile
 import threading
 import time
 from collections import deque
@@ -37,6 +36,7 @@ from typing import Any, Protocol
 from dmaprof import __version__
 from dmaprof.capture import Capture, write_capture
 from dmaprof.errors import DmaprofError, InterruptedByUser
+from dmaprof.files import write_atomic
 
 SERIES_SCHEMA = "dmaprof.series/1"
 SERIES_FILE = "series.json"
@@ -123,15 +123,7 @@ def _sigint_deferred() -> Iterator[None]:
 
 
 def _atomic_json(path: Path, data: dict[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, sort_keys=True)
-            handle.write("\n")
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
 
 
 def _utc(seconds: float) -> str:

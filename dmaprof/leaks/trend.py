@@ -171,15 +171,29 @@ def _rows(side: Side, sample: int) -> pd.DataFrame:
     return out
 
 
+def _sample(path: Path, charge: str, use_cache: bool) -> tuple[CaptureInfo, pd.DataFrame]:
+    """One capture's identity and trend rows (from the cache beside it when it has them)."""
+    from dmaprof.capture import load_capture
+    from dmaprof.leaks import samplecache
+
+    cached = samplecache.load(path, charge) if use_cache else None
+    if cached is not None:
+        return cached
+    side = side_from_capture(load_capture(path), charge=charge)
+    rows = _rows(side, 0)[list(samplecache.ROW_COLUMNS)]
+    if use_cache:
+        samplecache.store(path, charge, side.info, rows)
+    return side.info, rows
+
+
 def collect_points(
     refs: list[SampleRef],
     *,
     charge: str = "shared",
     progress: Callable[[str], None] | None = None,
+    use_cache: bool = True,
 ) -> tuple[pd.DataFrame, list[CaptureInfo], list[str]]:
     """Analyse the samples one by one; the long table of their figures (all boots)."""
-    from dmaprof.capture import load_capture
-
     say = progress or (lambda _m: None)
     frames: list[pd.DataFrame] = []
     infos: list[CaptureInfo] = []
@@ -187,16 +201,15 @@ def collect_points(
     for n, ref in enumerate(refs):
         say(f"analysing {ref.path.name} ({n + 1}/{len(refs)})")
         try:
-            side = side_from_capture(load_capture(ref.path), charge=charge)
+            info, frame = _sample(ref.path, charge, use_cache)
         except BadCaptureError as exc:
             warnings.append(f"skipped {ref.path.name}: {exc.message}")
             continue
-        info = side.info
         t = ref.t if ref.t is not None else info.wallclock
         if t is None:
             warnings.append(f"skipped {ref.path.name}: no time recorded")
             continue
-        frame = _rows(side, len(infos))
+        frame = frame.assign(sample=len(infos))
         frame["t"] = t
         frame["boot_id"] = info.boot_id
         frames.append(frame)
@@ -331,13 +344,17 @@ def trend(
     policy: TrendPolicy | None = None,
     charge: str = "shared",
     progress: Callable[[str], None] | None = None,
+    use_cache: bool = True,
 ) -> TrendResult:
-    """Read a series directory and estimate every series of its last boot."""
+    """Read a series directory and estimate every series of its last boot (each sample's
+    figures are cached beside it: :mod:`dmaprof.leaks.samplecache`)."""
     p = policy or TrendPolicy()
     header, refs, gaps, warnings = read_series(directory)
     if not refs:
         raise DmaprofError(f"{directory}: no samples to analyse")
-    points, infos, more = collect_points(refs, charge=charge, progress=progress)
+    points, infos, more = collect_points(
+        refs, charge=charge, progress=progress, use_cache=use_cache
+    )
     warnings += more
     if points.empty:
         raise DmaprofError(f"{directory}: none of its {len(refs)} samples could be read")

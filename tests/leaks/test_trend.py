@@ -239,3 +239,46 @@ def test_truncated_sample_line_is_skipped(tmp_path: Path, leaking: dict[str, Any
         handle.write('{"index": 2, "status": "o')  # killed mid-write
     _header, refs, _gaps, warnings = read_series(tmp_path / "x")
     assert len(refs) == 2 and any(re.search(r"samples.ndjson:3: unreadable", w) for w in warnings)
+
+
+def test_trend_caches_each_sample_beside_it(tmp_path: Path, leaking: dict[str, Any],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    from dmaprof.leaks import trend as trend_module
+
+    def grow(index: int) -> None:
+        P.leak(leaking, 3100, 1, MiB, "SurfaceView - leak")
+
+    series = tmp_path / "s"
+    record_series(series, RecordPlan(60.0, count=4), Sampler(leaking), clock=FakeClock(),
+                  after_slot=grow)
+    analysed: list[str] = []
+    real = trend_module.side_from_capture
+
+    def counting(capture: Capture, **kw: Any) -> Any:
+        analysed.append(capture.path.name if capture.path else "?")
+        return real(capture, **kw)
+
+    monkeypatch.setattr(trend_module, "side_from_capture", counting)
+    first = trend(series).doc
+    assert len(analysed) == 4
+    assert len(list((series / ".dmaprof-cache").glob("*.json.gz"))) == 4
+    # again: every sample comes from the cache, with the same figures
+    analysed.clear()
+    assert trend(series).doc == first and analysed == []
+    # the cache is keyed by content: a copy of a sample is the same sample
+    shutil.copy(series / "sample-00000.dmaprof", series / "sample-00002.dmaprof")
+    copied = trend(series).doc
+    assert analysed == [] and copied != first
+    # a sample whose content changed under the same name is analysed again
+    P.capture(P.pixel(), series / "sample-00002.dmaprof", wallclock=1_700_000_000.0)
+    changed = trend(series).doc
+    assert analysed == ["sample-00002.dmaprof"]  # (the base scene, as sample 0 was)
+    # an entry that cannot be read is computed again; --no-cache analyses everything
+    for entry in (series / ".dmaprof-cache").glob("*.json.gz"):
+        entry.write_bytes(b"not gzip")
+    analysed.clear()
+    assert trend(series).doc == changed and len(analysed) == 4
+    analysed.clear()
+    assert trend(series, use_cache=False).doc == changed and len(analysed) == 4
