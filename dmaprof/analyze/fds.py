@@ -676,7 +676,10 @@ def fd_references(
     stat = parse_fdstat(dump, scan, unparsed)
 
     # Rows: every dma-buf link, plus fdinfo files with exp_name that have no link record.
-    _, lfound = _lookup(info.key, links.key)
+    # The collector reads the fdinfo of the dma-buf links in their order, so the two lists
+    # usually match one for one: then no lookup is needed.
+    aligned = info.key.size == links.key.size and bool(np.array_equal(info.key, links.key))
+    lfound = np.ones(info.key.size, np.bool_) if aligned else _lookup(info.key, links.key)[1]
     extra = np.flatnonzero(info.is_dmabuf & ~lfound)
     key = np.concatenate([links.key, info.key[extra]])
     pid = np.concatenate([links.pid, info.pid[extra]])
@@ -684,7 +687,10 @@ def fd_references(
     fd = np.concatenate([links.fd, info.fd[extra]])
     target = np.concatenate([links.target, np.full(extra.size, TARGET_DMABUF, np.int64)])
     n = key.size
-    ii, ifound = _lookup(key, info.key)
+    if aligned:
+        ii, ifound = np.arange(n, dtype=np.int64), np.ones(n, np.bool_)
+    else:
+        ii, ifound = _lookup(key, info.key)
     si, sfound = _lookup(key, stat.key)
 
     def pick(arr: I64) -> I64:

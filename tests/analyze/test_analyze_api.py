@@ -115,3 +115,29 @@ def test_fdinfo_parsed_in_two_threads_gives_the_same_analysis(
     assert build_report(split, {}) == build_report(whole, {})
     assert split.references.equals(whole.references)
     assert split.unparsed.equals(whole.unparsed)
+
+
+def test_fd_references_do_not_depend_on_fdinfo_order() -> None:
+    """The collector reads fdinfo in the links' order (matched one for one); any other
+    order is matched by key and gives the same rows."""
+    import numpy as np
+
+    from dmaprof.analyze._scan import Scan
+    from dmaprof.analyze.fds import fd_references, parse_fdinfo, parse_fdlinks
+    from dmaprof.analyze.unparsed import Unparsed
+
+    bufs = [Buf(100 + i, 4096 * (i + 1), name=f"b{i}") for i in range(6)]
+    procs = [Proc(10 + p, f"p{p}", fds={3 + k: 100 + (p + k) % 6 for k in range(4)})
+             for p in range(5)]
+    dump = parse_dump(Scene(buffers=bufs, procs=procs).build())
+    scan = Scan(dump.buffer, dump.length)
+    links = parse_fdlinks(dump, scan, Unparsed())
+    info = parse_fdinfo(dump, scan, Unparsed())
+    assert np.array_equal(info.key, links.key)  # the collector's order
+    aligned = fd_references(dump, scan, Unparsed(), info, links).frame
+    order = np.random.default_rng(1).permutation(info.key.size)
+    for name in ("key", "pid", "tid", "fd", "ino", "size", "count", "exp_b", "exp_e",
+                 "name_b", "name_e", "is_dmabuf"):
+        setattr(info, name, getattr(info, name)[order])
+    shuffled = fd_references(dump, scan, Unparsed(), info, links).frame
+    assert shuffled.equals(aligned)
