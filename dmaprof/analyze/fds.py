@@ -463,38 +463,73 @@ _FDINFO_FIELDS = (
 SPLIT_MIN_BYTES = 1 << 20
 
 
+def _file_start(buf: bytes, begin: int, end: int, target: int) -> int | None:
+    """The start of the first fdinfo file at or after ``target`` in ``buf[begin:end]``: a
+    ``pos:`` line whose path differs from the line before it, a boundary both parsers
+    agree on. None when there is none."""
+    at = buf.find(b":pos:\t", target, end)
+    if at < 0:
+        return None
+    line = buf.rfind(b"\n", begin, at) + 1
+    if line <= begin:
+        return None
+    prev = buf.rfind(b"\n", begin, line - 1) + 1
+    here = _SLOW_FDINFO.match(buf[line : at + 6])
+    before = _SLOW_FDINFO.match(buf[prev : line - 1])
+    if here is None or before is None or here.group(1, 2, 3) == before.group(1, 2, 3):
+        return None
+    return line
+
+
 def fdinfo_ranges(
     buf: bytes, begin: int, end: int, first_share: float, min_bytes: int = SPLIT_MIN_BYTES
 ) -> list[tuple[int, int]]:
     """The fdinfo section ``buf[begin:end]`` as one byte range, or two that meet at the
-    start of a file (a ``pos:`` line whose path differs from the line before it), the first
-    about ``first_share`` of the section: two threads can then parse it (see
-    :func:`join_fdinfo`). Parsing the parts gives what parsing the whole gives."""
+    start of a file, the first about ``first_share`` of the section: two threads can then
+    parse it (see :func:`join_fdinfo`). Parsing the parts gives what parsing the whole
+    gives."""
     if end <= begin:
         return []
     whole = [(begin, end)]
     if end - begin < min_bytes or not 0 < first_share < 1:
         return whole
-    at = buf.find(b":pos:\t", begin + int((end - begin) * first_share), end)
-    if at < 0:
-        return whole
-    line = buf.rfind(b"\n", begin, at) + 1
-    if line <= begin:
-        return whole
-    prev = buf.rfind(b"\n", begin, line - 1) + 1
-    here = _SLOW_FDINFO.match(buf[line : at + 6])
-    before = _SLOW_FDINFO.match(buf[prev : line - 1])
-    if here is None or before is None or here.group(1, 2, 3) == before.group(1, 2, 3):
-        return whole  # not a file boundary that both parsers agree on
-    return [(begin, line), (line, end)]
+    cut = _file_start(buf, begin, end, begin + int((end - begin) * first_share))
+    return whole if cut is None else [(begin, cut), (cut, end)]
+
+
+#: fdinfo is parsed in pieces of about this size: every pass of the vectorised parser over
+#: a piece then reads from the CPU cache instead of memory (measured: 2 MiB pieces parse a
+#: 54 MB section in 0.22 s instead of 0.38 s; 256 KiB pieces cost more in numpy calls).
+CHUNK_BYTES = 2 << 20
 
 
 def parse_fdinfo_range(scan: Scan, begin: int, end: int, unparsed: Unparsed) -> FdInfo:
-    """One range of the fdinfo section (see :func:`fdinfo_ranges`)."""
+    """One range of the fdinfo section (see :func:`fdinfo_ranges`), piece by piece; the
+    pieces still need :func:`join_fdinfo`."""
+    pieces: list[FdInfo] = []
+    while end - begin > CHUNK_BYTES:
+        cut = _file_start(scan.buf, begin, end, begin + CHUNK_BYTES)
+        if cut is None:
+            break
+        pieces.append(_fdinfo_piece(scan, begin, cut, unparsed))
+        begin = cut
+    pieces.append(_fdinfo_piece(scan, begin, end, unparsed))
+    return pieces[0] if len(pieces) == 1 else _concat_fdinfo(pieces)
+
+
+def _fdinfo_piece(scan: Scan, begin: int, end: int, unparsed: Unparsed) -> FdInfo:
     fast = _fdinfo_fast(scan, begin, end)
     if fast is None:
         fast = _fdinfo_slow(scan, begin, end, unparsed)
     return fast
+
+
+def _concat_fdinfo(parts: list[FdInfo]) -> FdInfo:
+    out = _empty_fdinfo(0)
+    for name in _FDINFO_FIELDS:
+        setattr(out, name, np.concatenate([getattr(p, name) for p in parts]))
+    out.has_ino = any(p.has_ino for p in parts)
+    return out
 
 
 def join_fdinfo(parts: list[FdInfo], present: bool) -> FdInfo:
@@ -504,13 +539,7 @@ def join_fdinfo(parts: list[FdInfo], present: bool) -> FdInfo:
         out = _empty_fdinfo(0)
         out.present = present
         return out
-    if len(parts) == 1:
-        out = parts[0]
-    else:
-        out = _empty_fdinfo(0)
-        for name in _FDINFO_FIELDS:
-            setattr(out, name, np.concatenate([getattr(p, name) for p in parts]))
-        out.has_ino = any(p.has_ino for p in parts)
+    out = parts[0] if len(parts) == 1 else _concat_fdinfo(parts)
     out.present = present
     ng = out.key.size
     if ng and uniq(out.key).size != ng:

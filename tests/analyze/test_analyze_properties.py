@@ -350,8 +350,10 @@ def test_factorize_ranges_matches_python(strings: list[bytes]) -> None:
 
 
 @SETTINGS
-@given(fdinfo_sections(), st.floats(0.01, 0.99))
-def test_fdinfo_split_in_two_parses_like_the_whole(body: bytes, share: float) -> None:
+@given(fdinfo_sections(), st.floats(0.01, 0.99), st.integers(1, 600))
+def test_fdinfo_split_in_two_parses_like_the_whole(body: bytes, share: float, chunk: int) -> None:
+    """Two threads' ranges, each parsed in pieces of ``chunk`` bytes, give the whole."""
+    from dmaprof.analyze import fds
     from dmaprof.analyze.fds import fdinfo_ranges, join_fdinfo, parse_fdinfo_range
 
     data = b"x\n" + body + b"@end\n" + b"\0" * 64
@@ -360,12 +362,17 @@ def test_fdinfo_split_in_two_parses_like_the_whole(body: bytes, share: float) ->
     whole_unparsed, parts_unparsed = Unparsed(), Unparsed()
     whole = join_fdinfo([parse_fdinfo_range(scan, begin, end, whole_unparsed)], True)
     ranges = fdinfo_ranges(data, begin, end, share, min_bytes=0)
+    default_chunk, fds.CHUNK_BYTES = fds.CHUNK_BYTES, chunk
+    try:
+        pieces = [parse_fdinfo_range(scan, b, e, parts_unparsed) for b, e in ranges]
+    finally:
+        fds.CHUNK_BYTES = default_chunk
     if not body:
         assert ranges == []
         return
     assert ranges[0][0] == begin and ranges[-1][1] == end
     assert all(a[1] == b[0] for a, b in itertools.pairwise(ranges))
-    parts = join_fdinfo([parse_fdinfo_range(scan, b, e, parts_unparsed) for b, e in ranges], True)
+    parts = join_fdinfo(pieces, True)
     for f in ("key", "pid", "tid", "fd", "ino", "size", "count", "exp_b", "exp_e", "name_b"):
         assert getattr(parts, f).tolist() == getattr(whole, f).tolist(), f
     assert parts_unparsed.total == whole_unparsed.total
