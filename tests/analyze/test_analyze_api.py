@@ -75,7 +75,7 @@ def test_dmabuf_dump_without_anything() -> None:
     )
 
 
-def test_fdinfo_parsed_in_two_threads_gives_the_same_analysis(
+def test_fdinfo_parsed_in_two_threads_and_in_pieces_gives_the_same_analysis(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import random
@@ -102,6 +102,7 @@ def test_fdinfo_parsed_in_two_threads_gives_the_same_analysis(
     whole = analyze(data)
     monkeypatch.setattr(fds, "SPLIT_MIN_BYTES", 0)
     monkeypatch.setattr(analysis, "_CALLER_SECTIONS", {})  # the worker's share: one half
+    monkeypatch.setattr(fds, "CHUNK_BYTES", 150)  # fdinfo and fdlinks in many small pieces
     splits: list[int] = []
 
     def ranges(*args: object) -> list[tuple[int, int]]:
