@@ -24,9 +24,9 @@ import pandas as pd
 
 from dmaprof.capture import capture_identity
 from dmaprof.files import write_atomic
+from dmaprof.leaks.series import CACHE_DIR
 from dmaprof.leaks.side import CaptureInfo
 
-CACHE_DIR = ".dmaprof-cache"
 CACHE_SCHEMA = "dmaprof.trend-cache/1"
 ROW_COLUMNS = ("kind", "key", "label", "bytes", "buffers")
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import threading
 import time
@@ -42,6 +43,8 @@ SERIES_SCHEMA = "dmaprof.series/1"
 SERIES_FILE = "series.json"
 SAMPLES_FILE = "samples.ndjson"
 SAMPLE_PREFIX = "sample-"
+#: Where `trend` keeps each sample's figures (dmaprof.leaks.samplecache).
+CACHE_DIR = ".dmaprof-cache"
 RECENT_GAPS = 20
 
 
@@ -164,6 +167,8 @@ class SeriesWriter:
                                "without --force")
         for path in ours:
             path.unlink()
+        if ours:  # the old samples' cached trend figures go with them
+            shutil.rmtree(directory / CACHE_DIR, ignore_errors=True)
         writer = cls(directory, plan, started)
         writer._save(started)
         return writer

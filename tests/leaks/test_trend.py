@@ -175,9 +175,12 @@ def test_interrupted_series_is_consistent(tmp_path: Path, leaking: dict[str, Any
 def test_existing_series_needs_force(tmp_path: Path, leaking: dict[str, Any]) -> None:
     plan = RecordPlan(60.0, count=1)
     record_series(tmp_path / "f", plan, Sampler(leaking), clock=FakeClock())
+    trend(tmp_path / "f")  # leaves the samples' figures in .dmaprof-cache
+    assert (tmp_path / "f" / ".dmaprof-cache").is_dir()
     with pytest.raises(DmaprofError, match="already holds a series"):
         record_series(tmp_path / "f", plan, Sampler(leaking), clock=FakeClock())
     record_series(tmp_path / "f", plan, Sampler(leaking), clock=FakeClock(), force=True)
+    assert not (tmp_path / "f" / ".dmaprof-cache").exists()  # gone with the old samples
 
 
 def test_trend_of_a_leaking_series(tmp_path: Path, leaking: dict[str, Any], dmaprof: Any
