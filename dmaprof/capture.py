@@ -123,12 +123,7 @@ def load_capture(path: Path) -> Capture:
     try:
         with zipfile.ZipFile(path) as archive:
             names = set(archive.namelist())
-            if META_MEMBER not in names:
-                raise BadCaptureError(f"{path}: not a dmaprof capture (no {META_MEMBER})")
-            if archive.comment != ZIP_COMMENT:
-                # dmaprof always writes this trailer; a short one means the file was cut off
-                raise BadCaptureError(f"{path}: truncated or corrupt capture (bad trailer)")
-            meta = _load_meta(path, _read_member(archive, META_MEMBER, MAX_META_BYTES, path))
+            meta = _checked_meta(archive, path)
             if DUMP_MEMBER not in names:
                 raise BadCaptureError(f"{path}: corrupt capture: {DUMP_MEMBER} is missing")
             dump = _read_member(archive, DUMP_MEMBER, MAX_DUMP_BYTES, path)
@@ -149,20 +144,29 @@ def load_capture(path: Path) -> Capture:
     return Capture(meta=meta, dump=dump, collector_stderr=stderr, path=path)
 
 
+def _checked_meta(archive: zipfile.ZipFile, path: Path) -> dict[str, Any]:
+    """``meta.json`` of a capture whose trailer is whole."""
+    if META_MEMBER not in archive.namelist():
+        raise BadCaptureError(f"{path}: not a dmaprof capture (no {META_MEMBER})")
+    if archive.comment != ZIP_COMMENT:
+        # dmaprof always writes this trailer; a short one means the file was cut off
+        raise BadCaptureError(f"{path}: truncated or corrupt capture (bad trailer)")
+    return _load_meta(path, _read_member(archive, META_MEMBER, MAX_META_BYTES, path))
+
+
 def capture_identity(path: Path) -> str | None:
     """What names a capture's content without inflating its dump: the dump's SHA-256 from
     ``meta.json`` with the zip's CRC-32 and size of ``dump.bin``. None when the file is
     not a readable capture (:func:`load_capture` then says why)."""
     try:
         with zipfile.ZipFile(path) as archive:
-            if archive.comment != ZIP_COMMENT:
-                return None
-            meta = _load_meta(path, _read_member(archive, META_MEMBER, MAX_META_BYTES, path))
+            meta = _checked_meta(archive, path)
             dump = archive.getinfo(DUMP_MEMBER)
     except (BadCaptureError, OSError, KeyError, zipfile.BadZipFile, EOFError, zlib.error,
             ValueError, NotImplementedError):
         return None
-    sha = (meta.get("dump") or {}).get("sha256") if isinstance(meta.get("dump"), dict) else None
+    recorded = meta.get("dump")
+    sha = recorded.get("sha256") if isinstance(recorded, dict) else None
     if not isinstance(sha, str):
         return None
     return f"{sha}:{dump.CRC:08x}:{dump.file_size}"

@@ -60,11 +60,12 @@ def load(capture: Path, charge: str) -> tuple[CaptureInfo, pd.DataFrame] | None:
         if doc.get("schema") != CACHE_SCHEMA:
             return None
         names = {f.name for f in fields(CaptureInfo)}
-        info = CaptureInfo(**{k: v for k, v in doc["info"].items() if k in names})
+        known = {k: v for k, v in doc["info"].items() if k in names}
+        info = CaptureInfo(**{**known, "label": str(capture)})
         rows = pd.DataFrame({c: doc["rows"][c] for c in ROW_COLUMNS})
     except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError):
         return None  # absent, or unreadable: computed again
-    return CaptureInfo(**{**asdict(info), "label": str(capture)}), rows
+    return info, rows
 
 
 def store(capture: Path, charge: str, info: CaptureInfo, rows: pd.DataFrame) -> None:

@@ -138,7 +138,8 @@ class TrendResult:
                 rows["bytes"].to_numpy(dtype=np.float64))
 
 
-def _rows(side: Side, sample: int) -> pd.DataFrame:
+def _rows(side: Side) -> pd.DataFrame:
+    """One sample's figures: one row (kind, key, label, bytes, buffers) per series."""
     p = side.processes
     p = p[(p["rss"].to_numpy() > 0) | (p["buffers"].to_numpy() > 0)]
     pid = p["pid"].astype(str)
@@ -166,9 +167,7 @@ def _rows(side: Side, sample: int) -> pd.DataFrame:
                                     "label": table["key"].to_numpy(dtype=object),
                                     "bytes": table["bytes"].to_numpy(),
                                     "buffers": table["buffers"].to_numpy()}))
-    out = pd.concat(frames, ignore_index=True)
-    out["sample"] = sample
-    return out
+    return pd.concat(frames, ignore_index=True)
 
 
 def _sample(path: Path, charge: str, use_cache: bool) -> tuple[CaptureInfo, pd.DataFrame]:
@@ -180,7 +179,7 @@ def _sample(path: Path, charge: str, use_cache: bool) -> tuple[CaptureInfo, pd.D
     if cached is not None:
         return cached
     side = side_from_capture(load_capture(path), charge=charge)
-    rows = _rows(side, 0)[list(samplecache.ROW_COLUMNS)]
+    rows = _rows(side)
     if use_cache:
         samplecache.store(path, charge, side.info, rows)
     return side.info, rows

@@ -34,6 +34,16 @@ def blank(column: Column) -> str:
     return ""
 
 
+def unknown_bytes(column: Column) -> str:
+    """A missing byte figure in a report is one nobody could measure: "unknown"."""
+    return "unknown" if column.kind == "bytes" else ""
+
+
+def unknown_numbers(column: Column) -> str:
+    """Every missing figure is unknown (text cells stay empty)."""
+    return "unknown" if column.numeric else ""
+
+
 #: How a renderer shows a value that is missing (None) and not listed as unknown.
 Missing = Callable[[Column], str]
 

@@ -26,6 +26,7 @@ from dmaprof.render.columns import (
     markdown_escape,
     markdown_table,
     rich_table,
+    unknown_numbers,
 )
 from dmaprof.units import human_bytes, safe_text, signed_bytes
 
@@ -201,15 +202,11 @@ _COUNT_COLUMNS = (Column("what", "total"), Column("before", "before", "int"),
                   Column("after", "after", "int"), Column("delta", "change", "delta_int"))
 
 
-def _unknown_figure(column: Column) -> str:
-    return "unknown" if column.numeric else ""
-
-
 def _totals_table(doc: dict[str, Any]) -> Table:
     table = rich_table("Totals", _TOTALS_COLUMNS, [])
     for row in _totals_rows(doc):
         columns = _COUNT_COLUMNS if row.get("count") else _TOTALS_COLUMNS
-        table.add_row(*(Text(cell_text(row, c, missing=_unknown_figure), style=cell_style(row, c))
+        table.add_row(*(Text(cell_text(row, c, missing=unknown_numbers), style=cell_style(row, c))
                         for c in columns))
     return table
 

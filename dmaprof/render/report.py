@@ -17,8 +17,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from dmaprof.render.columns import Column, csv_cell, markdown_table, rich_table
-from dmaprof.render.userbuild import print_user_build, restricted, restricted_holders, unknown_bytes
+from dmaprof.render.columns import Column, csv_cell, markdown_table, rich_table, unknown_bytes
+from dmaprof.render.userbuild import print_user_build, restricted, restricted_holders
 from dmaprof.units import human_bytes, safe_text
 
 
@@ -163,7 +163,6 @@ def _table(
     title: str | None = None,
     unknown: frozenset[str] = frozenset(),
 ) -> Table:
-    # a byte figure the report leaves null is one nobody could measure: "unknown"
     return rich_table(title or view.title, view.columns, rows, unknown, unknown_bytes)
 
 

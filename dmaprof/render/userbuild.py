@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from dmaprof.render.columns import Column, cell_text, rich_table
+from dmaprof.render.columns import Column, cell_text, rich_table, unknown_bytes
 from dmaprof.units import human_bytes, safe_text
 
 _SYSTEM_TOTALS = (
@@ -74,11 +74,6 @@ def restricted_holders(
         cells[name_at] = Text(f"{unknown} processes not readable", style="italic")
         table.add_row(*cells)
     return table
-
-
-def unknown_bytes(column: Column) -> str:
-    """A missing byte figure in a report is one nobody could measure: "unknown"."""
-    return "unknown" if column.kind == "bytes" else ""
 
 
 def _cell(row: dict[str, Any], column: Column) -> Text:
