@@ -20,6 +20,7 @@ from dmaprof.commands.common import (
     EPILOG,
     app_state,
     load_captures,
+    output_format,
     output_stream,
     timeout_option,
 )
@@ -317,7 +318,6 @@ def _print_default_view(state: AppState, capture: Any) -> None:
 # --------------------------------------------------------------------------- show
 
 FORMATS = ["table", "json", "csv", "markdown", "dmabuf_dump"]
-_FORMAT_BY_SUFFIX = {".json": "json", ".csv": "csv", ".md": "markdown", ".txt": "table"}
 
 
 @cli.command(epilog=EPILOG)
@@ -375,8 +375,7 @@ def show(
     integer bytes; JSON always holds the whole report (schema dmaprof.report/1).
     """
     state = app_state()
-    if fmt is None:
-        fmt = _FORMAT_BY_SUFFIX.get(output.suffix.lower(), "table") if output else "table"
+    fmt = output_format(fmt, output)
     [capture] = load_captures([capture_path], "dmaprof.show")
     from dmaprof.show import analyze_capture, only_pid
 

@@ -72,3 +72,13 @@ def load_captures(paths: Sequence[Path], *modules: str) -> list[Capture]:
         for module in modules:
             importlib.import_module(module)
         return [job.result() for job in jobs]
+
+
+_FORMAT_BY_SUFFIX = {".json": "json", ".csv": "csv", ".md": "markdown", ".txt": "table"}
+
+
+def output_format(fmt: str | None, output: Path | None) -> str:
+    """``--format``, else the one the ``-o`` file's extension names, else ``table``."""
+    if fmt is not None:
+        return fmt
+    return _FORMAT_BY_SUFFIX.get(output.suffix.lower(), "table") if output else "table"

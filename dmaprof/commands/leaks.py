@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -17,6 +18,7 @@ from dmaprof.commands.common import (
     EPILOG,
     app_state,
     load_captures,
+    output_format,
     output_stream,
     serial_option,
     timeout_option,
@@ -25,7 +27,6 @@ from dmaprof.errors import BudgetBreachedError, DmaprofError
 
 VIEWS = ["process", "app", "cgroup", "exporter", "name", "buffer"]
 FORMATS = ["table", "json", "csv", "markdown"]
-_FORMAT_BY_SUFFIX = {".json": "json", ".csv": "csv", ".md": "markdown", ".txt": "table"}
 
 charge_option = click.option(
     "--charge",
@@ -62,32 +63,31 @@ root_option = click.option(
 )
 
 
-def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+Q = TypeVar("Q", int, float)
+
+
+def _parsed(param: click.Parameter, value: str | None, parse: Callable[..., Q]) -> Q | None:
+    """A duration or size option's value, parsed; a bad one is a usage error naming it."""
     if value is None:
         return None
-    from dmaprof.leaks.quantities import QuantityError, parse_duration
+    from dmaprof.leaks.quantities import QuantityError
 
     try:
-        return parse_duration(value, what=f"--{param.name}")
+        return parse(value, what=f"--{(param.name or '').replace('_', '-')}")
     except QuantityError as exc:
         raise click.BadParameter(exc.message) from None
+
+
+def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    from dmaprof.leaks.quantities import parse_duration
+
+    return _parsed(param, value, parse_duration)
 
 
 def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
-    if value is None:
-        return None
-    from dmaprof.leaks.quantities import QuantityError, parse_size
+    from dmaprof.leaks.quantities import parse_size
 
-    try:
-        return parse_size(value, what=f"--{(param.name or '').replace('_', '-')}")
-    except QuantityError as exc:
-        raise click.BadParameter(exc.message) from None
-
-
-def _format(fmt: str | None, output: Path | None) -> str:
-    if fmt is not None:
-        return fmt
-    return _FORMAT_BY_SUFFIX.get(output.suffix.lower(), "table") if output else "table"
+    return _parsed(param, value, parse_size)
 
 
 # --------------------------------------------------------------------------- diff
@@ -157,7 +157,7 @@ def diff(
     state = app_state()
     started = time.monotonic()
     checks = _checks(fail_on, warn_on, budgets)
-    fmt = _format(fmt, output)
+    fmt = output_format(fmt, output)
     captures = load_captures([before, after], "dmaprof.leaks.side", "dmaprof.leaks.diff")
     from dmaprof.leaks import ci
     from dmaprof.leaks.diff import diff_sides
@@ -331,7 +331,7 @@ def trend(
     from dmaprof.render import diff as render
 
     state = app_state()
-    fmt = _format(fmt, output)
+    fmt = output_format(fmt, output)
     policy = TrendPolicy(confidence=confidence, min_growth_bytes=min_growth)
     result = run_trend(directory, policy=policy, progress=state.progress, use_cache=not no_cache)
     doc = result.doc

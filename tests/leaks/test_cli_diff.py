@@ -187,3 +187,13 @@ def test_name_with_markup_is_escaped_in_markdown(captures: Captures, dmaprof: An
 
 def test_surface_name_constant() -> None:
     assert SURFACE.startswith("SurfaceView")
+
+
+def test_a_bad_duration_or_size_is_a_usage_error_naming_the_option(tmp_path: Path,
+                                                                    dmaprof: Any) -> None:
+    run = dmaprof("trend", tmp_path, "--min-growth", "1XB")
+    assert run.code == ExitCode.USAGE
+    assert "--min-growth: cannot read '1XB' as a size" in run.stderr
+    run = dmaprof("record", "--interval", "5q", tmp_path / "series")
+    assert run.code == ExitCode.USAGE
+    assert "--interval: cannot read '5q' as a duration" in run.stderr
