@@ -195,7 +195,7 @@ def test_a_process_missing_from_the_chosen_hierarchy_gets_its_own_best_line() ->
 
 def _v1_phone(v2_line: bool) -> Scene:
     def proc(pid: int, name: str, uid: int, fds: dict[int, int | str]) -> Proc:
-        v1 = [f"3:cpuset:/top-app", "2:cpu:/", f"1:cpuacct:/uid_{uid}/pid_{pid}"]
+        v1 = ["3:cpuset:/top-app", "2:cpu:/", f"1:cpuacct:/uid_{uid}/pid_{pid}"]
         return Proc(pid, name, uid=uid, cgroup="/" if v2_line else None, cgroup_v1=v1, fds=fds)
 
     return Scene(

@@ -76,7 +76,7 @@ def charged_shares(
             continue
         shared = split(sizes[ino], pids)
         out["shared"][ino] = shared
-        out["full"][ino] = {p: sizes[ino] for p in pids}
+        out["full"][ino] = dict.fromkeys(pids, sizes[ino])
         app_holders = [p for p in pids if p in apps]
         if app_holders and any(p in services for p in pids):
             client = dict.fromkeys(pids, 0)

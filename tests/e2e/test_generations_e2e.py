@@ -27,7 +27,7 @@ from dmaprof.capture import load_capture
 from dmaprof.render.report import render_csv
 from dmaprof.show import analyze_capture
 from tests.e2e.conftest import REPO, run_dmaprof
-from tests.e2e.generation_truth import CHARGES, expected_report
+from tests.e2e.generation_truth import CHARGES, expected_report, is_app
 from tests.emuphone.harness import AdbServer
 from tests.emuphone.minroot import build_base_root
 from tests.emuphone.scene import build_scene, kernel_variant, load_scene, remove_tree
@@ -124,15 +124,15 @@ def _check(report: dict[str, Any], want: dict[str, Any], charge: str) -> None:
     )
     assert got_buffers == want["buffers"]
     for section, key in (("exporters", "exporter"), ("names", "name")):
-        got = {r[key]: {k: r[k] for k in next(iter(want[section].values()))} for r in report[section]}
+        got = {
+            r[key]: {k: r[k] for k in next(iter(want[section].values()))} for r in report[section]
+        }
         assert got == want[section], section
     per = want["charges"][charge]
     # `name` in the expected file is for the reader (the report's is the 15-byte comm)
     fields = [k for k in next(iter(per["processes"].values())) if k != "name"]
     got_procs = {str(p["pid"]): {k: p[k] for k in fields} for p in report["processes"]}
-    assert got_procs == {
-        pid: {k: p[k] for k in fields} for pid, p in per["processes"].items()
-    }
+    assert got_procs == {pid: {k: p[k] for k in fields} for pid, p in per["processes"].items()}
     app_fields = ("rss_bytes", "pss_bytes", "pids")
     got_apps = {
         str(a["uid"]): {k: a[k] for k in app_fields} for a in report["apps"] if a["rss_bytes"]
@@ -212,7 +212,7 @@ def test_vendor_named_services_are_charged_nothing_for_app_buffers(
     analysis, report = analyze_capture(load_capture(path), charge="client")
     assert report["service_regex"] == DEFAULT_SERVICE_REGEX
     procs = analysis.processes.set_index("pid")
-    app_pids = {int(p) for p, uid in procs["uid"].items() if 10000 <= int(uid) % 100000}
+    app_pids = {int(p) for p, uid in procs["uid"].items() if is_app(int(uid))}
     holders = analysis.holdings.groupby("inode")["pid"].apply(set).to_dict()
     holdings = analysis.holdings.set_index(["pid", "inode"])
     services = set(analysis.usage.loc[analysis.usage["is_service"], "pid"].astype(int))
