@@ -87,8 +87,11 @@ def charged_shares(
     return out
 
 
-def expected_report(scene: Mapping[str, Any], *, inventory_names: bool) -> dict[str, Any]:
-    """``inventory_names``: the phone's buffer inventory prints names (bufinfo, BPF)."""
+def expected_report(
+    scene: Mapping[str, Any], *, inventory_names: bool, dma_heap: bool, ion_debugfs: bool
+) -> dict[str, Any]:
+    """``inventory_names``: the phone's buffer inventory prints names (bufinfo, BPF);
+    ``dma_heap``: it lists ``/dev/dma_heap``; ``ion_debugfs``: it has ION's debugfs heap."""
     buffers = {int(b["inode"]): b for b in scene["buffers"]}
     sizes = {i: int(b["size"]) for i, b in buffers.items()}
     procs = {int(p["pid"]): p for p in scene["processes"]}
@@ -154,6 +157,27 @@ def expected_report(scene: Mapping[str, Any], *, inventory_names: bool) -> dict[
                 g["kernel_only_bytes"] += sizes[i]
                 g["kernel_only_buffers"] += 1
         report[key] = groups
+
+    # heaps (§ heaps table): a dma-buf heap's buffers are those its name exported; ION
+    # exports everything as `ion`, so its debugfs heap `system` matches no exporter
+    heaps = []
+    if dma_heap:
+        for h in scene["heaps"]:
+            mine = [i for i, b in buffers.items() if b["exporter"] == h]
+            heaps.append(
+                {
+                    "heap": h,
+                    "source": "dma_heap",
+                    "buffers": len(mine),
+                    "bytes": sum(sizes[i] for i in mine),
+                }
+            )
+    if ion_debugfs:
+        heaps.append({"heap": "system", "source": "ion_debugfs", "buffers": 0, "bytes": 0})
+        report["ion_heap_total"] = sum(
+            sizes[i] for i, b in buffers.items() if b["exporter"] == "ion"
+        )
+    report["heaps"] = heaps
 
     nodes = sorted({a for c in cgroup.values() for a in ancestors(c)})
     report["charges"] = {}

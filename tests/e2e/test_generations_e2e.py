@@ -61,7 +61,12 @@ def scene_of(phone: str) -> dict[str, Any]:
 
 def truth(phone: str) -> dict[str, Any]:
     kv = kernel_variant(phone)
-    return expected_report(scene_of(phone), inventory_names=kv.debugfs or kv.bpf_iter)
+    return expected_report(
+        scene_of(phone),
+        inventory_names=kv.debugfs or kv.bpf_iter,
+        dma_heap=kv.dma_heap,
+        ion_debugfs=kv.ion and kv.debugfs,
+    )
 
 
 def expected_of(phone: str) -> dict[str, Any]:
@@ -128,6 +133,12 @@ def _check(report: dict[str, Any], want: dict[str, Any], charge: str) -> None:
             r[key]: {k: r[k] for k in next(iter(want[section].values()))} for r in report[section]
         }
         assert got == want[section], section
+    assert [{k: h[k] for k in ("heap", "source", "buffers", "bytes")} for h in report["heaps"]] == (
+        want["heaps"]
+    )
+    if "ion_heap_total" in want:
+        pools = {p["counter"]: p for p in report["pools"]}
+        assert pools["ion_heap_total:system"]["bytes"] == want["ion_heap_total"]
     per = want["charges"][charge]
     # `name` in the expected file is for the reader (the report's is the 15-byte comm)
     fields = [k for k in next(iter(per["processes"].values())) if k != "name"]

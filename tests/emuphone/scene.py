@@ -49,6 +49,12 @@ Scene schema (``"schema": "dmaprof.scene/1"``); every key not marked optional is
                                         (unshare(CLONE_FILES)); others share the leader's
     }]
     zygote_cmdline_len (optional)       default 96
+    variant, cgroup_tree (optional)     the generation phones' kernel (a name in
+                                        :data:`GENERATION_VARIANTS`) and the hierarchy of
+                                        their process tree (``cpuacct`` or ``v2``), read by
+                                        tests/e2e/generation_truth.py
+    processes[].service (optional)      true: a graphics/media service by docs/attribution.md
+                                        §6 (set by hand; the truth calculation's `client` charge)
     binder (optional): {                binder debug files, the kernel's 6.1 print format
         root (optional)                 "debugfs" (/sys/kernel/debug/binder, root only on a
                                         user build, default) or "binderfs"
@@ -811,6 +817,9 @@ def _build_buffer_inventories(
     if kv.ion:
         (dest / "dev").mkdir(exist_ok=True)
         _mkdev(dest / "dev" / "ion")
+        if kv.debugfs:
+            (debug / "ion" / "heaps").mkdir(parents=True, exist_ok=True)
+            _w(debug / "ion" / "heaps" / "system", ion_heap(scene), 0o444)
         if kv.release.startswith("5.4"):  # ACK android11-5.4 only
             ion_kb = sum(int(b["size"]) for b in buffers if b["exporter"] == "ion") // 1024
             (kernel / "ion").mkdir(exist_ok=True)
@@ -845,6 +854,30 @@ def bufinfo(
         out.append(f"Total {len(b.get('attached', []))} devices attached\n\n")
         total += size
     out.append(f"\nTotal {len(newest_first)} objects, {total} bytes\n")
+    return "".join(out)
+
+
+def ion_heap(scene: Mapping[str, Any]) -> str:
+    """debugfs ``ion/heaps/system`` as ``ion_debug_heap_show`` prints it (kernel-interfaces.md
+    §8) for the scene's ``ion`` buffers: one client row per process holding some by fd (its
+    comm, pid and their total size), then the totals; buffers no fd holds count as orphaned."""
+    ion = {int(b["inode"]): int(b["size"]) for b in scene["buffers"] if b["exporter"] == "ion"}
+    sep = "-" * 52 + "\n"
+    out = [f"{'client':>16} {'pid':>16} {'size':>16}\n", sep]
+    by_fd: set[int] = set()
+    for p in sorted(scene["processes"], key=lambda p: int(p["pid"])):
+        mine = {
+            int(f["buffer"]) for t in fd_tables(p) for f in t if int(f.get("buffer", -1)) in ion
+        }
+        by_fd |= mine
+        if mine:
+            out.append(f"{_comm(p):>16} {int(p['pid']):>16} {sum(ion[i] for i in mine):>16}\n")
+    orphaned = sum(size for i, size in ion.items() if i not in by_fd)
+    out += [sep, "orphaned allocations (info is from last known client):\n", sep]
+    out.append(f"{'total orphaned':>16} {orphaned:>16}\n")
+    out.append(f"{'total ':>16} {sum(ion.values()):>16}\n")
+    out.append(f"{'deferred free':>16} {0:>16}\n")
+    out.append(sep)
     return "".join(out)
 
 
