@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,42 @@ def test_the_expected_file_is_the_hand_calculation(phone: str) -> None:
     scene = scene_of(phone)
     assert scene["variant"] == phone
     assert expected_of(phone) == json.loads(json.dumps(truth(phone)))
+
+
+# Worked by hand from the scenes (FB = 10371072, CAM = 3121152):
+#   all buffers: 2 FB + 65536 + 2 CAM + 1572864 + 1048576 + 20480 + 2097152 + 4194304 + 131072
+#     + 622592 + 1048576 + 2097152 + 196608 + 1179648 + 2359296 = 43618304 (android11-5.4:
+#     + mms-blit 786432 = 44404736); kernel-only: binder-inflight + gpu-import = 3145728
+#   com.example.camera (uid 10201, two processes) holds SurfaceView-cam, cam-preview (CAM each),
+#     thumb-cache 1048576 (both processes), gralloc-handoff 1179648, cam-raw 2359296
+#     (+ mms-blit on android11): rss 10829824 (11616256);
+#     shared: CAM/3 + CAM/3 + 1048576 + 1179648/2 + 2359296/2 = 4898816 (+ 786432/2: 5292032);
+#     client: every one of them is shared with a service or only with itself: all its rss
+HAND = {
+    "android9-4.14": (43618304, 10829824, 4898816),
+    "android11-5.4": (44404736, 11616256, 5292032),
+    "android13-5.15": (43618304, 10829824, 4898816),
+    "android16-6.6": (43618304, 10829824, 4898816),
+}
+
+
+@pytest.mark.parametrize("phone", GENERATIONS)
+def test_the_expected_file_agrees_with_the_figures_worked_by_hand(phone: str) -> None:
+    want = expected_of(phone)
+    total, camera_rss, camera_shared = HAND[phone]
+    assert want["totals"]["bytes"] == total
+    assert want["totals"]["kernel_only_bytes"] == 3145728
+    assert want["totals"]["userspace_bytes"] == total - 3145728
+    for charge, charged in (
+        ("shared", camera_shared),
+        ("full", camera_rss),
+        ("client", camera_rss),
+    ):
+        app = want["charges"][charge]["apps"]["10201"]
+        assert (app["rss_bytes"], app["pss_bytes"]) == (camera_rss, charged), charge
+        tree = want["charges"][charge]["cgroups"]["/uid_10201"]
+        assert tree["pss_bytes_with_descendants"] == charged
+        assert tree["rss_bytes_with_descendants"] == camera_rss
 
 
 @pytest.fixture(scope="module", params=GENERATIONS)
@@ -208,7 +245,8 @@ def test_every_view_shows_the_hand_computed_figures(capture: tuple[str, Path], c
 
 def test_dmaprof_show_prints_the_same_report(capture: tuple[str, Path]) -> None:
     phone, path = capture
-    shown = run_dmaprof("show", path, "--format", "json", "--charge", "client", env={})
+    env = {"PATH": os.environ.get("PATH", "")}
+    shown = run_dmaprof("show", path, "--format", "json", "--charge", "client", env=env)
     assert shown.returncode == 0, shown.stderr.decode()
     _check(json.loads(shown.stdout), expected_of(phone), "client")
 
