@@ -444,8 +444,8 @@ def stat_backed_scene(scene: Mapping[str, Any], dest: Path) -> Scene:
     inode renumbered to that file's inode number (so fd links, ``stat -L``, maps and bufinfo
     all agree, as on a 5.3-5.13 kernel). Buffer names must be unique (one unnamed at most)."""
     names = [str(b["name"]) for b in scene["buffers"]]
-    if len(set(names)) != len(names):
-        raise ValueError("a stat-backed scene needs a distinct name per buffer")
+    if len(set(names)) != len(names) or any("/" in n for n in names):
+        raise ValueError("a stat-backed scene needs a distinct name without '/' per buffer")
     renumber: dict[int, int] = {}
     for b in scene["buffers"]:
         path = backing_file(dest, str(b["name"]))
