@@ -25,13 +25,9 @@ UID_PID_PATTERN = r"(?:^|/)uid_\d+/pid_\d+/?$"
 _PREFERRED_V1 = ("cpuacct", "memory")
 
 
-def hierarchy_label(hierarchy: int, controllers: str) -> str:
-    """``v2`` or ``v1:<controllers as printed>`` (``v1:cpuacct``, ``v1:name=systemd``)."""
-    return "v2" if hierarchy == 0 and controllers == "" else f"v1:{controllers}"
-
-
 def _ranked(lines: pd.DataFrame) -> pd.DataFrame:
-    """One row per (pid, hierarchy) with the sort keys of the rule, best first."""
+    """One row per (pid, hierarchy), labelled ``v2`` or ``v1:<controllers as printed>``
+    (``v1:cpuacct``, ``v1:name=systemd``), with the keys the rule sorts on."""
     v2 = (lines["hierarchy"].to_numpy() == 0) & (lines["controllers"].to_numpy() == "")
     path = lines["path"].astype(str)
     stripped = path.str.strip("/")
