@@ -249,6 +249,9 @@ def test_dmaprof_show_prints_the_same_report(capture: tuple[str, Path]) -> None:
     shown = run_dmaprof("show", path, "--format", "json", "--charge", "client", env=env)
     assert shown.returncode == 0, shown.stderr.decode()
     _check(json.loads(shown.stdout), expected_of(phone), "client")
+    table = run_dmaprof("show", path, "--by", "cgroup", env=env)
+    assert table.returncode == 0, table.stderr.decode()
+    assert f"hierarchy: {expected_of(phone)['cgroup_hierarchy']}" in table.stdout.decode()
 
 
 def test_vendor_named_services_are_charged_nothing_for_app_buffers(
