@@ -133,10 +133,35 @@ def capture(
         out = work / f"{phone_name}.dmaprof"
         result = run_dmaprof("snapshot", "-q", "-s", phone.serial, "-o", out, env=phone.env)
         assert result.returncode == 0, result.stderr.decode()
+        devices = run_dmaprof("devices", "--format", "json", env=phone.env)
+        assert devices.returncode == 0, devices.stderr.decode()
+        [device] = [d for d in json.loads(devices.stdout)["devices"] if d["serial"] == phone.serial]
+        SOURCES[phone_name] = device["sources"]
         yield phone_name, out
     finally:
         phone.stop()
         remove_tree(root)
+
+
+SOURCES: dict[str, dict[str, str]] = {}  # `dmaprof devices` of each phone, while it was up
+
+
+def test_devices_names_the_sources_of_each_kernel(capture: tuple[str, Path]) -> None:
+    phone, path = capture
+    kv = kernel_variant(phone)
+    yes = {True: "yes", False: "absent"}
+    assert {k: SOURCES[phone][k] for k in ("sysfs_buffers", "bpf_iter", "debugfs_bufinfo")} == {
+        "sysfs_buffers": yes[kv.sysfs_stats],
+        "bpf_iter": yes[kv.bpf_iter],
+        "debugfs_bufinfo": yes[kv.debugfs],
+    }
+    assert SOURCES[phone]["dma_heap"] == yes[kv.dma_heap]
+    assert SOURCES[phone]["ion"] == yes[kv.ion]
+    assert SOURCES[phone]["fdinfo"] == "yes"
+    capabilities = load_capture(path).meta["capabilities"]
+    assert capabilities["ion"] is kv.ion
+    assert capabilities["sysfs_buffers"] is kv.sysfs_stats
+    assert capabilities["bpf_iter"] is kv.bpf_iter
 
 
 def _report(path: Path, charge: str) -> dict[str, Any]:
