@@ -745,13 +745,17 @@ def comparability(d: DiffResult) -> str | None:
     n_unknown = _unknown_processes(d)
     readable = len(d.processes) - n_unknown
     if d.same_boot:
-        exact.append(f"{_count(readable, 'process')} readable on both sides (rss, buffers)")
+        exact.append(f"{_count(readable, 'process')} seen on both sides (rss, buffers)")
     if not (cb.holders_complete and ca.holders_complete):
         unknown.append("kernel-only and held-by-process figures")
         unknown.append(f"{_count(n_unknown, 'process')} unreadable on a side, with their apps "
                        "and cgroups, and pss shared with them")
     if d.unknown:
         unknown.append(", ".join(d.unknown))
+    if not (cb.cgroups and ca.cgroups):
+        unknown.append("cgroups")
+    if not (cb.uids and ca.uids):
+        unknown.append("apps")
     text = f"BEFORE was {_how(cb)} and AFTER {_how(ca)}: compared exactly: {'; '.join(exact)}"
     if unknown:
         text += f"; unknown (null, ?): {'; '.join(unknown)}"
