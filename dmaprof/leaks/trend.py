@@ -313,7 +313,8 @@ def estimate(points: pd.DataFrame, policy: TrendPolicy) -> list[dict[str, Any]]:
     # then the steepest slope
     order = {"leak": 0, "growing": 1, "shrinking": 2, "steady": 3, "too_few_samples": 4}
     out.sort(key=lambda r: (order[r["verdict"]], KIND_ORDER[r["kind"]],
-                            -abs(r["slope_bytes_per_min"]), -abs(r["delta_bytes"]), r["key"]))
+                            -abs(r["slope_bytes_per_min"]), -abs(r["delta_bytes"]),
+                            r.get("pid", 0), r["key"]))  # pids in numeric order
     return out
 
 
