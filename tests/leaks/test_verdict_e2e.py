@@ -99,6 +99,8 @@ def test_record_and_top_without_a_device(adb_server: AdbServer, tmp_path: Path) 
     top = run("top", "--count", "2", "--interval", "100ms", env=adb_server.env)
     assert top.returncode == ExitCode.NO_DEVICE, top.stderr
     assert "dmaprof: error:" in top.stderr
+    top = run("top", "-s", "nosuch:1", "--count", "2", env=adb_server.env)
+    assert top.returncode == ExitCode.NO_DEVICE, top.stderr
 
 
 @pytest.mark.parametrize(("how", "code"), [("unauthorized", ExitCode.UNAUTHORIZED),
