@@ -317,7 +317,7 @@ def _print_default_view(state: AppState, capture: Any) -> None:
 
 # --------------------------------------------------------------------------- show
 
-FORMATS = ["table", "json", "csv", "markdown", "dmabuf_dump"]
+FORMATS = ["table", "json", "csv", "markdown", "dmabuf_dump", "html"]
 
 
 @cli.command(epilog=EPILOG)
@@ -401,6 +401,10 @@ def _render_report(
 
     if fmt == "json":
         render.render_json(report, stream)
+    elif fmt == "html":
+        from dmaprof.render.html import show_html
+
+        stream.write(show_html(report))
     elif fmt == "csv":
         render.render_csv(report, by or "process", top, stream)
     elif fmt == "markdown":

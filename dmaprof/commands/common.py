@@ -76,7 +76,8 @@ def load_captures(paths: Sequence[Path], *modules: str) -> list[Capture]:
         return [job.result() for job in jobs]
 
 
-_FORMAT_BY_SUFFIX = {".json": "json", ".csv": "csv", ".md": "markdown", ".txt": "table"}
+_FORMAT_BY_SUFFIX = {".json": "json", ".csv": "csv", ".md": "markdown", ".txt": "table",
+                    ".html": "html", ".htm": "html"}
 
 
 def output_format(fmt: str | None, output: Path | None) -> str:
