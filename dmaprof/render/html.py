@@ -9,10 +9,18 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
 from dmaprof.render.htmlpage import Block, page
 from dmaprof.units import human_bytes
 
-MAX_LEAVES = 4000  # treemap buffer tiles; the rest are summed per process (render time)
+# treemap tiles drawn one by one (the rest are summed: "smaller buffers", "other
+# processes"), so that a 2,000-process capture still opens in a browser within 3 s
+MAX_LEAVES = 2000
+MAX_PROCESSES = 300
+MAX_NODES = 600  # tiles of the treemap; smaller ones are summed as "other" per branch
+MAX_FLOWS = 60  # Sankey links; the rest are summed as "other apps" per service
 TREND_SERIES = 8  # curves per chart, as the SVG plot
 
 Col = tuple[str, str, str]  # key, label, kind: bytes|delta|int|text|status|verdict|hidden
@@ -35,8 +43,8 @@ def _table(block_id: str, title: str, columns: Sequence[Col], rows: Iterable[dic
 
 
 def _cell(value: Any) -> Any:
-    if isinstance(value, list | tuple):
-        return [str(v) for v in value]
+    if isinstance(value, tuple):
+        return list(value)
     return value
 
 
@@ -74,13 +82,38 @@ class _Tree:
         if hover:
             self.extra[path[-1][0]] = hover
 
-    def nodes(self) -> list[tuple[str, str, str, int, str]]:
-        return [(i, self.label[i], self.parent[i], v,
-                 _size(v) + (" · " + self.extra[i] if i in self.extra else ""))
-                for i, v in self.value.items() if v > 0]
+    def nodes(self, limit: int = 0) -> list[tuple[str, str, str, int, str]]:
+        """The nodes, at most ``limit`` of the largest (0: all); what a kept branch loses
+        becomes its "other" tile, so every branch still sums to its figure."""
+        depth: dict[str, int] = {}
+        for i in self.value:  # parents are added before their children
+            depth[i] = depth[self.parent[i]] + 1 if self.parent[i] else 0
+        order = sorted((i for i, v in self.value.items() if v > 0),
+                       key=lambda i: (-self.value[i], depth[i]))
+        keep = order[:limit] if limit else order
+        kept = set(keep)
+        shown: dict[str, int] = defaultdict(int)
+        for i in keep:
+            if self.parent[i]:
+                shown[self.parent[i]] += self.value[i]
+        out = [(i, self.label[i], self.parent[i], self.value[i],
+                _size(self.value[i]) + (" · " + self.extra[i] if i in self.extra else ""))
+               for i in keep]
+        for parent, value in shown.items():
+            if parent in kept and value < self.value[parent]:
+                rest = self.value[parent] - value
+                out.append((f"{parent}/~other", "other", parent, rest, _size(rest)))
+        return out
 
 
 # --------------------------------------------------------------------------- show
+
+
+def _process_path(row: Any, apps: dict[Any, str]) -> list[tuple[str, str]]:
+    name = row.display_name if isinstance(row.display_name, str) else row.pname
+    return [(f"e/{row.exporter}", str(row.exporter)),
+            (f"e/{row.exporter}/{row.uid}", apps.get(row.uid, f"uid {row.uid}")),
+            (f"e/{row.exporter}/{row.uid}/{row.pid}", f"{name} ({row.pid})")]
 
 
 def _app_labels(report: dict[str, Any]) -> dict[Any, str]:
@@ -92,17 +125,32 @@ def _app_labels(report: dict[str, Any]) -> dict[Any, str]:
     return out
 
 
-def _holder_weights(report: dict[str, Any]) -> dict[int, list[tuple[dict[str, Any], float]]]:
-    """Each process's buffers with the weight its charge policy gives them (full: the
-    size; otherwise the size split among holders, as pss)."""
+def _holder_shares(report: dict[str, Any]) -> pd.DataFrame:
+    """One row per (buffer, readable holder): the part of the holder's charged bytes
+    that buffer stands for. Buffers are weighted as the charge policy weighs them (full:
+    the size; otherwise the size split among holders, as pss), then scaled so that each
+    process's tiles add up to its own charged figure from the report."""
+    bufs = pd.DataFrame(report.get("buffers") or [],
+                        columns=["inode", "size_bytes", "exporter", "name", "holders"])
+    procs = pd.DataFrame(report.get("processes") or [],
+                         columns=["pid", "uid", "name", "display_name", "charged_bytes"])
+    procs = procs[procs["charged_bytes"].notna() & (procs["charged_bytes"] > 0)]
+    bufs = bufs.assign(n=bufs["holders"].map(len))
+    pairs = bufs[bufs["n"] > 0].explode("holders").rename(columns={"holders": "pid"})
+    pairs = pairs.astype({"pid": np.int64, "size_bytes": np.float64})
     full = report.get("charge") == "full"
-    per_pid: dict[int, list[tuple[dict[str, Any], float]]] = defaultdict(list)
-    for buf in report.get("buffers") or []:
-        holders = buf.get("holders") or []
-        size = buf.get("size_bytes") or 0
-        for pid in holders:
-            per_pid[pid].append((buf, float(size) if full else size / len(holders)))
-    return per_pid
+    pairs["w"] = pairs["size_bytes"] if full else pairs["size_bytes"] / pairs["n"]
+    pairs = pairs.merge(procs.rename(columns={"name": "pname"}), on="pid", how="inner")
+    if pairs.empty:
+        return pairs.assign(share=np.zeros(0, dtype=np.int64))
+    total = pairs.groupby("pid")["w"].transform("sum")
+    share = np.rint(pairs["charged_bytes"] * pairs["w"] / total).astype(np.int64)
+    # rounding: the residue goes to each process's last tile, so the tiles sum exactly
+    pairs["share"] = share
+    residue = pairs["charged_bytes"].astype(np.int64) - pairs.groupby("pid")["share"].transform("sum")
+    last = ~pairs["pid"].duplicated(keep="last")
+    pairs.loc[last, "share"] += residue[last]
+    return pairs.sort_values("share", ascending=False, kind="stable")
 
 
 def show_treemap(report: dict[str, Any]) -> Block:
@@ -110,38 +158,31 @@ def show_treemap(report: dict[str, Any]) -> Block:
     bytes; kernel-only buffers in a branch of their own; processes whose charge is unknown
     are left out (said in the caption), not drawn as empty tiles."""
     apps = _app_labels(report)
-    weights = _holder_weights(report)
-    leaves: list[tuple[int, str, str, str, str, str, dict[str, Any]]] = []
-    unknown = 0
-    for proc in report.get("processes") or []:
-        charged, pid = proc.get("charged_bytes"), proc.get("pid")
-        if charged is None:
-            unknown += 1
-            continue
-        mine = weights.get(pid, [])
-        total = sum(w for _, w in mine)
-        if not charged or not total:
-            continue
-        shares = [int(round(charged * w / total)) for _, w in mine]
-        shares[-1] += int(charged) - sum(shares)  # rounding: the tiles sum to the figure
-        uid = proc.get("uid")
-        name = f"{proc.get('display_name') or proc.get('name')} ({pid})"
-        for (buf, _), share in zip(mine, shares, strict=True):
-            leaves.append((share, buf.get("exporter") or "<unknown>", apps.get(uid, f"uid {uid}"),
-                           str(uid), str(pid), name, buf))
-    leaves.sort(key=lambda leaf: -leaf[0])
+    unknown = sum(p.get("charged_bytes") is None for p in report.get("processes") or [])
+    pairs = _holder_shares(report)
+    pairs["exporter"] = pairs["exporter"].fillna("<unknown>")
+    by_pid = pairs.groupby("pid")["share"].sum().sort_values(ascending=False, kind="stable")
+    top = pairs["pid"].isin(by_pid.index[:MAX_PROCESSES])
     tree = _Tree()
-    for i, (share, exporter, app, uid, pid, name, buf) in enumerate(leaves):
-        path = [(f"e/{exporter}", exporter), (f"e/{exporter}/{uid}", app),
-                (f"e/{exporter}/{uid}/{pid}", name)]
-        if i < MAX_LEAVES:
-            label = f"{buf.get('name') or 'inode'} #{buf.get('inode')}"
-            path.append((f"{path[-1][0]}/{buf.get('inode')}", label))
-            tree.add(path, share, f"{_size(buf.get('size_bytes'))} buffer, held by "
-                     f"{len(buf.get('holders') or [])} process(es)")
-        else:
-            path.append((f"{path[-1][0]}/more", "smaller buffers"))
-            tree.add(path, share)
+    others = pairs[~top].groupby(["exporter", "uid"], sort=False)["share"].sum()
+    for (exporter, uid), value in others.items():
+        tree.add([(f"e/{exporter}", exporter), (f"e/{exporter}/{uid}", apps.get(uid, f"uid {uid}")),
+                  (f"e/{exporter}/{uid}/others", "other processes")], int(value))
+    shown = pairs[top]
+    drawn = shown.iloc[:MAX_LEAVES]
+    for row in drawn.itertuples(index=False):
+        tree.add([*_process_path(row, apps),
+                  (f"e/{row.exporter}/{row.uid}/{row.pid}/{row.inode}",
+                   f"{row.name if isinstance(row.name, str) else 'inode'} #{row.inode}")],
+                 int(row.share), f"{_size(int(row.size_bytes))} buffer, held by {row.n} "
+                 "process(es)")
+    rest = shown.iloc[MAX_LEAVES:].groupby(["exporter", "uid", "pid"], sort=False).agg(
+        share=("share", "sum"), display_name=("display_name", "first"), pname=("pname", "first"))
+    for row in rest.reset_index().itertuples(index=False):
+        tree.add([*_process_path(row, apps),
+                  (f"e/{row.exporter}/{row.uid}/{row.pid}/more", "smaller buffers")],
+                 int(row.share))
+    leaves_total = int(pairs["share"].sum())
     for buf in report.get("kernel_only") or []:
         exporter = buf.get("exporter") or "<unknown>"
         tree.add([("kernel", "kernel-only (no process holds it)"),
@@ -151,19 +192,19 @@ def show_treemap(report: dict[str, Any]) -> Block:
                  int(buf.get("size_bytes") or 0))
     totals = report.get("totals") or {}
     if totals.get("kernel_only_bytes") is None and totals.get("bytes") is not None:
-        rest = int(totals["bytes"]) - sum(leaf[0] for leaf in leaves)
-        if rest > 0:  # known to exist, holders not known: its own labelled tile
-            tree.add([("unattributed", "holders unknown (unreadable processes)")], rest,
+        unseen = int(totals["bytes"]) - leaves_total
+        if unseen > 0:  # known to exist, holders not known: its own labelled tile
+            tree.add([("unattributed", "holders unknown (unreadable processes)")], unseen,
                      "inventory bytes no readable process accounts for")
     caption = (f"Sized by the '{report.get('charge')}' charge policy's figure. "
                "Click a tile to zoom in, the top bar to zoom out.")
     if unknown:
         caption += f" {unknown} processes could not be read: their charge is unknown and " \
                    "they have no tiles."
-    if len(leaves) > MAX_LEAVES:
-        caption += f" The {len(leaves) - MAX_LEAVES} smallest buffer tiles are summed per " \
-                   "process as 'smaller buffers'."
-    return _treemap("treemap", "Who holds the DMA-BUF memory", tree.nodes(), caption)
+    if len(by_pid) > MAX_PROCESSES or len(tree.value) > MAX_NODES:
+        caption += f" The {MAX_NODES} largest tiles are drawn; smaller processes and buffers " \
+                   "are summed as 'other' (every one is in the tables below)."
+    return _treemap("treemap", "Who holds the DMA-BUF memory", tree.nodes(MAX_NODES), caption)
 
 
 def sharing(report: dict[str, Any]) -> tuple[Block | None, Block]:
@@ -189,21 +230,31 @@ def sharing(report: dict[str, Any]) -> tuple[Block | None, Block]:
                    rows, caption="Each buffer counts once for every service-app pair holding it.")
     if not rows:
         return None, table
-    left = sorted({r["service"] for r in rows})
-    right = sorted({r["app"] for r in rows})
+    flows = rows[:MAX_FLOWS]
+    rest: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for r in rows[MAX_FLOWS:]:
+        rest[r["service"]][0] += r["buffers"]
+        rest[r["service"]][1] += r["bytes"]
+    flows += [{"service": s, "app": "other apps", "buffers": n, "bytes": b}
+              for s, (n, b) in rest.items()]
+    left = sorted({r["service"] for r in flows})
+    right = sorted({r["app"] for r in flows})
     index = {**{n: i for i, n in enumerate(left)}, **{n: len(left) + i for i, n in enumerate(right)}}
     trace = {"type": "sankey", "arrangement": "snap",
              "node": {"label": [*left, *right], "pad": 12,
                       "customdata": [*(["service"] * len(left)), *(["app"] * len(right))],
                       "hovertemplate": "%{label} (%{customdata})<extra></extra>"},
-             "link": {"source": [index[r["service"]] for r in rows],
-                      "target": [len(left) + right.index(r["app"]) for r in rows],
-                      "value": [r["bytes"] for r in rows],
-                      "customdata": [f"{r['buffers']} buffers, {_size(r['bytes'])}" for r in rows],
+             "link": {"source": [index[r["service"]] for r in flows],
+                      "target": [len(left) + right.index(r["app"]) for r in flows],
+                      "value": [r["bytes"] for r in flows],
+                      "customdata": [f"{r['buffers']} buffers, {_size(r['bytes'])}"
+                                     for r in flows],
                       "hovertemplate": "%{source.label} → %{target.label}<br>%{customdata}"
                                        "<extra></extra>"}}
     chart = {"type": "chart", "id": "sankey", "title": "Sharing: graphics/media services → apps",
-             "caption": "Width: bytes of the buffers a service and an app both hold.",
+             "caption": "Width: bytes of the buffers a service and an app both hold"
+                        + (f"; beyond the {MAX_FLOWS} widest flows, apps are summed as "
+                           "'other apps'." if len(rows) > MAX_FLOWS else "."),
              "traces": [trace], "layout": {"height": max(360, 28 * max(len(left), len(right)))}}
     return chart, table
 
@@ -258,9 +309,7 @@ def show_html(report: dict[str, Any]) -> str:
     procs = [{**p, "app": apps.get(p.get("uid"))} for p in report.get("processes") or []]
     names = {p.get("pid"): f"{p.get('display_name') or p.get('name')} ({p.get('pid')})"
              for p in procs}
-    buffers = [{**b, "holder_names": [names.get(h, str(h)) for h in b.get("holders") or []],
-                "holder_pids": b.get("holders") or []}
-               for b in report.get("buffers") or []]
+    buffers = report.get("buffers") or []
     sankey, share_table = sharing(report)
     blocks: list[Block] = [show_treemap(report)]
     if sankey:
@@ -269,13 +318,12 @@ def show_html(report: dict[str, Any]) -> str:
         share_table,
         _table("processes", "Processes", PROCESS_COLS, procs,
                caption="Click a process to list its buffers and their co-holders.",
-               select={"table": "buffers", "from": 0, "to": 8, "what": "pid", "label": 1}),
+               select={"table": "buffers", "from": 0, "to": 4, "what": "pid", "label": 1}),
         _table("buffers", "Buffers",
                [("inode", "inode", "int"), ("name", "name", "text"),
                 ("exporter", "exporter", "text"), ("size_bytes", "size", "bytes"),
-                ("holder_names", "holders", "text"), ("kernel_only", "kernel-only", "text"),
-                ("count", "refs", "int"), ("sources", "seen in", "text"),
-                ("holder_pids", "holder pids", "hidden")], buffers),
+                ("holders", "holders", "pids"), ("kernel_only", "kernel-only", "text"),
+                ("count", "refs", "int"), ("sources", "seen in", "text")], buffers),
         _table("apps", "Apps", [
             ("uid", "uid", "int"), ("label", "app", "text"), ("packages", "packages", "text"),
             ("charged_bytes", "charged", "bytes"), ("rss_bytes", "rss", "bytes"),
@@ -293,7 +341,8 @@ def show_html(report: dict[str, Any]) -> str:
             ("processes_with_descendants", "processes", "int")], report.get("cgroups") or []),
     ]
     model = (report.get("device") or {}).get("model") or "capture"
-    return page(f"dmaprof report: {model}", _header_show(report), _notes_show(report), blocks)
+    return page(f"dmaprof report: {model}", _header_show(report), _notes_show(report), blocks,
+                names=names)
 
 
 # --------------------------------------------------------------------------- diff
@@ -339,7 +388,7 @@ def diff_html(doc: dict[str, Any]) -> str:
     notes = [*map(str, doc.get("unknown_reasons") or []), *map(str, doc.get("warnings") or [])]
     buffer_cols: list[Col] = [("inode", "inode", "int"), ("name", "name", "text"),
                               ("exporter", "exporter", "text"), ("size_bytes", "size", "bytes"),
-                              ("holders", "holder pids", "text"),
+                              ("holders", "holders", "pids"),
                               ("kernel_only", "kernel-only", "text")]
     delta_cols: list[Col] = [("delta_pss_bytes", "Δ charged", "delta"),
                              ("delta_rss_bytes", "Δ rss", "delta"),
@@ -375,7 +424,8 @@ def diff_html(doc: dict[str, Any]) -> str:
             ("delta_rss_bytes_with_descendants", "Δ rss with descendants", "delta")],
             doc.get("cgroups") or []),
     ]
-    return page("dmaprof diff", header, notes, blocks)
+    names = {p.get("pid"): f"{p.get('name')} ({p.get('pid')})" for p in doc.get("processes") or []}
+    return page("dmaprof diff", header, notes, blocks, names=names)
 
 
 # --------------------------------------------------------------------------- trend

@@ -34,11 +34,13 @@ def _script_json(data: Any) -> str:
 
 
 def page(title: str, header: list[tuple[str, str | None]], notes: list[str],
-         blocks: list[Block]) -> str:
+         blocks: list[Block], names: dict[Any, str] | None = None) -> str:
     """The whole page. ``header`` holds (label, value) pairs (None: unknown), ``blocks`` the
     charts ({"type": "chart", "traces": plotly traces, ...}) and tables ({"type": "table",
-    "columns": [...], "rows": [[...]]}) in page order."""
-    data = {"title": title, "header": header, "notes": notes, "blocks": blocks}
+    "columns": [...], "rows": [[...]]}) in page order; ``names`` names the pids of
+    "pids" columns (holders)."""
+    data = {"title": title, "header": header, "notes": notes, "blocks": blocks,
+            "names": {str(k): v for k, v in (names or {}).items()}}
     escaped = title.replace("&", "&amp;").replace("<", "&lt;")
     return "".join([
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n",

@@ -28,6 +28,8 @@
       td.title = String(value) + " bytes";
     } else if (kind === "int") {
       td.className = "num"; td.textContent = String(value);
+    } else if (kind === "pids") {
+      td.textContent = value.map(p => D.names[p] || String(p)).join(", ");
     } else if (Array.isArray(value)) {
       td.textContent = value.join(", ");
     } else {
@@ -96,8 +98,10 @@
     thead.appendChild(tr); t.appendChild(thead);
     const tbody = el("tbody"); t.appendChild(tbody);
     wrap.appendChild(t); s.appendChild(wrap); main.appendChild(s);
-    const text = spec.rows.map(r => r.map(v => v === null ? "unknown" : String(v)).join(" ")
-                                      .toLowerCase());
+    const kinds = spec.columns.map(c => c.kind);
+    const text = spec.rows.map(r => r.map((v, c) => v === null ? "unknown" :
+      kinds[c] === "pids" ? v.map(p => D.names[p] || p).join(" ") : String(v)).join(" ")
+      .toLowerCase());
     const state = { order: spec.rows.map((_, i) => i), key: null, dir: 1, pin: null };
     function sortBy(i) {
       state.dir = state.key === i ? -state.dir : (spec.columns[i].kind === "text" ? 1 : -1);
@@ -174,9 +178,11 @@
     const main = el("main");
     document.body.appendChild(main);
     notes(main);
+    const timing = window.DMAPROF_TIMING = [["start", performance.now()]];
     for (const block of D.blocks) {
       if (block.type === "chart") chart(main, block);
       else table(main, block);
+      timing.push([block.id, performance.now()]);
     }
     // trend: a row of the series table shows its curve alone in its chart
     window.DMAPROF_isolate = function (key, reset) {
