@@ -25,8 +25,16 @@ MiB = 1024 * 1024
 PIXEL = REPO / "fixtures/captures/pixel-like.dmaprof"
 SHELL = REPO / "fixtures/captures/pixel-like-shell.dmaprof"
 CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +45,12 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
     with sync_playwright() as pw:
         context = pw.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=CHROMIUM,
-            headless=True, args=FLAGS, viewport={"width": 1280, "height": 900})
+            str(tmp_path_factory.mktemp("chromium-profile")),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=FLAGS,
+            viewport={"width": 1280, "height": 900},
+        )
         yield context
         context.close()
 
@@ -90,17 +102,19 @@ def png_is_not_blank(png: bytes) -> bool:
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     data, pos = b"", 8
     while pos < len(png):
-        length, kind = struct.unpack(">I4s", png[pos:pos + 8])
+        length, kind = struct.unpack(">I4s", png[pos : pos + 8])
         if kind == b"IDAT":
-            data += png[pos + 8:pos + 8 + length]
+            data += png[pos + 8 : pos + 8 + length]
         pos += 12 + length
     pixels = zlib.decompress(data)
-    return len(set(pixels[i:i + 3] for i in range(0, len(pixels) - 3, 997))) > 20
+    return len({pixels[i : i + 3] for i in range(0, len(pixels) - 3, 997)}) > 20
 
 
 def treemap(opened: Opened) -> dict[str, tuple[str, str, int]]:
-    trace = opened.js("(() => { const t = document.getElementById('treemap').data[0];"
-                      " return [t.ids, t.labels, t.parents, t.values]; })()")
+    trace = opened.js(
+        "(() => { const t = document.getElementById('treemap').data[0];"
+        " return [t.ids, t.labels, t.parents, t.values]; })()"
+    )
     return {i: (label, parent, value) for i, label, parent, value in zip(*trace, strict=True)}
 
 
@@ -114,18 +128,25 @@ def test_show_report_of_the_bundled_capture(tmp_path: Path, dmaprof: Any, open_p
     # all inline: nothing to fetch (plotly.js names CDNs in code it never runs here)
     assert page.js("document.querySelectorAll('script[src], link, iframe, img[src]').length") == 0
     assert "default-src 'none'" in page.js(
-        "document.querySelector('meta[http-equiv=Content-Security-Policy]').content")
+        "document.querySelector('meta[http-equiv=Content-Security-Policy]').content"
+    )
     # the top of the treemap: exporters (held by processes) and the kernel-only branch add
     # up to all buffers; each process's tiles to its charged bytes
     nodes = treemap(page)
     roots = {i: v for i, (_, parent, v) in nodes.items() if parent == ""}
     totals = report["totals"]
     assert roots["kernel"] == totals["kernel_only_bytes"] == 3670016
-    assert sum(roots.values()) == totals["charged_bytes"] + totals["kernel_only_bytes"] \
+    assert (
+        sum(roots.values())
+        == totals["charged_bytes"] + totals["kernel_only_bytes"]
         == totals["bytes"]
+    )
     for proc in report["processes"]:
-        drawn = sum(v for i, (_, _, v) in nodes.items()
-                    if i.count("/") == 3 and i.endswith(f"/{proc['pid']}"))
+        drawn = sum(
+            v
+            for i, (_, _, v) in nodes.items()
+            if i.count("/") == 3 and i.endswith(f"/{proc['pid']}")
+        )
         assert drawn == proc["charged_bytes"], proc["name"]
     # the tables hold the report's rows and exact figures
     procs = page.rows("processes")
@@ -152,8 +173,7 @@ def test_show_report_of_the_bundled_capture(tmp_path: Path, dmaprof: Any, open_p
     assert png_is_not_blank(shot)
 
 
-def test_unknown_figures_are_marked_not_drawn(tmp_path: Path, dmaprof: Any, open_page: Any
-                                             ) -> None:
+def test_unknown_figures_are_marked_not_drawn(tmp_path: Path, dmaprof: Any, open_page: Any) -> None:
     """The shell-user capture: 11 processes unreadable."""
     out = tmp_path / "shell.html"
     assert dmaprof("show", SHELL, "--format", "html", "-o", out).code == 0
@@ -171,8 +191,9 @@ def test_unknown_figures_are_marked_not_drawn(tmp_path: Path, dmaprof: Any, open
     assert "11 processes could not be read" in page.js("document.body.textContent")
 
 
-def test_diff_report_shows_growth_first(tmp_path: Path, captures: Captures, dmaprof: Any,
-                                        open_page: Any) -> None:
+def test_diff_report_shows_growth_first(
+    tmp_path: Path, captures: Captures, dmaprof: Any, open_page: Any
+) -> None:
     pair = captures.pair("html-leak", lambda s: P.leak(s, 3100, 4, MiB, "SurfaceView - leak"))
     out = tmp_path / "diff.html"
     assert dmaprof("diff", pair.before, pair.after, "-o", out).code == 0
@@ -182,8 +203,9 @@ def test_diff_report_shows_growth_first(tmp_path: Path, captures: Captures, dmap
     assert first == "section-suspects"
     assert page.rows("suspects")[0][0] == doc["suspects"][0]["reason"]
     nodes = treemap(page)
-    grown = {p["pid"]: p["delta_pss_bytes"] for p in doc["processes"]
-             if (p["delta_pss_bytes"] or 0) > 0}
+    grown = {
+        p["pid"]: p["delta_pss_bytes"] for p in doc["processes"] if (p["delta_pss_bytes"] or 0) > 0
+    }
     assert grown[3100] == 4 * MiB
     for pid, delta in grown.items():
         assert sum(v for i, (_, _, v) in nodes.items() if f"/{pid}/" in i) == delta
@@ -192,12 +214,17 @@ def test_diff_report_shows_growth_first(tmp_path: Path, captures: Captures, dmap
     assert len(page.rows("new")) == 4
 
 
-def test_trend_report_links_table_and_curves(tmp_path: Path, captures: Captures, dmaprof: Any,
-                                            open_page: Any) -> None:
+def test_trend_report_links_table_and_curves(
+    tmp_path: Path, captures: Captures, dmaprof: Any, open_page: Any
+) -> None:
     scene = P.pixel()
-    record_series(tmp_path / "t", RecordPlan(60.0, count=4, retries=0), Sampler(scene),
-                  clock=FakeClock(),
-                  after_slot=lambda i: P.leak(scene, 3100, 1, MiB, "SurfaceView - leak"))
+    record_series(
+        tmp_path / "t",
+        RecordPlan(60.0, count=4, retries=0),
+        Sampler(scene),
+        clock=FakeClock(),
+        after_slot=lambda i: P.leak(scene, 3100, 1, MiB, "SurfaceView - leak"),
+    )
     out = tmp_path / "trend.html"
     run = dmaprof("trend", tmp_path / "t", "--format", "json", "--plot", out)
     assert run.code == 0, run.stderr
@@ -205,13 +232,17 @@ def test_trend_report_links_table_and_curves(tmp_path: Path, captures: Captures,
     page = open_page(out)
     assert page.js("document.querySelector('main section:not(#notes)').id") == "section-leaks"
     assert [r[0] for r in page.rows("leaks")] == [s["label"] for s in doc["leaks"]]
-    curve = page.js("document.getElementById('chart-process').data"
-                    ".find(t => t.meta === 'process:' + "
-                    f"{json.dumps(doc['leaks'][0]['key'])} || t.name.includes('(3100)')).y")
+    curve = page.js(
+        "document.getElementById('chart-process').data"
+        ".find(t => t.meta === 'process:' + "
+        f"{json.dumps(doc['leaks'][0]['key'])} || t.name.includes('(3100)')).y"
+    )
     assert curve[-1] - curve[0] == 3 * MiB
     # zoom: a range slider; the table's row shows that curve alone
     assert page.js("!!document.querySelector('#chart-process .rangeslider-container')")
     page.page.click("#series tbody tr:has(td:text-is('com.example.camera (3100)'))")
-    visible = page.js("document.getElementById('chart-process').data"
-                      ".filter(t => t.visible !== 'legendonly').map(t => t.name)")
+    visible = page.js(
+        "document.getElementById('chart-process').data"
+        ".filter(t => t.visible !== 'legendonly').map(t => t.name)"
+    )
     assert visible == ["com.example.camera (3100)"]
