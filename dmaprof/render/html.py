@@ -222,6 +222,7 @@ def show_treemap(report: dict[str, Any]) -> Block:
         )
     shown = pairs[top]
     drawn = shown.iloc[:MAX_LEAVES]
+    row: Any  # a namedtuple of the frame's columns
     for row in drawn.itertuples(index=False):
         tree.add(
             [
@@ -232,8 +233,7 @@ def show_treemap(report: dict[str, Any]) -> Block:
                 ),
             ],
             int(row.share),
-            f"{_size(int(row.size_bytes))} buffer, held by {row.n} "  # type: ignore[arg-type]
-            "process(es)",
+            f"{_size(int(row.size_bytes))} buffer, held by {row.n} process(es)",
         )
     rest = (
         shown.iloc[MAX_LEAVES:]
@@ -249,7 +249,7 @@ def show_treemap(report: dict[str, Any]) -> Block:
                 (f"e/{row.exporter}/{row.uid}/{row.pid}/more", "smaller buffers"),
             ],
             int(row.share),
-        )  # type: ignore[arg-type]
+        )
     leaves_total = int(pairs["share"].sum())
     for buf in report.get("kernel_only") or []:
         exporter = buf.get("exporter") or "<unknown>"
