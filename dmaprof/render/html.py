@@ -38,8 +38,16 @@ def _table(
     caption: str | None = None,
     select: dict[str, Any] | None = None,
 ) -> Block:
+    rows = list(rows)
+    present = {k for row in rows for k in row}
+    # a key the document lacks (an older schema) is "absent", not a column of unknowns
     cols = [
-        {"key": k, "label": label, "kind": kind, "hidden": kind == "hidden"}
+        {
+            "key": k,
+            "label": label,
+            "kind": kind if not rows or k in present else "absent",
+            "hidden": kind == "hidden",
+        }
         for k, label, kind in columns
     ]
     data = [[_cell(row.get(k)) for k, _, _ in columns] for row in rows]
@@ -503,8 +511,9 @@ def show_html(report: dict[str, Any]) -> str:
             "Cgroups",
             [
                 ("path", "cgroup", "text"),
-                ("charged_bytes", "charged", "bytes"),
-                ("charged_bytes_with_descendants", "with descendants", "bytes"),
+                # a cgroup's pss_bytes is its charged figure (dmaprof.report/1)
+                ("pss_bytes", "charged", "bytes"),
+                ("pss_bytes_with_descendants", "charged with descendants", "bytes"),
                 ("rss_bytes_with_descendants", "rss with descendants", "bytes"),
                 ("processes_with_descendants", "processes", "int"),
             ],

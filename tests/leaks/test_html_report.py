@@ -86,6 +86,10 @@ def open_page(browser: Any) -> Iterator[Any]:
         page.on("request", lambda r: opened.requests.append(r.url))
         page.goto(path.as_uri())
         page.wait_for_selector("body[data-ready='1']", timeout=60_000)
+        # every column is a key of the document it shows
+        absent = page.evaluate("""DMAPROF.blocks.filter(b => b.type === 'table').flatMap(
+            b => b.columns.filter(c => c.kind === 'absent').map(c => b.id + '.' + c.key))""")
+        assert absent == []
         pages.append(opened)
         return opened
 

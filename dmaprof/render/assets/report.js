@@ -20,7 +20,10 @@
   function cell(value, kind) {
     const td = el("td");
     if (value === null || value === undefined) {
-      td.className = "unknown"; td.textContent = "unknown"; return td;
+      // a missing figure is unknown; a missing text (an unnamed buffer) is just empty
+      if (kind === "absent") td.title = "not in this document";
+      else if (kind !== "text") { td.className = "unknown"; td.textContent = "unknown"; }
+      return td;
     }
     if (kind === "bytes" || kind === "delta") {
       td.className = "num";
