@@ -383,8 +383,9 @@ def trend(
             console = state.out if stream is sys.stdout else state.file_console(stream)
             render.render_trend_table(doc, by, top, console)
     if plot is not None and plot.suffix.lower() in (".html", ".htm"):
+        text = trend_page(result)  # the report frame, with zoom and the linked table
         with output_stream(plot) as stream:
-            stream.write(trend_page(result))  # the report frame, with zoom and the table
+            stream.write(text)
     elif plot is not None:
         write_plot(result, plot)
         state.note(f"wrote {plot}")

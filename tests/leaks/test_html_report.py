@@ -250,3 +250,19 @@ def test_trend_report_links_table_and_curves(
         ".filter(t => t.visible !== 'legendonly').map(t => t.name)"
     )
     assert visible == ["com.example.camera (3100)"]
+
+
+def test_without_plotly_one_line_and_no_file(
+    tmp_path: Path, dmaprof: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "plotly" else real(name, *a)
+    )
+    out = tmp_path / "r.html"
+    run = dmaprof("show", PIXEL, "-o", out)
+    assert (run.code, run.stdout) == (1, "")
+    assert run.stderr == "dmaprof: error: HTML reports need plotly: pip install 'dmaprof[html]'\n"
+    assert not out.exists()
