@@ -542,7 +542,12 @@ def test_process_vanishing_between_glob_and_read(private_root: Callable[..., Pat
     root = private_root()
     stat = root / "system/bin/stat"
     stat.unlink()
-    stat.write_text('#!/system/bin/sh\nrm -rf /proc/3300 /proc/3160/fd/30\nexec toybox stat "$@"\n')
+    # only the stat whose arguments hold 3300's fds (the fd workers run in parallel: another
+    # worker's stat may run before this one's globs are expanded)
+    stat.write_text(
+        '#!/system/bin/sh\ncase " $* " in *" /proc/3300/fd/"*) rm -rf /proc/3300 /proc/3160/fd/30 ;;'
+        '\nesac\nexec toybox stat "$@"\n'
+    )
     stat.chmod(0o755)
     _, dump, _ = collect(root, 0, check_writes=False)  # the fake stat deletes on purpose
     errs = dump.errors("fdlinks")
@@ -560,11 +565,14 @@ def test_process_vanishing_between_walk_and_stat(private_root: Callable[..., Pat
     """The fd globs are expanded again for stat: a process gone by then is reported once as
     ENOENT on its fd dir (no literal glob reaches stat), a closed fd just disappears."""
     root = private_root()
-    marker = "sec fdlinks stat\n"
+    marker = "\tfd_links\n\tw_links_rc=$RC\n"  # in fd_worker, after its walk
 
     def vanish(text: str) -> str:
         assert marker in text
-        return text.replace(marker, "rm -rf /proc/3300 /proc/3160/fd/30\n" + marker, 1)
+        # in the worker whose processes these are (even pids: worker a), so that no other
+        # worker's walk runs after the removal
+        rm = "\tcase $FD_OUT in */dp.a) rm -rf /proc/3300 /proc/3160/fd/30 ;; esac\n"
+        return text.replace(marker, rm + marker, 1)
 
     _, dump, _ = collect(root, 0, check_writes=False, patch=vanish)
     assert dump.errors("fdlinks") == {"/proc/3300/fd": ENOENT}
