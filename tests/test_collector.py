@@ -273,7 +273,9 @@ def scene_pids(scene: S.Scene) -> dict[int, dict[str, object]]:
 # ---------------------------------------------------------------------------- the checks
 
 
-def check_against_root(d: Dump, root: Path, uid: int, variant: str) -> None:
+def check_against_root(
+    d: Dump, root: Path, uid: int, variant: str, workdir_prefix: str = "/data/local/tmp/dp-"
+) -> None:
     scene = S.load_scene(PIXEL)
     kv = S.VARIANTS[variant]
     pids = scene_pids(scene)
@@ -283,7 +285,7 @@ def check_against_root(d: Dump, root: Path, uid: int, variant: str) -> None:
     assert meta["collector_version"] == "1"
     assert meta["uid"] == str(uid) and meta["gid"] == str(uid)
     assert meta["uptime_start"] == "8215.42"
-    assert meta["workdir"].startswith("/data/local/tmp/dp-")
+    assert meta["workdir"].startswith(workdir_prefix)
     assert d.nonce == scene["uuid"].replace("-", "")
 
     # props: getprop output filtered to the keys dmaprof uses
@@ -682,3 +684,84 @@ def test_no_getprop_no_cmd_no_pm(private_root: Callable[..., Path]) -> None:
     for name, tool in (("props", "getprop"), ("packages", "cmd")):
         assert dump.sections[name].lines == [] and dump.sections[name].rc == 127
         assert dump.sections[f"{name}.err"].lines == [f"sh: {tool}: not found".encode()]
+
+
+# ---------------------------------------------------------------------------- no /tmp, no TMPDIR
+# A serial console or recovery (issue #13 item 3): no /tmp, no TMPDIR, a read-only root (here:
+# nothing the shell uid 2000 may write) apart from, at most, one directory.
+
+ANDROID_ENV_NO_TMPDIR = {k: v for k, v in S.ANDROID_ENV.items() if k != "TMPDIR"}
+
+
+def read_only_phone(root: Path) -> None:
+    """No /tmp, /data/local/tmp not writable for uid 2000, the collector in /system/bin."""
+    shutil.rmtree(root / "tmp", ignore_errors=True)
+    assert not (root / "tmp").exists()
+    (root / "data/local/tmp").chmod(0o555)
+    shutil.copyfile(S.COLLECTOR, root / "system/bin/dmaprof-collect.sh")
+
+
+@pytest.mark.parametrize("toolset", ["mksh", "busybox"])
+def test_no_writable_dir_runs_without_scratch_files(
+    private_root: Callable[..., Path], toolset: str
+) -> None:
+    root = private_root(toolset)
+    read_only_phone(root)
+    before = tree_state(root, skip=root / "nonexistent")
+    run = S.run_collector(
+        root, [], uid=2000, script="/system/bin/dmaprof-collect.sh", env=ANDROID_ENV_NO_TMPDIR
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stderr == b""
+    dump = parse_dump(run.stdout)
+    check_framing(dump)
+    meta = dict(dump.kv("meta"))
+    assert meta["workdir_tried"] == "/data/local/tmp /tmp /"  # chroot(1) starts in /
+    check_against_root(dump, root, 2000, "modern", workdir_prefix="")
+    assert meta["workdir"] == ""
+    assert tree_state(root, skip=root / "nonexistent") == before, "written somewhere"
+    assert run.spawns is not None and run.spawns <= SPAWN_BUDGET
+    if toolset == "mksh":
+        assert int(dict(dump.kv("end"))["spawns"]) + getprop_spawns(root) - 1 == run.spawns
+
+
+@pytest.mark.parametrize("toolset", ["mksh", "busybox"])
+def test_current_directory_is_the_last_candidate(
+    private_root: Callable[..., Path], toolset: str
+) -> None:
+    root = private_root(toolset)
+    read_only_phone(root)
+    w = root / "data/w"
+    w.mkdir()
+    os.chown(w, 2000, 2000)
+    run = S.run_collector(
+        root,
+        ["cd /data/w && exec /system/bin/sh /system/bin/dmaprof-collect.sh"],
+        uid=2000,
+        script="-c",
+        env=ANDROID_ENV_NO_TMPDIR,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stderr == b""
+    dump = parse_dump(run.stdout)
+    check_framing(dump)
+    check_against_root(dump, root, 2000, "modern", workdir_prefix="/data/w/dmaprof.")
+    assert "workdir_tried" not in dict(dump.kv("meta"))
+    assert os.listdir(w) == [], "scratch dir left behind"
+    if toolset == "mksh":
+        assert int(dict(dump.kv("end"))["spawns"]) + getprop_spawns(root) - 1 == run.spawns
+
+
+def test_tmpdir_comes_first(private_root: Callable[..., Path]) -> None:
+    root = private_root()
+    read_only_phone(root)
+    (root / "data/local/tmp").chmod(0o771)  # writable again, but TMPDIR comes first
+    t = root / "data/t"
+    t.mkdir()
+    os.chown(t, 2000, 2000)
+    env = {**ANDROID_ENV_NO_TMPDIR, "TMPDIR": "/data/t"}
+    run = S.run_collector(root, [], uid=2000, script="/system/bin/dmaprof-collect.sh", env=env)
+    assert run.returncode == 0, run.stderr
+    dump = parse_dump(run.stdout)
+    assert dict(dump.kv("meta"))["workdir"].startswith("/data/t/dmaprof.")
+    assert os.listdir(t) == []

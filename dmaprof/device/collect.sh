@@ -1,4 +1,9 @@
 #!/system/bin/sh
+# shellcheck shell=sh
+# Word splitting of unquoted lists and globs is what this script relies on (lists of paths,
+# patterns expanded on purpose; `set -f` where they must not glob): SC2086 is off. Functions
+# run from traps and through variables look unreachable to shellcheck: SC2317 is off.
+# shellcheck disable=SC2086,SC2317
 # dmaprof collector: reads every DMA-BUF related procfs/sysfs/debugfs file in one pass and
 # writes the framed dump `dmaprof.dump/1` (docs/dump-format.md) to stdout.
 #
@@ -75,7 +80,8 @@ done
 # ---- the shell. The spawn tally is exact where every external command is one fork+exec
 # (mksh, bash); busybox ash runs some applets in-process (NOFORK), so there it is not reported.
 EXACT_SPAWNS=0
-SHELL_NAME=sh
+SHELL_NAME="sh"
+# shellcheck disable=SC3028 # only ash, bash and mksh have RANDOM: its absence tells dash
 if [ -n "${KSH_VERSION:-}" ]; then
 	SHELL_NAME="mksh $KSH_VERSION"
 	EXACT_SPAWNS=1
@@ -103,6 +109,7 @@ UPTIME_START=
 if [ -z "$NONCE" ]; then
 	u=${UPTIME_START%%.*}${UPTIME_START#*.}
 	case $u in *[!0-9]*) u=0 ;; esac
+	# shellcheck disable=SC3028 # 0 where the shell has no RANDOM
 	NONCE="p$$u${u}r${RANDOM:-0}"
 fi
 case $UPTIME_START in '' | *[!0-9.]*) UPTIME_START= ;; esac
@@ -123,6 +130,7 @@ ext() {
 }
 # readlist FILE: RL <- the whitespace-separated words of FILE (mksh reads it in-process)
 if [ -n "${KSH_VERSION:-}" ]; then
+	# shellcheck disable=SC3034 # mksh only (KSH_VERSION): read in-process, no cat
 	readlist() { RL=$(<"$1"); }
 else
 	readlist() {
@@ -130,6 +138,9 @@ else
 		RL=$(exec cat "$1" 2>/dev/null)
 	}
 fi
+# processes `$(A | B)` starts: mksh runs a command substitution's pipeline without a subshell
+PIPE_SPAWNS=3
+[ -n "${KSH_VERSION:-}" ] && PIPE_SPAWNS=2
 # catsmall FILE: copy a small file with builtins only (read loops cost a syscall per byte)
 catsmall() {
 	while IFS= read -r l || [ -n "$l" ]; do out "$l"; done <"$1"
@@ -205,6 +216,7 @@ trap 'cleanup; trap - EXIT; exit 143' TERM
 # Not the collector itself: its fd table changes while it is read (the glob's dir fd). Only
 # when /proc/self is /proc/$$ (not so in a chroot over a fake /proc or another PID namespace).
 SELF=
+# shellcheck disable=SC3013 # -ef: in every shell this runs under (mksh, ash, dash, bash)
 [ /proc/self -ef "/proc/$$" ] 2>/dev/null && SELF=$$
 
 # ---- the fd tables: written once, used by the main collector and by the app side (-A)
@@ -222,6 +234,7 @@ fd_walk() {
 	walk_batch=
 	walk_size=0
 	# stderr goes to /dev/null once (a redirection per cd costs 4 syscalls per thread)
+	# shellcheck disable=SC2048 # the patterns are globbed here
 	for pd in $*; do
 		p=${pd#/proc/}
 		case $p in '' | *[!0-9]*) continue ;; esac
@@ -315,7 +328,8 @@ fd_links() {
 		else
 			ext stat -c "@$NONCE %n %N" "$@"
 			[ $RC -gt $links_rc ] && links_rc=$RC
-			SPAWNS=$((SPAWNS + 3))
+			SPAWNS=$((SPAWNS + PIPE_SPAWNS))
+			# shellcheck disable=SC2034 # read through the eval below
 			fdi=$(stat -c "@$NONCE %n %N" "$@" 2>/dev/null | exec sed -n -e "$links_a" \
 				-e "$links_b" -e d -e ':m' -e "s#^@$NONCE ##" -e 's# .*##' \
 				-e 's#/fd/#/fdinfo/#' -e p)
@@ -386,7 +400,7 @@ fd_stat() {
 			ext sed -e 's#/fdinfo/#/fd/#' "$FD_OUT.fdi.$k" >"$FD_OUT.fdp.$k"
 			readlist "$FD_OUT.fdp.$k"
 		else
-			SPAWNS=$((SPAWNS + 3))
+			SPAWNS=$((SPAWNS + PIPE_SPAWNS))
 			RL=$(out "$RL" | exec sed -e 's#/fdinfo/#/fd/#g')
 		fi
 		set -f
@@ -432,6 +446,7 @@ fd_worker() {
 }
 start_worker() { # start_worker ID PATTERN...: fd_worker in the background
 	SPAWNS=$((SPAWNS + 1))
+	# shellcheck disable=SC2030 # the worker counts its own spawns and reports them
 	(SPAWNS=0 && fd_worker "$@") &
 	WORKERS="$WORKERS $!"
 	WORKER_IDS="$WORKER_IDS $1"
@@ -488,8 +503,10 @@ fd_sections() {
 			access_err="$access_err collect.sh: fd worker $w did not finish"
 			continue
 		fi
-		s_nbatch=0 s_links_rc=0 s_info_rc=0 s_need_stat=0 s_stat_rc=0 s_readable= s_spawns=0
+		s_nbatch=0 s_links_rc=0 s_info_rc=0 s_need_stat=0 s_stat_rc=0 s_readable='' s_spawns=0
+		# shellcheck source=/dev/null # written by fd_worker: assignments of numbers and pids
 		. "$base.status"
+		# shellcheck disable=SC2031 # this shell's SPAWNS, plus what the worker reports
 		SPAWNS=$((SPAWNS + s_spawns))
 		READABLE="$READABLE $s_readable"
 		k=0
@@ -601,6 +618,7 @@ if [ -r /proc/self/status ]; then
 fi
 if [ -z "$uid" ] || [ -z "$gid" ]; then
 	SPAWNS=$((SPAWNS + 1))
+	# shellcheck disable=SC2046 # split into words on purpose
 	set -- $(exec id 2>/dev/null)
 	for a; do
 		case $a in
@@ -812,6 +830,7 @@ if [ -n "$APPS" ]; then
 	SRC=
 	if [ "$RESTRICTED" = 1 ] && [ -r "$0" ] && [ -n "$WORKDIR" ]; then
 		if [ -n "${KSH_VERSION:-}" ]; then
+			# shellcheck disable=SC3034 # mksh only (KSH_VERSION)
 			SRC=$(<"$0")
 		else
 			SPAWNS=$((SPAWNS + 1))

@@ -928,12 +928,14 @@ def run_bench(
     maps: int = 100,
     rounds: int = 5,
     timeout: float | None = None,
+    probe: str | Path | None = None,
 ) -> Path:
     """Boot ``kernel`` with the scale scene (scale.c) and time the read floor (floor.c) and
     ``sh collect.sh`` interleaved, ``rounds`` times after one warm-up round; returns the
     result dir: ``out/bench.jsonl`` (one line per run: round, what, floor.c's ``time``
     figures), ``out/dump`` and ``out/floor.out`` (the last run of each), ``out/floor.summary``
-    (what the floor read: procs, fds, dmabuf_fds, ...)."""
+    (what the floor read: procs, fds, dmabuf_fds, ...). ``probe``: a sh script run in the
+    guest after the rounds (the scene still up), its output in ``out/probe.log``."""
     if collector is None or not Path(collector).is_file():
         raise VMError(f"run_bench needs collector=PATH (a POSIX sh script), got {collector}")
     ensure_host_tools()
@@ -944,6 +946,9 @@ def run_bench(
     res_dir = res_dir.resolve()
     shutil.rmtree(res_dir / "out", ignore_errors=True)
     shutil.copy2(collector, res_dir / "collect.sh")
+    (res_dir / "probe.sh").unlink(missing_ok=True)
+    if probe is not None:
+        shutil.copy2(probe, res_dir / "probe.sh")
     words = _words(
         mode="bench",
         procs=procs,
