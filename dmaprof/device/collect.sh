@@ -121,10 +121,11 @@ SPAWNS=0
 ERRS=    # stderr lines of the current section's commands, and the collector's own messages
 RC=0     # exit status of the last command
 note() { ERRS=${ERRS:+$ERRS$NL}$*; }
-# ext COMMAND ARG...: stdout to this shell's stdout, stderr into ERRS, status into RC
+# ext COMMAND ARG...: stdout to this shell's stdout, stderr into ERRS, status into RC (fd 9
+# carries stdout past the command substitution; fds 3-8 pass through to COMMAND)
 ext() {
 	SPAWNS=$((SPAWNS + 1))
-	{ ext_err=$(exec "$@" 2>&1 >&3 3>&-); RC=$?; } 3>&1
+	{ ext_err=$(exec "$@" 2>&1 >&9 9>&-); RC=$?; } 9>&1
 	[ -z "$ext_err" ] || note "$ext_err"
 	return $RC
 }
@@ -458,27 +459,27 @@ WORKER_IDS=
 # workers started before (none started: one in the foreground now), their pieces
 # concatenated in order; without, serially straight to stdout.
 fd_sections() {
-	prefix=$1
-	access=$2
+	fs_prefix=$1
+	fs_access=$2
 	shift 2
 	if [ -z "$WORKDIR" ]; then
 		FD_OUT=
-		begin "$prefix$access" kv
+		begin "$fs_prefix$fs_access" kv
 		fd_walk "$@"
-		finish "$prefix$access" 0
-		begin "${prefix}tasks" kv
+		finish "$fs_prefix$fs_access" 0
+		begin "${fs_prefix}tasks" kv
 		[ -z "$TASKS" ] || out "$TASKS"
-		finish "${prefix}tasks" 0
-		begin "${prefix}fdlinks" stat
+		finish "${fs_prefix}tasks" 0
+		begin "${fs_prefix}fdlinks" stat
 		fd_links
-		finish "${prefix}fdlinks"
-		begin "${prefix}fdinfo" files
+		finish "${fs_prefix}fdlinks"
+		begin "${fs_prefix}fdinfo" files
 		fd_info
-		finish "${prefix}fdinfo"
+		finish "${fs_prefix}fdinfo"
 		if fd_needs_stat; then
-			begin "${prefix}fdstat" stat
+			begin "${fs_prefix}fdstat" stat
 			fd_stat
-			finish "${prefix}fdstat"
+			finish "${fs_prefix}fdstat"
 		fi
 		return 0
 	fi
@@ -520,31 +521,31 @@ fd_sections() {
 		[ "$s_info_rc" -gt $info_rc ] && info_rc=$s_info_rc
 		[ "$s_stat_rc" -gt $stat_rc ] && stat_rc=$s_stat_rc
 	done
-	begin "$prefix$access" kv
+	begin "$fs_prefix$fs_access" kv
 	for w in $WORKER_IDS; do
 		[ -s "$WORKDIR/dp.$w.access" ] && catsmall "$WORKDIR/dp.$w.access"
 	done
 	[ -z "$access_err" ] || note "${access_err# }"
 	piece_errs access
-	finish "$prefix$access" 0
-	begin "${prefix}tasks" kv
+	finish "$fs_prefix$fs_access" 0
+	begin "${fs_prefix}tasks" kv
 	for w in $WORKER_IDS; do
 		[ -s "$WORKDIR/dp.$w.tasks" ] && catsmall "$WORKDIR/dp.$w.tasks"
 	done
-	finish "${prefix}tasks" 0
-	begin "${prefix}fdlinks" stat
+	finish "${fs_prefix}tasks" 0
+	begin "${fs_prefix}fdlinks" stat
 	[ -z "$links" ] || ext cat $links
 	piece_errs links
-	finish "${prefix}fdlinks" $links_rc
-	begin "${prefix}fdinfo" files
+	finish "${fs_prefix}fdlinks" $links_rc
+	begin "${fs_prefix}fdinfo" files
 	ext cat $infos
 	piece_errs fdinfo
-	finish "${prefix}fdinfo" $info_rc
+	finish "${fs_prefix}fdinfo" $info_rc
 	if [ "$need_stat" = 1 ]; then
-		begin "${prefix}fdstat" stat
+		begin "${fs_prefix}fdstat" stat
 		ext cat $stats
 		piece_errs fdstat
-		finish "${prefix}fdstat" $stat_rc
+		finish "${fs_prefix}fdstat" $stat_rc
 	fi
 	WORKER_IDS=
 }
@@ -574,8 +575,8 @@ if [ -n "$APP_SIDE" ]; then
 	{ IFS= read -r NONCE <&3; } 2>/dev/null
 	exec 3<&-
 	case $NONCE in '' | *[!0-9A-Za-z]*) die "-A: no nonce on fd 3" ;; esac
-	prefix=runas/$APP_SIDE
-	begin "$prefix/meta" kv
+	APP_PREFIX=runas/$APP_SIDE
+	begin "$APP_PREFIX/meta" kv
 	uid=
 	if [ -r /proc/self/status ]; then
 		while IFS= read -r l; do
@@ -585,18 +586,18 @@ if [ -n "$APP_SIDE" ]; then
 	out "uid=$uid"
 	out "pid=$$"
 	out "home=${HOME:-}"
-	finish "$prefix/meta" 0
+	finish "$APP_PREFIX/meta" 0
 	LISTED=pids
-	fd_sections "$prefix/" pids '/proc/[0-9]*'
-	begin "$prefix/maps" files
+	fd_sections "$APP_PREFIX/" pids '/proc/[0-9]*'
+	begin "$APP_PREFIX/maps" files
 	RC=1
 	set --
 	for p in $READABLE; do set -- "$@" "/proc/$p/maps"; done
 	[ $# -eq 0 ] || maps_of "$@"
-	finish "$prefix/maps"
-	begin "$prefix/end" kv
+	finish "$APP_PREFIX/maps"
+	begin "$APP_PREFIX/end" kv
 	[ "$EXACT_SPAWNS" = 1 ] && out "spawns=$((SPAWNS + CLEANUP_SPAWNS))"
-	finish "$prefix/end" 0
+	finish "$APP_PREFIX/end" 0
 	exit 0
 fi
 
