@@ -547,8 +547,9 @@ def test_process_vanishing_between_glob_and_read(private_root: Callable[..., Pat
     # only the stat whose arguments hold 3300's fds (the fd workers run in parallel: another
     # worker's stat may run before this one's globs are expanded)
     stat.write_text(
-        '#!/system/bin/sh\ncase " $* " in *" /proc/3300/fd/"*) rm -rf /proc/3300 /proc/3160/fd/30 ;;'
-        '\nesac\nexec toybox stat "$@"\n'
+        '#!/system/bin/sh\ncase " $* " in *" /proc/3300/fd/"*)\n'
+        "rm -rf /proc/3300 /proc/3160/fd/30 ;;\nesac\n"
+        'exec toybox stat "$@"\n'
     )
     stat.chmod(0o755)
     _, dump, _ = collect(root, 0, check_writes=False)  # the fake stat deletes on purpose
@@ -765,3 +766,36 @@ def test_tmpdir_comes_first(private_root: Callable[..., Path]) -> None:
     dump = parse_dump(run.stdout)
     assert dict(dump.kv("meta"))["workdir"].startswith("/data/t/dmaprof.")
     assert os.listdir(t) == []
+
+
+# ---------------------------------------------------------------------------- the read floor
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc builds the floor reader")
+@pytest.mark.parametrize("variant", ["modern", "anon_inode"])
+def test_floor_reader_reads_what_the_collector_reads(
+    roots: Callable[[str, str], Path], tmp_path: Path, variant: str
+) -> None:
+    """scripts/vm/floor.c (the benchmark's read floor, issue #14) reads the same processes,
+    fd links, dma-buf fdinfo files, own fd tables and dma-buf maps lines as the collector."""
+    root = roots("mksh", variant)
+    floor = root / "system/bin" / f"dpfloor-{os.getpid()}"
+    src = Path(__file__).resolve().parents[1] / "scripts/vm/floor.c"
+    subprocess.run(["gcc", "-O2", "-static", "-s", "-o", floor, src], check=True)
+    try:
+        r = subprocess.run(
+            [S.host_tool("chroot"), str(root), f"/system/bin/{floor.name}", "read"],
+            capture_output=True,
+            check=True,
+        )
+    finally:
+        floor.unlink()
+    summary = json.loads(r.stderr)
+    _, dump, _ = collect(root, 0)
+    assert summary["procs"] == len({p.split("/")[2] for p in dump.files("proc")})
+    assert summary["fds"] == len(dump.records("fdlinks"))
+    assert summary["dmabuf_fds"] == len(dump.files("fdinfo"))
+    assert summary["own_fd_tables"] == len(dump.kv("tasks"))
+    maps = [line for lines in dump.files("maps").values() for line in lines]
+    floor_maps = [x for x in r.stdout.split(b"\n") if x.startswith(b"/proc/") and b"/maps:" in x]
+    assert len(floor_maps) == len(maps)

@@ -166,6 +166,28 @@ finish() { # finish NAME [RC]: the end line, then NAME.err when something went t
 LIMIT=786432
 Q="'"
 
+# ---- clean-up on every exit: the workers, then the scratch files (set before any exists)
+WORKERS= # pids of background workers not yet waited for
+CLEANED=0
+cleanup() {
+	[ "$CLEANED" = 1 ] && return 0
+	CLEANED=1
+	for w in $WORKERS; do kill "$w" 2>/dev/null; done
+	[ -z "$WORKERS" ] || wait 2>/dev/null
+	cd / 2>/dev/null
+	[ -n "$WORKDIR" ] || return 0
+	if [ "$OWN_WORKDIR" = 1 ]; then
+		rm -rf "$WORKDIR" 2>/dev/null
+	else
+		rm -f "$WORKDIR"/dp.* 2>/dev/null
+	fi
+}
+trap 'cleanup' EXIT
+trap 'cleanup; trap - EXIT; exit 129' HUP
+trap 'cleanup; trap - EXIT; exit 130' INT
+trap 'cleanup; trap - EXIT; exit 141' PIPE
+trap 'cleanup; trap - EXIT; exit 143' TERM
+
 # ---- scratch directory: -w, else a private one in the first writable candidate, else none
 WORKDIR=       # scratch files dp.* live here; empty: none
 OWN_WORKDIR=0  # 1: the collector made WORKDIR and removes it whole
@@ -191,28 +213,8 @@ else
 	ERRS=
 fi
 
-WORKERS= # pids of background workers not yet waited for
-CLEANED=0
-cleanup() {
-	[ "$CLEANED" = 1 ] && return 0
-	CLEANED=1
-	for w in $WORKERS; do kill "$w" 2>/dev/null; done
-	[ -z "$WORKERS" ] || wait 2>/dev/null
-	cd / 2>/dev/null
-	[ -n "$WORKDIR" ] || return 0
-	if [ "$OWN_WORKDIR" = 1 ]; then
-		rm -rf "$WORKDIR" 2>/dev/null
-	else
-		rm -f "$WORKDIR"/dp.* 2>/dev/null
-	fi
-}
 CLEANUP_SPAWNS=0 # the rm of cleanup(), which runs after the `end` section
 [ -n "$WORKDIR" ] && CLEANUP_SPAWNS=1
-trap 'cleanup' EXIT
-trap 'cleanup; trap - EXIT; exit 129' HUP
-trap 'cleanup; trap - EXIT; exit 130' INT
-trap 'cleanup; trap - EXIT; exit 141' PIPE
-trap 'cleanup; trap - EXIT; exit 143' TERM
 
 # Not the collector itself: its fd table changes while it is read (the glob's dir fd). Only
 # when /proc/self is /proc/$$ (not so in a chroot over a fake /proc or another PID namespace).
