@@ -193,8 +193,11 @@ WORKDIR=       # scratch files dp.* live here; empty: none
 OWN_WORKDIR=0  # 1: the collector made WORKDIR and removes it whole
 TRIED=         # the candidates looked at (meta `workdir_tried` when none worked)
 writable() { [ -n "$1" ] && [ -d "$1" ] && [ -w "$1" ] && [ -x "$1" ]; }
+# scratch paths go unquoted into argument lists: no blanks or glob characters in them
+plain() { case $1 in *[!A-Za-z0-9/._+,:@=-]*) return 1 ;; esac; }
 if [ -n "$WORKDIR_ARG" ]; then
 	case $WORKDIR_ARG in /*) ;; *) WORKDIR_ARG=$PWD/$WORKDIR_ARG ;; esac
+	plain "$WORKDIR_ARG" || die "workdir $WORKDIR_ARG: only letters, digits and /._+,:@=- please"
 	writable "$WORKDIR_ARG" || die "workdir $WORKDIR_ARG is not a writable directory"
 	{ : >"$WORKDIR_ARG/dp.err"; } 2>/dev/null || die "cannot write in workdir $WORKDIR_ARG"
 	WORKDIR=$WORKDIR_ARG
@@ -202,9 +205,9 @@ else
 	for d in "${TMPDIR:-}" /data/local/tmp /tmp "${PWD:-}"; do
 		[ -n "$d" ] || continue
 		TRIED="$TRIED $d"
-		writable "$d" || continue
+		if ! plain "$d" || ! writable "$d"; then continue; fi
 		d=${d%/}
-		if ext mkdir "$d/dmaprof.$NONCE" && { : >"$d/dmaprof.$NONCE/dp.err"; } 2>/dev/null; then
+		if ext mkdir "$d/dmaprof.$NONCE"; then
 			WORKDIR=$d/dmaprof.$NONCE
 			OWN_WORKDIR=1
 			break
