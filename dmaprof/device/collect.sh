@@ -26,7 +26,8 @@
 # pid parity, while the shell reads the per-process files; their outputs are concatenated in
 # order. Spawns do not depend on the number of processes or fds: per-process and per-fd work
 # uses shell builtins only (globs, cd, [ -r ], read, case, print/printf); files are read by a
-# few multi-file commands (grep -a -H '', grep -r, stat -c, one sed per batch of fd paths).
+# few multi-file commands (grep -a -H -F '': an empty fixed string, no regex per line; grep -r;
+# stat -c; one sed per batch of fd paths).
 # Exit status: 0 when the dump is complete (read errors are data, kept in `NAME.err`
 # sections), 2 on a usage error or an unusable -w WORKDIR.
 
@@ -366,7 +367,7 @@ fd_info() {
 		set -f
 		set -- $RL
 		set +f
-		ext grep -a -H '' "$@"
+		ext grep -a -H -F '' "$@"
 		[ $RC -gt $info_rc ] && info_rc=$RC
 	done
 	RC=$info_rc
@@ -705,7 +706,7 @@ finish packages
 
 # ---- global files
 begin global files
-ext grep -a -H '' /proc/version /proc/uptime /proc/meminfo /proc/sys/kernel/random/boot_id \
+ext grep -a -H -F '' /proc/version /proc/uptime /proc/meminfo /proc/sys/kernel/random/boot_id \
 	/sys/kernel/debug/dma_buf/bufinfo /sys/kernel/dma_heap/total_pools_kb \
 	/sys/kernel/ion/total_heaps_kb /sys/kernel/ion/total_pools_kb \
 	/sys/fs/bpf/dmabuf/prog_dmabufIter_iter_dmabuf
@@ -725,11 +726,11 @@ finish dma_heap 0
 
 # ---- per-buffer sysfs stats and legacy ION debugfs
 begin sysfs_buffers files
-ext grep -r -a -H '' /sys/kernel/dmabuf/buffers
+ext grep -r -a -H -F '' /sys/kernel/dmabuf/buffers
 finish sysfs_buffers
 
 begin ion files
-ext grep -r -a -H '' /sys/kernel/debug/ion/heaps
+ext grep -r -a -H -F '' /sys/kernel/debug/ion/heaps
 finish ion
 
 # ---- proc: status, cmdline, cgroup, stat, dmabuf_rss, dmabuf_pss of every process
@@ -745,11 +746,11 @@ if [ -n "$pats" ]; then
 	set -- $pats
 	a=$*
 	if [ $((${#a} + 9 * $#)) -le $LIMIT ]; then
-		ext grep -a -H '' "$@"
+		ext grep -a -H -F '' "$@"
 	else
 		for p in $pats; do # one exec per file kind on a very big device
 			set -- $p
-			ext grep -a -H '' "$@"
+			ext grep -a -H -F '' "$@"
 		done
 	fi
 elif ! [ -d /proc ]; then
