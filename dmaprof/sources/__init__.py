@@ -85,6 +85,9 @@ def finish_report(report: dict[str, Any], analysis: Analysis, capture: Capture) 
         if any(lim.get("key") == "cgroups" for lim in report["limitations"]):
             report_unknown["cgroups"] = ["path", "pss_bytes", "pss_bytes_with_descendants"]
         report["unknown"] = report_unknown
+    stated = getattr(analysis, "stated_totals", None)
+    if stated is not None:
+        report["process_totals"] = list(stated)
     meminfo = getattr(analysis, "meminfo", None)
     if meminfo:
         report["meminfo"] = dict(meminfo)

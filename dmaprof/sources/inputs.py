@@ -79,6 +79,7 @@ def bugreport_input(
         parsed=parsed,
         device=dev,
         ps=report.ps,
+        names=dict(report.names),
         meminfo=dict(report.meminfo),
         warnings=warnings,
         limitations=limitations,

@@ -106,7 +106,8 @@ def test_android16_bugreport_figures() -> None:
     # system (1000): composer 8355840 + surfaceflinger 12288000; rss: 101 102 201 202 once
     assert (apps[1000]["label"], apps[1000]["pss_bytes"]) == ("system", 20643840)
     assert apps[1000]["rss_bytes"] == 2 * 8355840 + 2 * 3932160 == 24576000
-    assert (apps[10245]["label"], apps[10245]["pss_bytes"]) == ("om.example.game", 4468786)
+    # the app's label is its process's full name (CPU INFO's NAME column), not the comm
+    assert (apps[10245]["label"], apps[10245]["pss_bytes"]) == ("com.example.game", 4468786)
     assert apps[10194]["processes"] == 1
     p = by_pid(report)[1040]
     assert (p["uid"], p["fds"], p["cgroup"]) == (1000, None, None)
@@ -190,7 +191,11 @@ def test_android13_mediatek_bugreport_without_exporter_column() -> None:
     exporters = {e["exporter"]: (e["buffers"], e["bytes"]) for e in report["exporters"]}
     assert exporters == {"mtk_mm": (8, 30412800), "mtk_mm-uncached": (1, 2097664)}
     apps = {x["uid"]: x["label"] for x in report["apps"]}
-    assert apps == {1000: "system", 1047: "cameraserver", 10098: "droid.launcher3"}
+    # full names from dumpsys meminfo's "Total PSS by process:" lines
+    assert apps == {1000: "system", 1047: "cameraserver", 10098: "com.android.launcher3"}
+    names = {p["pid"]: p["display_name"] for p in report["processes"]}
+    assert names[611] == "android.hardware.graphics.composer@2.1-service"
+    assert names[5120] == "com.android.launcher3"
     assert report["meminfo"]["dmabuf_heaps_pool_bytes"] == 12288 * 1024
 
 
@@ -304,3 +309,55 @@ def test_two_bugreports_of_one_device_share_a_boot() -> None:
     _c, _after, _r = analyzed(TOKAY_2)
     names = {n["name"]: n["buffers"] for n in _r["names"]}
     assert names[SV] == 5
+
+
+def test_full_names_from_a_real_meminfo_and_the_comm_rule() -> None:
+    from dmaprof.sources.bugreport import parse_bugreport
+    from dmaprof.sources.build import full_name
+
+    # the real "Total RSS by process:" lines of a Rockchip board (fixtures/bugreports)
+    sample = (REPORTS / "dumpsys_meminfo_summary_rockchip_dmabuf_lines.txt").read_text()
+    text = "== dumpstate: 2024-01-01 00:00:00\n------ DUMPSYS MEMINFO (dumpsys meminfo) ------\n"
+    report = parse_bugreport(text + sample)
+    names = {pid: name for pid, (name, _where) in report.names.items()}
+    assert names[2611] == "com.rockchip.gpadc.yolodemo"
+    assert names[796] == "com.android.systemui"
+    assert names[625] == "system" and names[331] == "surfaceflinger"
+    assert {where for _n, where in report.names.values()} == {"meminfo"}
+    # a comm of 15 bytes is an app name's tail or an executable name's head; a shorter one is
+    # whole; a pid reused by another process keeps the comm
+    assert full_name("gpadc.yolodemo", "com.rockchip.gpadc.yolodemo") is None  # 14: whole
+    assert full_name(".gpadc.yolodemo", "com.rockchip.gpadc.yolodemo") == (
+        "com.rockchip.gpadc.yolodemo"
+    )
+    assert full_name("android.hardwar", "/vendor/bin/hw/android.hardware.gnss-service") == (
+        "android.hardware.gnss-service"
+    )
+    assert full_name("surfaceflinger", "/system/bin/surfaceflinger") == "surfaceflinger"
+    assert full_name("om.example.game", "com.other.thing") is None
+    assert full_name("N/A", "com.example.game") is None
+
+
+def test_ps_with_a_name_column_gives_full_names() -> None:
+    from dmaprof.sources.bugreport import parse_bugreport
+
+    # `ps -A` (no -T): toybox's default last column is NAME, argv[0]
+    text = (
+        "== dumpstate: 2024-01-01 00:00:00\n"
+        "------ PROCESSES (ps -A) ------\n"
+        "USER            PID   PPID     VSZ    RSS WCHAN            ADDR S NAME\n"
+        "u0_a245        7001    702 12960428 40120 do_epoll_wait       0 S com.example.game\n"
+        "------ 0.1s was the duration of 'PROCESSES' ------\n"
+    )
+    report = parse_bugreport(text)
+    assert report.names == {7001: ("com.example.game", "ps")}
+    assert report.ps[7001].uid == 10245
+    # ps -A -T: the last column is CMD, the thread name, which is no full name
+    threads = text.replace("NAME\n", "CMD\n").replace("(ps -A)", "(ps -A -T)")
+    assert parse_bugreport(threads).names == {}
+
+
+def test_a_bugreport_without_full_names_says_so() -> None:
+    _c, _a, report = analyzed(A52Q)
+    [lim] = [x for x in report["limitations"] if x["key"] == "comm_names"]
+    assert "droid.launcher3" in lim["message"] and "15-character comm" in lim["message"]
