@@ -18,7 +18,7 @@ import pandas as pd
 
 from dmaprof.analyze._scan import objects
 from dmaprof.analyze.analysis import Analysis
-from dmaprof.analyze.devices import attached_device_rows
+from dmaprof.analyze.devices import attached_device_rows, attached_device_summary
 from dmaprof.analyze.userbuild import extend_report
 
 REPORT_SCHEMA = "dmaprof.report/1"
@@ -242,7 +242,10 @@ def build_report(analysis: Analysis, device: dict[str, Any] | None = None) -> di
         "exporters": exporters,
         "names": names,
         "kernel_only": kernel_only,
-        "attached_devices": attached_device_rows(a.buffers),
+        "attached_devices": attached_device_rows(a.inventory, a.attachments),
+        "attached_devices_summary": attached_device_summary(
+            a.inventory, a.attachments, a.coverage.sources.get("bufinfo")
+        ),
         "heaps": heaps,
         "pools": pools,
         "crosscheck": crosscheck,

@@ -92,6 +92,14 @@ def finish_report(report: dict[str, Any], analysis: Analysis, capture: Capture) 
     if meminfo:
         report["meminfo"] = dict(meminfo)
     report["binder"] = binder_of(analysis, capture)
+    kind = source_kind(capture)
+    summary = report.get("attached_devices_summary")
+    if kind != "collector" and isinstance(summary, dict):
+        summary["state"] = "no_bufinfo"
+        summary["note"] = (
+            f"no attachment data: a {kind} capture has none (only debugfs bufinfo lists the "
+            "devices that import a buffer)"
+        )
 
 
 def binder_of(analysis: Analysis, capture: Capture) -> dict[str, Any]:
