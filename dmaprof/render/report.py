@@ -181,11 +181,13 @@ def _view_note(report: dict[str, Any], view: View) -> str | None:
     """Why a view of this capture is empty (its source cannot fill it), if it is."""
     if view.section == "attached_devices":  # what the view covers, or why it is empty
         return (report.get("attached_devices_summary") or {}).get("note")
+    if view.section.startswith("binder"):  # e.g. the Rust driver's unknown page figures
+        note = (report.get("binder") or {}).get("note")
+        if _section(report, view.section):
+            return str(note) if note else None
+        return str(note or "no binder buffer data in this capture")
     if _section(report, view.section):
         return None
-    if view.section.startswith("binder"):
-        binder = report.get("binder") or {}
-        return str(binder.get("note") or "no binder buffer data in this capture")
     keys = {"apps": "app", "cgroups": "cgroup"}
     for lim in report.get("limitations") or []:
         if lim.get("view") == keys.get(view.section, view.section):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from dmaprof.analyze import analyze, build_report
 from dmaprof.analyze.devices import category_of
+from dmaprof.analyze.schema import DEVICE_VIEW
 from tests.analyze.analyze_dumpgen import DumpBuilder
 from tests.analyze.conftest import ROOT as REPO
 from tests.analyze.conftest import sample_text
@@ -75,6 +76,7 @@ def test_show_by_device_on_the_raspberry_pi_samples(tmp_path: Path) -> None:
     8 buffers, 6 x 622592 + 2 x 1048576 = 5832704 bytes; 7 attached, 3735552 + 1048576."""
     capture = _capture_of(tmp_path, "debugfs_bufinfo_rpi4_vb2_vcsm_v3d_tfu_rpicam598_excerpt.txt")
     report = json.loads(_show(capture, "--format", "json"))
+    assert all(list(r) == DEVICE_VIEW.names for r in report["attached_devices"])
     rows = {r["device"]: r for r in report["attached_devices"]}
     assert [r["device"] for r in report["attached_devices"]] == ["fec00000.v3d", "gpu", "vcsm-cma"]
     assert (rows["gpu"]["buffers"], rows["gpu"]["bytes"]) == (6, 3735552)
