@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from dmaprof.analyze.report import format_dmabuf_dump
 from dmaprof.errors import BadCaptureError
 from dmaprof.importer import detect_kind, import_file
 from dmaprof.sources.dmabuf_dump import parse_dmabuf_dump
@@ -203,6 +204,9 @@ def test_real_excerpt_cuttlefish_pid_view() -> None:
     )
     row = by_pid(report)[19562]
     assert (row["rss_bytes"], row["pss_bytes"]) == (11556 * 1024, 5136 * 1024)
+    # `show --format dmabuf_dump` prints the block as the tool did: its rows, its total
+    text = format_dmabuf_dump(a)
+    assert "%22s %13d kB %13d kB %16s\n" % ("PROCESS TOTAL", 11556, 5136, "") in text  # noqa: UP031
     # a comm of 15 characters and no process list: said, the comm is all there is
     assert "comm_names" in keys(report)
     holders = dict(zip(a.holdings["inode"], a.holdings["holders"], strict=True))
