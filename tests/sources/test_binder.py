@@ -288,15 +288,19 @@ def test_rust_driver_buffer_line_variants() -> None:
 
 @ROOT_ONLY
 @TOOLS
-def test_collector_keeps_the_rust_driver_lines(tmp_path: Path) -> None:
-    """The real collector (mksh + toybox) on a fake phone whose binderfs logs are the Rust
-    driver's: it keeps the lines the view needs (the glued ref+buffer line, `free oneway
-    space:`), and `show --by binder` gives the figures with unknown pages."""
+@pytest.mark.parametrize("toolset", ["mksh+toybox", "busybox"])
+def test_collector_keeps_the_rust_driver_lines(tmp_path: Path, toolset: str) -> None:
+    """The real collector (mksh + toybox, and busybox) on a fake phone whose binderfs logs are
+    the Rust driver's: it keeps the lines the view needs (the glued ref+buffer line, `free
+    oneway space:`), and `show --by binder` gives the figures with unknown pages."""
     from tests.emuphone.minroot import build_base_root
     from tests.test_cli import run_dmaprof
 
     root = tmp_path / "phone"
-    build_base_root(root)
+    if toolset == "busybox":
+        S.build_busybox_root(root)
+    else:
+        build_base_root(root)
     S.build_scene(S.load_scene(S.FIXTURES / "pixel-like.json"), root)
     for path, text in _rust_files().items():
         dest = root / path.lstrip("/")
