@@ -25,6 +25,7 @@ class ExitCode(IntEnum):
     BAD_CAPTURE = 9  # not a capture, truncated, corrupt, or from a newer dmaprof
     BUDGET_BREACHED = 10  # `diff --fail-on`/budgets: a rule was breached (a finding, not an error)
     PARTIAL = 11  # some of several devices failed (`snapshot --all`)
+    VERDICT_UNKNOWN = 12  # a budget rule could not be judged: its figure is unknown on a side
     INTERRUPTED = 130  # Ctrl-C
 
 
@@ -42,6 +43,7 @@ Exit codes:
   9    bad capture (not a capture, truncated, corrupt, newer schema)
   10   budget breached (diff --fail-on / --budgets)
   11   some devices failed (snapshot --all)
+  12   a budget rule could not be judged (unknown figure; see --on-unknown)
   130  interrupted (Ctrl-C)"""
 
 
@@ -90,6 +92,12 @@ class BadCaptureError(DmaprofError):
 
 class BudgetBreachedError(DmaprofError):
     exit_code = ExitCode.BUDGET_BREACHED
+
+
+class VerdictUnknownError(DmaprofError):
+    """No rule was breached, but at least one could not be judged (``--on-unknown error``)."""
+
+    exit_code = ExitCode.VERDICT_UNKNOWN
 
 
 class InterruptedByUser(DmaprofError):
