@@ -100,7 +100,7 @@ def _bufinfo_records(inventory: pd.DataFrame) -> pd.DataFrame:
 
 #: why a capture has no attachment data, by the state of its bufinfo file
 _NO_BUFINFO = {
-    "denied": "debugfs bufinfo was not readable (it needs root, and debugfs mounted)",
+    "denied": "debugfs bufinfo was not readable (it needs root and a mounted debugfs)",
     "absent": "this kernel has no debugfs bufinfo (debugfs not mounted, or CONFIG_DEBUG_FS off)",
     "error": "debugfs bufinfo could not be read",
 }
