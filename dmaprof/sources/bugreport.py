@@ -96,8 +96,9 @@ class Bugreport:
     wallclock: float | None = None  # seconds since the epoch
     wallclock_note: str | None = None
     ps: dict[int, PsEntry] = field(default_factory=dict)
-    #: pid -> full process name (argv[0]) and the part it came from (``top``, ``ps``, ``meminfo``)
-    names: dict[int, tuple[str, str]] = field(default_factory=dict)
+    #: pid -> candidate full names (argv[0]) in the order met, each with the part it came from
+    #: (``top``, ``ps``, ``meminfo``); the reader takes the first that fits the comm
+    names: dict[int, list[tuple[str, str]]] = field(default_factory=dict)
     sections: list[str] = field(default_factory=list)  # titles seen, in order
     notes: list[str] = field(default_factory=list)
 
@@ -240,10 +241,10 @@ def parse_bugreport(text: str) -> Bugreport:
             out.ps = _parse_ps(body)
             if _full_name_column(body):
                 for pid, entry in out.ps.items():
-                    out.names.setdefault(pid, (entry.name, "ps"))
+                    _candidate(out, pid, entry.name, "ps")
         elif title == "CPU INFO" and "top" in cmd:
             for pid, name in _parse_top_names(body).items():
-                out.names.setdefault(pid, (name, "top"))
+                _candidate(out, pid, name, "top")
         elif title == "DUMPSYS MEMINFO" and not out.meminfo:
             _parse_meminfo(body, out)
         elif title == "UPTIME" and out.uptime_s is None:
@@ -391,7 +392,7 @@ def _parse_meminfo(body: str, out: Bugreport) -> None:
     if mi:
         out.meminfo.update(mi)
     for m in _MEMINFO_PROC.finditer(body):
-        out.names.setdefault(int(m.group("pid")), (m.group("name"), "meminfo"))
+        _candidate(out, int(m.group("pid")), m.group("name"), "meminfo")
     up = re.search(r"^Uptime: (\d+) Realtime: (\d+)\s*$", body, re.M)
     if up:
         # elapsed realtime in ms (CLOCK_BOOTTIME, like /proc/uptime): better than the header
@@ -455,6 +456,12 @@ def _parse_ps(body: str) -> dict[int, PsEntry]:
         user = cells[i_user]
         out[pid] = PsEntry(pid, ppid, user_to_uid(user), user, cells[-1].strip())
     return out
+
+
+def _candidate(out: Bugreport, pid: int, name: str, where: str) -> None:
+    names = out.names.setdefault(pid, [])
+    if all(n != name for n, _w in names):
+        names.append((name, where))
 
 
 def _full_name_column(body: str) -> bool:

@@ -92,8 +92,8 @@ class SourceInput:
     parsed: DmabufDump
     device: dict[str, Any] = field(default_factory=dict)
     ps: dict[int, PsEntry] = field(default_factory=dict)
-    #: pid -> (full name, where from): argv[0] from the bugreport's top/ps/meminfo lists
-    names: dict[int, tuple[str, str]] = field(default_factory=dict)
+    #: pid -> candidate (full name, where from): argv[0] from the bugreport's top/ps/meminfo
+    names: dict[int, list[tuple[str, str]]] = field(default_factory=dict)
     meminfo: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     limitations: list[dict[str, str]] = field(default_factory=list)
@@ -546,11 +546,12 @@ def _processes(
     pids: list[int],
     comm: dict[int, str],
     ps: dict[int, PsEntry],
-    full: dict[int, tuple[str, str]],
+    full: dict[int, list[tuple[str, str]]],
 ) -> pd.DataFrame:
     names = [comm.get(p) or (ps[p].name if p in ps else None) for p in pids]
     argv0 = [
-        full_name(n, full[p][0] if p in full else None) for p, n in zip(pids, names, strict=True)
+        next((f for c, _w in full.get(p, []) if (f := full_name(n, c)) is not None), None)
+        for p, n in zip(pids, names, strict=True)
     ]
     return PROCESSES.frame(
         {

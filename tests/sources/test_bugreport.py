@@ -319,11 +319,11 @@ def test_full_names_from_a_real_meminfo_and_the_comm_rule() -> None:
     sample = (REPORTS / "dumpsys_meminfo_summary_rockchip_dmabuf_lines.txt").read_text()
     text = "== dumpstate: 2024-01-01 00:00:00\n------ DUMPSYS MEMINFO (dumpsys meminfo) ------\n"
     report = parse_bugreport(text + sample)
-    names = {pid: name for pid, (name, _where) in report.names.items()}
+    names = {pid: c[0][0] for pid, c in report.names.items()}
     assert names[2611] == "com.rockchip.gpadc.yolodemo"
     assert names[796] == "com.android.systemui"
     assert names[625] == "system" and names[331] == "surfaceflinger"
-    assert {where for _n, where in report.names.values()} == {"meminfo"}
+    assert {where for c in report.names.values() for _n, where in c} == {"meminfo"}
     # a comm of 15 bytes is an app name's tail or an executable name's head; a shorter one is
     # whole; a pid reused by another process keeps the comm
     assert full_name("gpadc.yolodemo", "com.rockchip.gpadc.yolodemo") is None  # 14: whole
@@ -350,7 +350,7 @@ def test_ps_with_a_name_column_gives_full_names() -> None:
         "------ 0.1s was the duration of 'PROCESSES' ------\n"
     )
     report = parse_bugreport(text)
-    assert report.names == {7001: ("com.example.game", "ps")}
+    assert report.names == {7001: [("com.example.game", "ps")]}
     assert report.ps[7001].uid == 10245
     # ps -A -T: the last column is CMD, the thread name, which is no full name
     threads = text.replace("NAME\n", "CMD\n").replace("(ps -A)", "(ps -A -T)")
@@ -361,3 +361,24 @@ def test_a_bugreport_without_full_names_says_so() -> None:
     _c, _a, report = analyzed(A52Q)
     [lim] = [x for x in report["limitations"] if x["key"] == "comm_names"]
     assert "droid.launcher3" in lim["message"] and "15-character comm" in lim["message"]
+
+
+def test_a_cut_name_gives_way_to_one_that_fits() -> None:
+    # if a listing cut a name (a `top` line cut at the terminal width), the next list's name
+    # for that pid is taken: the first candidate that fits the comm wins
+    text = TOKAY_1.read_text().replace(" com.example.game\n", " com.example\n", 1)
+    text = text.replace(
+        "Total PSS by category:",
+        "Total PSS by process:\n    96,000K: com.example.game (pid 7001 "
+        "/ activities)\n\nTotal PSS by category:",
+        1,
+    )
+    from dmaprof.sources.bugreport import parse_bugreport
+    from dmaprof.sources.build import build_analysis
+    from dmaprof.sources.inputs import bugreport_input
+
+    report = parse_bugreport(text)
+    assert report.names[7001] == [("com.example", "top"), ("com.example.game", "meminfo")]
+    analysis = build_analysis(bugreport_input(report))
+    argv0 = dict(zip(analysis.processes["pid"], analysis.processes["argv0"], strict=True))
+    assert argv0[7001] == "com.example.game"
