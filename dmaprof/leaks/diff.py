@@ -28,7 +28,7 @@ mode is never growth.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -37,6 +37,7 @@ import pandas as pd
 
 from dmaprof.errors import DmaprofError
 from dmaprof.leaks.side import TOTAL_KEYS, CaptureInfo, Coverage, Side, masked
+from dmaprof.timing import stage
 
 SCHEMA = "dmaprof.diff/2"
 
@@ -311,9 +312,15 @@ def diff_sides(
     suspects: bool = True,
 ) -> DiffResult:
     """Compare two sides. Raises DifferentDevicesError for two devices unless ``force``."""
+    with stage("diff and leak suspects"):
+        return _diff_sides(before, after, force=force, suspects=suspects)
+
+
+def _diff_sides(before: Side, after: Side, *, force: bool, suspects: bool) -> DiffResult:
     same, same_boot, warnings = check_devices(before.info, after.info, force=force)
     if before.charge != after.charge:
         raise ValueError("both sides must be analysed with the same charge policy")
+    before, after = _comparable_inventories(before, after)
     for side, word in ((before, "BEFORE"), (after, "AFTER")):
         if side.lower_bound and side.coverage.holders_complete:
             warnings.append(
@@ -388,6 +395,24 @@ def diff_sides(
 
         result.suspects = find_suspects(result)
     return result
+
+
+def _comparable_inventories(before: Side, after: Side) -> tuple[Side, Side]:
+    """A side that read no buffer inventory counts only held buffers in its buffer totals
+    and per-exporter/name figures: against a side that read one, those are unknown."""
+    if before.coverage.inventory == after.coverage.inventory:
+        return before, after
+
+    def held_only(side: Side) -> Side:
+        if side.coverage.inventory:
+            return side
+        totals = {**side.totals, "buffers": None, "bytes": None}
+        groups = [g.assign(buffers=pd.array([None] * len(g), dtype="Int64"),
+                           bytes=pd.array([None] * len(g), dtype="Int64"))
+                  for g in (side.exporters, side.names)]
+        return replace(side, totals=totals, exporters=groups[0], names=groups[1])
+
+    return held_only(before), held_only(after)
 
 
 def _totals(before: Side, after: Side) -> dict[str, int | None]:
@@ -697,6 +722,11 @@ def unknown_reasons(d: DiffResult) -> list[str]:
                 "belong to, pss shared with them, and the kernel-only and held-by-process "
                 "totals are unknown there" + ("" if c.inventory else
                                               ", and so are the buffer totals (no inventory)"))
+        if c.holders_complete and not c.inventory and (
+                d.coverage_before.inventory or d.coverage_after.inventory):
+            out.append(f"{word} read no buffer inventory (BPF, sysfs or debugfs): its buffer "
+                       "totals and per-exporter and per-name figures count held buffers only, "
+                       "so they are unknown against the other side's")
         if not c.cgroups:
             out.append(f"{word} ({c.source}) records no cgroups: cgroup figures are unknown")
         if not c.uids:
@@ -715,21 +745,31 @@ def comparability(d: DiffResult) -> str | None:
         return None
     exact, unknown = [], []
     if cb.inventory and ca.inventory:
-        exact.append("the buffer totals and each exporter's and name's buffers and bytes")
+        exact.append("the buffer totals and each exporter's buffers and bytes")
+    if not (cb.names_listed and ca.names_listed):
+        unknown.append("per-name figures (names come from the fdinfo of unreadable holders)")
     n_unknown = _unknown_processes(d)
     readable = len(d.processes) - n_unknown
     if d.same_boot:
-        exact.append(f"{readable} processes readable on both sides (rss, buffers)")
+        exact.append(f"{_count(readable, 'process')} seen on both sides (rss, buffers)")
     if not (cb.holders_complete and ca.holders_complete):
         unknown.append("kernel-only and held-by-process figures")
-        unknown.append(f"{n_unknown} processes unreadable on a side, with their apps and cgroups")
-        unknown.append("pss shared with them")
+        unknown.append(f"{_count(n_unknown, 'process')} unreadable on a side, with their apps "
+                       "and cgroups, and pss shared with them")
     if d.unknown:
         unknown.append(", ".join(d.unknown))
+    if not (cb.cgroups and ca.cgroups):
+        unknown.append("cgroups")
+    if not (cb.uids and ca.uids):
+        unknown.append("apps")
     text = f"BEFORE was {_how(cb)} and AFTER {_how(ca)}: compared exactly: {'; '.join(exact)}"
     if unknown:
         text += f"; unknown (null, ?): {'; '.join(unknown)}"
     return text
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}es" if noun.endswith("s") else f"{n} {noun}s"
 
 
 def _how(c: Coverage) -> str:

@@ -5,7 +5,10 @@ be summarised capture by capture without keeping captures in memory. Built with
 :func:`side_from_capture` (analyses the capture) or :func:`side_from_analysis` (an
 ``Analysis`` you already have).
 
-Frames (every byte column ``int64``):
+Frames (identity columns ``int64``; figures ``Int64``, ``<NA>`` where the capture could
+not see them: an unreadable process, the roll-ups that include it, every held-by-process and
+kernel-only figure while a holder was unreadable; docs/coverage.md; :class:`Coverage` says
+what the side could see):
 
 * ``processes``: one row per userspace process (kernel threads and the collector excluded):
   ``pid``, ``start`` (stat field 22, ``-1`` when unknown), ``name`` (display name: argv[0]'s

@@ -45,6 +45,7 @@ import pandas as pd
 from dmaprof.errors import BadCaptureError, DmaprofError, SeveralDevicesError
 from dmaprof.leaks.series import SampleRef, read_series
 from dmaprof.leaks.side import CaptureInfo, Side, side_from_capture
+from dmaprof.timing import stage
 from dmaprof.units import human_bytes, safe_text, signed_bytes
 
 TREND_SCHEMA = "dmaprof.trend/2"
@@ -313,7 +314,8 @@ def estimate(points: pd.DataFrame, policy: TrendPolicy) -> list[dict[str, Any]]:
     # then the steepest slope
     order = {"leak": 0, "growing": 1, "shrinking": 2, "steady": 3, "too_few_samples": 4}
     out.sort(key=lambda r: (order[r["verdict"]], KIND_ORDER[r["kind"]],
-                            -abs(r["slope_bytes_per_min"]), -abs(r["delta_bytes"]), r["key"]))
+                            -abs(r["slope_bytes_per_min"]), -abs(r["delta_bytes"]),
+                            r.get("pid", 0), r["key"]))  # pids in numeric order
     return out
 
 
@@ -450,9 +452,10 @@ def trend(
     header, refs, gaps, warnings = read_series(directory)
     if not refs:
         raise DmaprofError(f"{directory}: no samples to analyse")
-    points, infos, more = collect_points(
-        refs, charge=charge, progress=progress, use_cache=use_cache
-    )
+    with stage(f"figures of {len(refs)} samples"):
+        points, infos, more = collect_points(
+            refs, charge=charge, progress=progress, use_cache=use_cache
+        )
     warnings += more
     if points.empty:
         raise DmaprofError(f"{directory}: none of its {len(refs)} samples could be read")

@@ -389,12 +389,22 @@ TREND_COLUMNS = (
 
 
 def trend_rows(doc: dict[str, Any], by: str | None, top: int | None) -> list[dict[str, Any]]:
+    """The series of one kind (``by``) or all; with ``top``, the leaks, then the largest
+    changes, and in the default view always the total ("all DMA-BUFs")."""
     rows = [s for s in doc.get("series") or [] if by is None or s["kind"] == by]
     if top is not None:
         leaks = [s for s in rows if s["verdict"] == "leak"]
         others = [s for s in rows if s["verdict"] != "leak"]
         rows = leaks + others[: max(0, top - len(leaks))]
+        total = [s for s in others if s["kind"] == "total" and s not in rows]
+        if by is None and total:
+            rows = [*rows[: max(0, top - 1)], *total]
     return rows
+
+
+def trend_leaks(doc: dict[str, Any], by: str | None) -> list[dict[str, Any]]:
+    """The leak verdicts of the kind asked for (all without ``by``)."""
+    return [s for s in doc.get("leaks") or [] if by is None or s["kind"] == by]
 
 
 def trend_headline(doc: dict[str, Any]) -> str:
@@ -409,15 +419,15 @@ def render_trend_table(doc: dict[str, Any], by: str | None, top: int, out: Conso
     out.print(Text(trend_headline(doc), style="bold"))
     for warning in doc.get("warnings") or []:
         out.print(Text(f"warning: {safe_text(warning)}", style="yellow"))
-    for leak in doc.get("leaks") or []:
+    for leak in trend_leaks(doc, by):
         out.print(Text(f"LEAK: {safe_text(leak['reason'])}", style="bold red"))
     out.print(_rich_table("Series (leaks first, then the largest changes)", TREND_COLUMNS,
                           trend_rows(doc, by, top)))
 
 
 def render_trend_markdown(doc: dict[str, Any], by: str | None, top: int, out: TextIO) -> None:
-    leaks = doc.get("leaks") or []
-    icon = "❌" if leaks else "✅"
+    leaks = trend_leaks(doc, by)
+    icon = "❌" if doc.get("leaks") else "✅"
     out.write(f"### {icon} {_md(trend_headline(doc))}\n\n")
     for leak in leaks:
         out.write(f"- **leak:** {_md(safe_text(leak['reason']))}\n")

@@ -229,3 +229,19 @@ def test_trend_refuses_two_phones_in_one_folder(captures: Captures, dmaprof: Any
     doc = json.loads(picked.stdout)
     assert doc["samples"] == 3 and doc["device"]["serial"] == "emu-5554"
     assert dmaprof("trend", d, "-s", "nope", "--no-cache").code == 1
+
+
+def test_shell_user_without_the_inventory(captures: Captures, dmaprof: Any) -> None:
+    """6.18 without sysfs stats: the buffer list is the BPF iterator, which only root reads. As the
+    shell user even the buffer totals are unknown, never a drop."""
+    root = captures.one("cov-bpf-root", P.pixel(), wallclock=T0, variant="bpf")
+    shell = captures.one("cov-bpf-shell", P.pixel(), wallclock=T0 + 60, variant="bpf",
+                         uid=SHELL)
+    run, doc = diff_json(dmaprof, root, shell, "--fail-on", "total>1MiB")
+    assert run.code == 12, run.stderr
+    t = doc["totals"]
+    assert t["bytes_before"] == 76726272 and t["bytes_after"] is None
+    assert t["delta_bytes"] is None and t["delta_buffers"] is None
+    assert doc["coverage"]["after"]["inventory"] is False
+    assert doc["suspects"] == []
+    assert all(e["delta_bytes"] is None for e in doc["exporters"])
