@@ -5,7 +5,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import shutil
 from pathlib import Path
+
+import pytest
 
 from dmaprof.analyze import analyze, build_report
 from dmaprof.analyze.devices import category_of
@@ -169,3 +173,36 @@ def test_device_view_of_the_oldest_layout_without_inodes() -> None:
          "bytes": 8294400, "exporters": ["drm"]},
     ]  # fmt: skip
     assert report["attached_devices_summary"]["bytes_attached"] == 8294400
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chroot needs root")
+@pytest.mark.skipif(shutil.which("busybox") is None, reason="needs busybox (scripts/test.sh)")
+def test_board_collector_reads_the_raspberry_pi_bufinfo(tmp_path: Path) -> None:
+    """The hand-run collector on a busybox board whose debugfs bufinfo is the published
+    Raspberry Pi text (tabs and all): `dmaprof import` of its output, then `show --by
+    device`, gives the figures of test_show_by_device_on_the_raspberry_pi_samples."""
+    from tests.emuphone import scene as S
+
+    root = tmp_path / "board"
+    S.build_busybox_root(root)
+    S.build_scene(S.load_scene(S.FIXTURES / "pixel-like.json"), root)
+    bufinfo = root / "sys" / "kernel" / "debug" / "dma_buf" / "bufinfo"
+    bufinfo.parent.mkdir(parents=True, exist_ok=True)
+    bufinfo.write_bytes(
+        sample_text("debugfs_bufinfo_rpi4_vb2_vcsm_v3d_tfu_rpicam598_excerpt.txt") + b"\n"
+    )
+    wd = S.install_collector(root, 0, "dp-board")
+    run = S.run_collector(root, ["-w", wd], script=f"{wd}/collect.sh")
+    assert run.returncode == 0, run.stderr
+    dump = tmp_path / "dump"
+    dump.write_bytes(run.stdout)
+    capture = tmp_path / "board.dmaprof"
+    assert run_dmaprof("import", str(dump), "-o", str(capture)).returncode == 0
+    report = json.loads(_show(capture, "--format", "json"))
+    assert [(r["device"], r["buffers"], r["bytes"]) for r in report["attached_devices"]] == [
+        ("fec00000.v3d", 6, 3735552),
+        ("gpu", 6, 3735552),
+        ("vcsm-cma", 1, 1048576),
+    ]
+    summary = report["attached_devices_summary"]
+    assert (summary["buffers"], summary["bytes_attached"]) == (8, 4784128)
