@@ -175,6 +175,13 @@ def render_view_table(report: dict[str, Any], by: str, top: int | None, out: Con
     note = _view_note(report, view)
     if note:
         out.print(Text(note))
+    if by == "cgroup" and report.get("cgroup_hierarchy"):
+        # Android up to 11 keeps its uid/pid tree in v1 cpuacct, later releases in v2
+        out.print(
+            Text(
+                f"hierarchy: {report['cgroup_hierarchy']} (where the device keeps its process tree)"
+            )
+        )
 
 
 def _view_note(report: dict[str, Any], view: View) -> str | None:
