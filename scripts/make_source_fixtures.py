@@ -643,6 +643,7 @@ def main() -> None:
         DUMPS / "android14_odd_sizes.txt": default_view(
             world_odd_sizes(), exporter=True, exported_kb=1560
         ),
+        DUMPS / "android14_odd_sizes_csv.txt": default_csv(world_odd_sizes(), 1560),
         DUMPS / "android14_odd_sizes_b.txt": default_view(
             world_odd_sizes(), exporter=True, exported_kb=1560
         )

@@ -360,6 +360,14 @@ def test_process_total_stands_over_rounded_rows() -> None:
     assert report["totals"]["pss_bytes"] == 783 * 1024 + 1536 * 1024 // 2 + 8192
 
 
+def test_process_total_stands_in_the_csv_output_too() -> None:
+    # `dmabuf_dump -o csv` of the same blocks: PROCESS TOTAL is a header line, then values
+    _c, a, report = analyzed(DUMPS / "android14_odd_sizes_csv.txt")
+    assert usage(a)[3300] == (1551 * 1024, 783 * 1024)
+    [stated] = report["process_totals"]
+    assert (stated["rows_rss_kb"], stated["total_rss_kb"]) == (1550, 1551)
+
+
 def test_exact_sizes_that_round_to_the_total_are_kept() -> None:
     # the same blocks with -b: every row's exact size is known, 1588992 // 1024 == 1551, so
     # the rows explain the total and the exact bytes (and exact split pss) stand
