@@ -382,3 +382,53 @@ def test_a_cut_name_gives_way_to_one_that_fits() -> None:
     analysis = build_analysis(bugreport_input(report))
     argv0 = dict(zip(analysis.processes["pid"], analysis.processes["argv0"], strict=True))
     assert argv0[7001] == "com.example.game"
+
+
+def test_full_names_let_the_client_policy_find_vendor_services() -> None:
+    """A vendor allocator's comm (`vendor.qti.hard`) matches no service pattern; its full
+    name from the bugreport's CPU INFO does, so under --charge client the app that shares a
+    buffer with it is charged the whole buffer (4 MiB), the allocator nothing."""
+    from dmaprof.sources.bugreport import parse_bugreport
+    from dmaprof.sources.build import build_analysis
+    from dmaprof.sources.inputs import bugreport_input
+
+    row = "%22s %13d kB %13d kB %16d %16d  %22s\n"
+    block = "%16s:%-5d\n" + "%22s %16s %16s %16s %16s %22s\n" % (  # noqa: UP031
+        "Name",
+        "Rss",
+        "Pss",
+        "nr_procs",
+        "Inode",
+        "Exporter",
+    )
+    dump = "".join(
+        block % (comm, pid)
+        + row % ("GraphicBuffer", 4096, 2048, 2, 5001, "qcom,system")
+        + "%22s %13d kB %13d kB %16s\n" % ("PROCESS TOTAL", 4096, 2048, "")  # noqa: UP031
+        + "----------------------\n"
+        for comm, pid in (("vendor.qti.hard", 900), ("om.example.game", 7001))
+    )
+    text = (
+        "== dumpstate: 2025-01-01 00:00:00\n"
+        "------ CPU INFO (top -b -n 1 -H -s 6 -o pid,tid,user,pr,ni,%cpu,s,virt,res,pcy,cmd,"
+        "name) ------\n"
+        "  PID   TID USER         PR  NI[%CPU]S VIRT  RES PCY CMD             NAME\n"
+        "  900   900 system       20   0  1.0 S  12G  40M  fg vendor.qti.hard "
+        "/vendor/bin/hw/vendor.qti.hardware.display.allocator-service\n"
+        " 7001  7001 u0_a245      20   0  0.5 S  12G  40M  fg om.example.game com.example.game\n"
+        "------ PROCESSES AND THREADS (ps -A -T) ------\n"
+        "USER           PID   TID  PPID CMD\n"
+        "system         900   900     1 vendor.qti.hard\n"
+        "u0_a245       7001  7001   702 om.example.game\n"
+        "\n"
+        "------ Dmabuf dump (dmabuf_dump) ------\n" + dump
+    )
+    report = parse_bugreport(text)
+    client = build_analysis(bugreport_input(report), charge="client")
+    charged = dict(zip(client.usage["pid"], client.usage["charged_bytes"], strict=True))
+    assert charged == {900: 0, 7001: 4096 * 1024}
+    # with the comm only, nothing says the allocator is a service: the buffer stays split
+    report.names.clear()
+    comm_only = build_analysis(bugreport_input(report), charge="client")
+    charged = dict(zip(comm_only.usage["pid"], comm_only.usage["charged_bytes"], strict=True))
+    assert charged == {900: 2048 * 1024, 7001: 2048 * 1024}
