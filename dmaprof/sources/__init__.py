@@ -55,8 +55,7 @@ def analyze_source(
         from dmaprof.sources.inputs import source_input
 
         with stage(f"analyse {capture.label} (a {kind})"):
-            return build_analysis(source_input(capture), charge=charge,
-                                  service_regex=service_regex)
+            return build_analysis(source_input(capture), charge=charge, service_regex=service_regex)
     raise BadCaptureError(
         f"{capture.label}: a capture of source kind {kind!r}, which this dmaprof cannot read "
         "(written by a newer dmaprof?)"
