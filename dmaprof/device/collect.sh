@@ -777,9 +777,11 @@ fd_sections "" fdaccess '/proc/[0-9]*'
 begin binder files
 binder_dir=/sys/kernel/debug/binder
 [ -d /dev/binderfs/binder_logs/proc ] && binder_dir=/dev/binderfs/binder_logs
+# The Rust driver's free space line is "free oneway space:", and its ref lines end without a
+# newline, so the first buffer after them is glued to the last ref line.
 ext grep -r -a -H -e '^proc ' -e '^context ' -e '^  buffer' -e '^  pages' \
-	-e '^  free async space' -e '^KernelPageSize:' "$binder_dir/proc" "$binder_dir/stats" \
-	/proc/self/smaps
+	-e '^  free async space' -e '^  free oneway space' -e '^  ref .*  buffer' \
+	-e '^KernelPageSize:' "$binder_dir/proc" "$binder_dir/stats" /proc/self/smaps
 finish binder
 
 # ---- user-build sources: what the shell user can still read when it may not read other
