@@ -192,7 +192,7 @@ def diff(
         if fmt == "json":
             render.render_json(doc, stream)
         elif fmt == "html":
-            from dmaprof.render.html import diff_html
+            from dmaprof.render.htmlleaks import diff_html
 
             stream.write(diff_html(doc))
         elif fmt == "csv":
@@ -441,7 +441,7 @@ __all__ = ["DmaprofError", "diff", "record", "top", "trend"]
 
 
 def trend_page(result: Any) -> str:
-    from dmaprof.render.html import trend_html
+    from dmaprof.render.htmlleaks import trend_html
 
     points = result.points[["kind", "key", "minutes", "bytes"]].to_dict("records")
     return trend_html(result.doc, points)
