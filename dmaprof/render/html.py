@@ -320,7 +320,14 @@ def show_html(report: dict[str, Any]) -> str:
     }
     buffers = report.get("buffers") or []
     sankey, share_table = sharing(report)
-    blocks: list[Block] = [show_treemap(report)]
+    tiles = show_treemap(report)
+    tiles["pick"] = {
+        "table": "buffers",
+        "column": 4,
+        "what": "pid",
+        "pattern": r"^e/[^/]+/[^/]+/(\d+)$",
+    }
+    blocks: list[Block] = [tiles]
     if sankey:
         blocks.append(sankey)
     blocks += [

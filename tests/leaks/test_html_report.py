@@ -170,6 +170,10 @@ def test_show_report_of_the_bundled_capture(tmp_path: Path, dmaprof: Any, open_p
     assert any("," in row[4] for row in held)  # co-holders are named
     page.page.click("#processes tbody tr:has(td:text-is('612'))")  # again: all buffers
     assert len(page.rows("buffers")) == len(report["buffers"])
+    # so does a click on a process tile of the treemap (a real mouse click on its box)
+    box = page.page.locator("#treemap g.slice:has(text:has-text('surfaceflinger (612)'))").first
+    box.click(position={"x": 30, "y": 40}, timeout=5000)
+    assert len(page.rows("buffers")) == 9
     # sorting puts unknown last; filtering
     page.page.fill("#buffers-filter", "camera")
     assert 0 < len(page.rows("buffers")) < len(report["buffers"])

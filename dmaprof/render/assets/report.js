@@ -76,6 +76,18 @@
     const layout = Object.assign({ margin: { t: 10, l: 10, r: 10, b: 10 }, height: 480 },
                                  spec.layout || {});
     Plotly.newPlot(div, spec.traces, layout, { displaylogo: false, responsive: true });
+    if (spec.pick) {
+      // a process tile also lists that process's buffers in the table below
+      const pattern = new RegExp(spec.pick.pattern);
+      div.on("plotly_treemapclick", ev => {
+        const m = pattern.exec(String(ev.points[0].id));
+        const target = TABLES[spec.pick.table];
+        if (!m || !target) return;
+        target.state.pin = { column: spec.pick.column, value: Number(m[1]),
+                             label: spec.pick.what + " " + m[1] + " " + ev.points[0].label };
+        target.draw();
+      });
+    }
     return div;
   }
 
