@@ -219,10 +219,11 @@ def trend_html(doc: dict[str, Any], points: list[dict[str, Any]]) -> str:
                 "traces": traces,
                 "layout": {
                     "height": 380,
-                    "margin": {"t": 10, "l": 60, "r": 10, "b": 40},
+                    "margin": {"t": 40, "l": 60, "r": 10, "b": 40},
                     "xaxis": {"title": {"text": "minutes"}, "rangeslider": {}},
                     "yaxis": {"title": {"text": "bytes"}, "tickformat": ".3s"},
-                    "legend": {"orientation": "h"},
+                    "showlegend": True,
+                    "legend": {"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom"},
                 },
             }
         )
