@@ -525,3 +525,98 @@ class _writable:
 
     def __exit__(self, *exc: object) -> None:
         os.chmod(self.d, self.mode)
+
+
+DEMO_PHONE = Path(__file__).resolve().parents[2] / "scripts" / "demo-phone"
+
+
+class DemoPhoneProcess:
+    """``scripts/demo-phone`` run as a user runs it, on free ports, until :meth:`stop`
+    (SIGINT, as Ctrl-C). ``env`` points adb and dmaprof at its adb server."""
+
+    def __init__(self, *args: str, workdir: Path, timeout: float = 60.0) -> None:
+        from tests.emuphone.harness import free_port
+
+        self.port = free_port()
+        self.adb_port = free_port()
+        while self.adb_port == self.port:
+            self.adb_port = free_port()
+        self.serial = f"127.0.0.1:{self.port}"
+        self.workdir = Path(workdir)
+        self.timeout = timeout
+        self.argv = [
+            "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else "python3",
+            str(DEMO_PHONE),
+            "--port", str(self.port),
+            "--adb-port", str(self.adb_port),
+            *args,
+        ]  # fmt: skip
+        self.proc: Any = None
+        self.stdout = ""
+        self.stderr = ""
+        self.returncode: int | None = None
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ANDROID_")}
+        env.update(
+            ANDROID_ADB_SERVER_PORT=str(self.adb_port),
+            ANDROID_ADB_SERVER_HOST="127.0.0.1",
+            HOME=str(self.workdir),
+        )
+        return env
+
+    def start(self) -> DemoPhoneProcess:
+        import subprocess
+        import time
+
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._out = (self.workdir / "demo-phone.out").open("w+")
+        self._err = (self.workdir / "demo-phone.err").open("w+")
+        self.proc = subprocess.Popen(
+            self.argv, stdin=subprocess.DEVNULL, stdout=self._out, stderr=self._err, text=True
+        )
+        deadline = time.monotonic() + self.timeout
+        while f"adb connect {self.serial}" not in self._read(self._out):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(
+                    f"demo-phone did not come up (exit {self.returncode}):\n"
+                    f"{self.stdout}\n{self.stderr}"
+                )
+            time.sleep(0.05)
+        return self
+
+    @staticmethod
+    def _read(handle: Any) -> str:
+        handle.flush()
+        handle.seek(0)
+        text: str = handle.read()
+        return text
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """Ctrl-C, then wait for it to end; returns its exit status."""
+        import signal
+        import subprocess
+
+        if self.proc is None:
+            return -1
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.returncode = int(self.proc.returncode)
+        self.stdout = self._read(self._out)
+        self.stderr = self._read(self._err)
+        self._out.close()
+        self._err.close()
+        return self.returncode
+
+    def __enter__(self) -> DemoPhoneProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
