@@ -17,7 +17,14 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from dmaprof.render.columns import Column, csv_cell, markdown_table, rich_table, unknown_bytes
+from dmaprof.render.columns import (
+    Column,
+    csv_cell,
+    fit_columns,
+    markdown_table,
+    rich_table,
+    unknown_bytes,
+)
 from dmaprof.render.userbuild import print_user_build, restricted, restricted_holders
 from dmaprof.units import human_bytes, safe_text
 
@@ -30,6 +37,13 @@ class View:
     title: str
     columns: tuple[Column, ...]
     sort_key: str
+    #: columns dropped, in this order, when the table is wider than the terminal
+    drop: tuple[str, ...] = ()
+
+    @property
+    def fold(self) -> tuple[str, ...]:
+        """Text columns: wrapped, never cut, when the terminal is narrow."""
+        return tuple(c.key for c in self.columns if not c.numeric)
 
 
 VIEWS: dict[str, View] = {
@@ -48,6 +62,7 @@ VIEWS: dict[str, View] = {
             Column("maps", "vmas", "int"),
         ),
         "pss_bytes",
+        ("cgroup", "uid", "maps", "fds"),
     ),
     "app": View(
         "apps",
@@ -61,6 +76,7 @@ VIEWS: dict[str, View] = {
             Column("buffers", "buffers", "int"),
         ),
         "pss_bytes",
+        ("buffers",),
     ),
     "cgroup": View(
         "cgroups",
@@ -114,6 +130,7 @@ VIEWS: dict[str, View] = {
             Column("holders", "holders (pids)", "list"),
         ),
         "size_bytes",
+        ("exporter",),
     ),
     # binder buffer memory (dmaprof.analyze.binder): not DMA-BUF, the other IPC memory
     "binder": View(
@@ -130,6 +147,7 @@ VIEWS: dict[str, View] = {
             Column("contexts", "contexts", "list"),
         ),
         "resident_bytes",
+        ("high_watermark_bytes", "free_bytes", "contexts"),
     ),
 }
 
@@ -160,16 +178,18 @@ def rows_of(report: dict[str, Any], by: str, top: int | None = None) -> list[dic
 def _table(
     view: View,
     rows: Sequence[dict[str, Any]],
+    width: int,
     title: str | None = None,
     unknown: frozenset[str] = frozenset(),
 ) -> Table:
-    return rich_table(title or view.title, view.columns, rows, unknown, unknown_bytes)
+    columns = fit_columns(view.columns, rows, width, view.drop, unknown, unknown_bytes)
+    return rich_table(title or view.title, columns, rows, unknown, unknown_bytes, view.fold, width)
 
 
 def render_view_table(report: dict[str, Any], by: str, top: int | None, out: Console) -> None:
     _print_header(report, out)
     view = VIEWS[by]
-    out.print(_table(view, rows_of(report, by, top), unknown=_unknown(report, view)))
+    out.print(_table(view, rows_of(report, by, top), out.width, unknown=_unknown(report, view)))
     note = _view_note(report, view)
     if note:
         out.print(Text(note))
@@ -195,17 +215,19 @@ def render_default_table(report: dict[str, Any], top: int, out: Console) -> None
     process, exporter = VIEWS["process"], VIEWS["exporter"]
     if restricted(report):  # user-build mode: readable processes, then "unknown"
         rows = rows_of(report, "process", None)
-        out.print(restricted_holders(rows, process.columns, top, "Top holders (readable)"))
+        columns = fit_columns(process.columns, rows[:top], out.width, process.drop)
+        out.print(restricted_holders(rows, columns, top, "Top holders (readable)", process.fold))
     else:
         out.print(
             _table(
                 process,
                 rows_of(report, "process", top),
+                out.width,
                 "Top holders",
                 unknown=_unknown(report, process),
             )
         )
-    out.print(_table(exporter, rows_of(report, "exporter", None)))
+    out.print(_table(exporter, rows_of(report, "exporter", None), out.width))
     print_user_build(report, out)
 
 
@@ -239,9 +261,9 @@ def _print_totals(report: dict[str, Any], out: Console) -> None:
     totals = report.get("totals") or {}
     partial = _lower_bound(report)
     table = Table(title="Totals", title_justify="left", show_header=False)
-    table.add_column("what")
-    table.add_column("bytes", justify="right")
-    table.add_column("note")
+    table.add_column("what", no_wrap=True)
+    table.add_column("bytes", justify="right", no_wrap=True)
+    table.add_column("note", overflow="fold")
     total = totals.get("bytes")
     has_inventory = totals.get("kernel_only_bytes") is not None or (
         restricted(report) and totals.get("inventory_source") is not None
