@@ -22,7 +22,7 @@ class ExitCode(IntEnum):
     UNAUTHORIZED = 6  # the device has not accepted this computer's adb key
     OFFLINE = 7  # the device is offline, or went away during the command
     DEVICE_COMMAND = 8  # a command on the device failed or timed out
-    BAD_CAPTURE = 9  # not a capture, truncated, corrupt, or from a newer dmaprof
+    BAD_CAPTURE = 9  # an input missing or unreadable, not a capture, truncated, corrupt, newer
     BUDGET_BREACHED = 10  # `diff --fail-on`/budgets: a rule was breached (a finding, not an error)
     PARTIAL = 11  # some of several devices failed (`snapshot --all`)
     INTERRUPTED = 130  # Ctrl-C
@@ -33,13 +33,14 @@ Exit codes:
   0    success
   1    other error
   2    usage error
-  3    adb missing or its server unreachable
+  3    adb missing, its server unreachable, or not an adb server on its port
   4    no device connected
   5    several devices and no -s/ANDROID_SERIAL
   6    device unauthorized
   7    device offline or lost during the command
   8    device command failed or timed out
-  9    bad capture (not a capture, truncated, corrupt, newer schema)
+  9    bad input: a file missing or unreadable, not a capture, truncated,
+       corrupt, or from a newer dmaprof
   10   budget breached (diff --fail-on / --budgets)
   11   some devices failed (snapshot --all)
   130  interrupted (Ctrl-C)"""

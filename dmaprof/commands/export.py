@@ -6,13 +6,11 @@ from pathlib import Path
 
 import click
 
-from dmaprof.commands.common import EPILOG, app_state
+from dmaprof.commands.common import EPILOG, INPUT_PATH, app_state
 
 
 @click.command(epilog=EPILOG)
-@click.argument(
-    "captures", metavar="CAPTURE...", nargs=-1, required=True, type=click.Path(path_type=Path)
-)
+@click.argument("captures", metavar="CAPTURE...", nargs=-1, required=True, type=INPUT_PATH)
 @click.option(
     "--format",
     "fmt",
