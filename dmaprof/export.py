@@ -100,7 +100,11 @@ def capture_paths(paths: Iterable[Path]) -> list[Path]:
     """Files as given; a directory gives its ``*.dmaprof`` files (sorted)."""
     out: list[Path] = []
     for path in paths:
-        if path.is_dir():
+        try:
+            is_dir = path.is_dir()
+        except OSError:  # e.g. a parent directory it may not enter: load_capture says so
+            is_dir = False
+        if is_dir:
             found = sorted(path.glob("*.dmaprof"))
             if not found:
                 raise DmaprofError(f"{path}: no *.dmaprof captures in this directory")
