@@ -196,6 +196,11 @@ def render_view_table(report: dict[str, Any], by: str, top: int | None, out: Con
         out.print(Text(_view_note(report, view)))
 
 
+NO_DMABUFS = "No DMA-BUFs in this capture: no process holds one, and the kernel lists none."
+NO_HELD = (
+    "No process holds a DMA-BUF in this capture; buffers held only by the kernel are unknown "
+    "(the kernel's DMA-BUF list is missing or empty, and empty is not taken as none)."
+)
 #: what an empty view means when the capture's source does not say why
 _EMPTY = {
     "processes": "No process holds a DMA-BUF in this capture.",
@@ -239,6 +244,11 @@ def render_default_table(report: dict[str, Any], top: int, out: Console) -> None
     _print_totals(report, out)
     process, exporter = VIEWS["process"], VIEWS["exporter"]
     if not report.get("processes") and not restricted(report):
+        totals = report.get("totals") or {}
+        if not totals.get("buffers"):
+            out.print(Text(NO_DMABUFS if totals.get("kernel_only_bytes") is not None else NO_HELD))
+            print_user_build(report, out)
+            return
         out.print(Text(_view_note(report, process)))
     elif restricted(report):  # user-build mode: readable processes, then "unknown"
         rows = rows_of(report, "process", None)
