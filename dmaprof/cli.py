@@ -332,7 +332,9 @@ FORMATS = ["table", "json", "csv", "markdown", "dmabuf_dump"]
 @click.argument("capture_path", metavar="CAPTURE", type=INPUT_PATH)
 @click.option(
     "--by",
-    type=click.Choice(["process", "app", "cgroup", "exporter", "name", "buffer", "binder"]),
+    type=click.Choice(
+        ["process", "app", "cgroup", "exporter", "name", "buffer", "device", "binder"]
+    ),
     help="One view instead of the default overview.",
 )
 @click.option(

@@ -262,8 +262,11 @@ def export_captures(
             ) from None
         pa, pq = pyarrow, pyarrow.parquet
     files = capture_paths(paths)
-    if directory.exists() and not directory.is_dir():
-        raise DmaprofError(f"{directory} exists and is not a directory")
+    try:
+        if directory.exists() and not directory.is_dir():
+            raise DmaprofError(f"{directory} exists and is not a directory")
+    except OSError as exc:  # a parent it may not enter
+        raise DmaprofError(f"cannot create {directory}: {exc.strerror or exc}") from None
     result = ExportResult(directory, fmt)
     csv_writers: dict[str, Any] = {}
     # capture ids already in the dataset: added to, never rewritten (unless overwrite)

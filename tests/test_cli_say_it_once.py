@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -60,7 +61,17 @@ def test_dmaprof_alone_still_shows_the_help() -> None:
     assert "Commands:" in r.stdout + r.stderr
 
 
-def test_missing_or_unreadable_input_is_exit_9_everywhere(tmp_path: Path) -> None:
+@pytest.fixture
+def request_cleanup() -> Iterator[list[Path]]:
+    made: list[Path] = []
+    yield made
+    for path in made:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def test_missing_or_unreadable_input_is_exit_9_everywhere(
+    tmp_path: Path, request_cleanup: list[Path]
+) -> None:
     missing = tmp_path / "missing.dmaprof"
     after = DEMO / "after.dmaprof"
     cases = [
@@ -76,10 +87,13 @@ def test_missing_or_unreadable_input_is_exit_9_everywhere(tmp_path: Path) -> Non
         r = run(*args)
         assert r.returncode == 9, (args, r.stderr)
         assert "no such" in one_error_line(r)
-    # unreadable: a copy only its owner (root) may read, opened by another user
-    locked = tmp_path / "locked"
-    locked.mkdir()
-    locked.chmod(0o755)
+    # unreadable: a copy only its owner (root) may read, opened by another user, in a
+    # directory that user may enter and write (pytest's own tmp_path is root's, 0700)
+    import tempfile
+
+    locked = Path(tempfile.mkdtemp(prefix="dmaprof-locked-"))
+    request_cleanup.append(locked)
+    locked.chmod(0o777)
     copy = locked / "after.dmaprof"
     shutil.copy(after, copy)
     copy.chmod(0o600)
@@ -88,8 +102,8 @@ def test_missing_or_unreadable_input_is_exit_9_everywhere(tmp_path: Path) -> Non
     series.chmod(0o700)
     if os.geteuid() != 0:
         pytest.skip("needs root to run dmaprof as another user")  # the missing cases ran
-    for args in (["show", copy], ["diff", copy, copy], ["import", copy, "-o", "/tmp/x"],
-                 ["export", copy, "-o", "/tmp/x"], ["trend", series]):  # fmt: skip
+    for args in (["show", copy], ["diff", copy, copy], ["import", copy, "-o", locked / "o.dmaprof"],
+                 ["export", copy, "-o", locked / "ds"], ["trend", series]):  # fmt: skip
         r = run(*args, user=65534)
         assert r.returncode == 9, (args, r.stderr)
         assert "cannot read" in one_error_line(r).lower()
