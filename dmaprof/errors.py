@@ -14,36 +14,42 @@ class ExitCode(IntEnum):
     """Documented exit codes (README "Exit codes" and ``dmaprof --help``)."""
 
     OK = 0
-    ERROR = 1  # any other dmaprof error (e.g. refusing to overwrite a file)
-    USAGE = 2  # bad command line (click's own code)
-    ADB_UNAVAILABLE = 3  # no adb binary, or the adb server cannot be reached
-    NO_DEVICE = 4  # no device connected
-    SEVERAL_DEVICES = 5  # more than one device and no -s/ANDROID_SERIAL
-    UNAUTHORIZED = 6  # the device has not accepted this computer's adb key
-    OFFLINE = 7  # the device is offline, or went away during the command
-    DEVICE_COMMAND = 8  # a command on the device failed or timed out
-    BAD_CAPTURE = 9  # an input missing or unreadable, not a capture, truncated, corrupt, newer
-    BUDGET_BREACHED = 10  # `diff --fail-on`/budgets: a rule was breached (a finding, not an error)
-    PARTIAL = 11  # some of several devices failed (`snapshot --all`)
-    INTERRUPTED = 130  # Ctrl-C
+    ERROR = 1
+    USAGE = 2
+    ADB_UNAVAILABLE = 3
+    NO_DEVICE = 4
+    SEVERAL_DEVICES = 5
+    UNAUTHORIZED = 6
+    OFFLINE = 7
+    DEVICE_COMMAND = 8
+    BAD_CAPTURE = 9
+    BUDGET_BREACHED = 10  # a finding, not an error
+    PARTIAL = 11
+    VERDICT_UNKNOWN = 12  # neither a pass nor a breach: a rule's figure is unknown on a side
+    INTERRUPTED = 130
 
 
-EXIT_CODE_HELP = """\
-Exit codes:
-  0    success
-  1    other error
-  2    usage error
-  3    adb missing, its server unreachable, or not an adb server on its port
-  4    no device connected
-  5    several devices and no -s/ANDROID_SERIAL
-  6    device unauthorized
-  7    device offline or lost during the command
-  8    device command failed or timed out
-  9    bad input: a file missing or unreadable, not a capture, truncated,
-       corrupt, or from a newer dmaprof
-  10   budget breached (diff --fail-on / --budgets)
-  11   some devices failed (snapshot --all)
-  130  interrupted (Ctrl-C)"""
+#: what each code means, as ``dmaprof --help`` prints it (one entry per code: a test checks)
+EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
+    ExitCode.OK: "success",
+    ExitCode.ERROR: "other error",
+    ExitCode.USAGE: "usage error",
+    ExitCode.ADB_UNAVAILABLE: "adb missing, its server unreachable, or not an adb server there",
+    ExitCode.NO_DEVICE: "no device connected",
+    ExitCode.SEVERAL_DEVICES: "several devices and no -s/ANDROID_SERIAL",
+    ExitCode.UNAUTHORIZED: "device unauthorized",
+    ExitCode.OFFLINE: "device offline or lost during the command",
+    ExitCode.DEVICE_COMMAND: "device command failed or timed out",
+    ExitCode.BAD_CAPTURE: "bad input (missing, unreadable, not a capture, corrupt, newer schema)",
+    ExitCode.BUDGET_BREACHED: "budget breached (diff --fail-on / --budgets)",
+    ExitCode.PARTIAL: "some devices failed (snapshot --all)",
+    ExitCode.VERDICT_UNKNOWN: "a budget rule could not be judged (unknown figure: --on-unknown)",
+    ExitCode.INTERRUPTED: "interrupted (Ctrl-C)",
+}
+
+EXIT_CODE_HELP = "Exit codes:\n" + "\n".join(
+    f"  {code.value:<4} {EXIT_CODE_MEANINGS[code]}" for code in ExitCode
+)
 
 
 class DmaprofError(Exception):
@@ -91,6 +97,12 @@ class BadCaptureError(DmaprofError):
 
 class BudgetBreachedError(DmaprofError):
     exit_code = ExitCode.BUDGET_BREACHED
+
+
+class VerdictUnknownError(DmaprofError):
+    """No rule was breached, but at least one could not be judged (``--on-unknown error``)."""
+
+    exit_code = ExitCode.VERDICT_UNKNOWN
 
 
 class InterruptedByUser(DmaprofError):

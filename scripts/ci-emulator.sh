@@ -13,13 +13,15 @@
 #   DMAPROF_FAIL_ON       extra --fail-on rules, separated by spaces (e.g. "total>10MiB")
 #   DMAPROF_TEST_CMD      the test suite (default: ./gradlew connectedCheck)
 #   DMAPROF_ROOT          --root of the snapshots: auto (default), never, require
+#   DMAPROF_ON_UNKNOWN    --on-unknown of the diff: error (default: exit 12), warn, pass
 #   DMAPROF_BOOT_TIMEOUT  seconds to wait for the device (default: 300)
 #   ANDROID_SERIAL        the device (default: emulator-$EMULATOR_PORT, set by the runner)
 #
 # Writes DMAPROF_OUT/{before.dmaprof, after.dmaprof, diff.json, dmaprof-junit.xml}; dmaprof
 # appends its summary to $GITHUB_STEP_SUMMARY and prints ::error/::warning annotations.
 # Exit status: the test suite's when it failed, else dmaprof diff's (0 within budget, 10 when
-# a budget is breached); a failed snapshot exits with dmaprof's device error code (3-9).
+# a budget is breached, 12 when a rule could not be judged: e.g. kernel_only on an image
+# whose adbd refused root); a failed snapshot exits with dmaprof's device error code (3-9).
 set -euo pipefail
 
 log() { printf 'ci-emulator: %s\n' "$*" >&2; }
@@ -68,7 +70,8 @@ log "the test suite exited with $tests_rc"
 log "snapshot after the tests"
 "${dmaprof[@]}" snapshot -q --force --root "$root" -o "$out/after.dmaprof" >/dev/null
 
-args=(diff "$out/before.dmaprof" "$out/after.dmaprof" --junit "$out/dmaprof-junit.xml")
+args=(diff "$out/before.dmaprof" "$out/after.dmaprof" --junit "$out/dmaprof-junit.xml"
+      --on-unknown "${DMAPROF_ON_UNKNOWN:-error}")
 if [ -n "$budgets" ]; then
   args+=(--budgets "$budgets")
 fi

@@ -111,7 +111,7 @@ def test_missing_or_unreadable_input_is_exit_9_everywhere(
 
 def test_help_and_readme_document_exit_9_for_missing_input() -> None:
     help_text = run("show", "--help").stdout
-    assert "9    bad input: a file missing or unreadable" in help_text
+    assert "9    bad input (missing, unreadable, not a capture" in help_text
     readme = (REPO / "README.md").read_text()
     assert "| 9 | bad input: a file missing or unreadable" in readme
 

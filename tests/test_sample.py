@@ -4,6 +4,7 @@ README's "try it" command works as written."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -74,6 +75,45 @@ def test_sample_as_shell_user_is_labelled_a_lower_bound() -> None:
     assert report["coverage"]["processes_unreadable"] > 0
     assert report["coverage"]["lower_bound"] is True
     assert report["totals"]["bytes"] == EXPECTED["totals"]["total_bytes"]
+
+
+def test_bundled_root_and_shell_pair_diff_is_no_leak() -> None:
+    """The bundled pair is one phone, root then the shell user (same serial and boot):
+    nothing happened on it, so no suspect and no breach; what the shell user could not see
+    is unknown, and the buffer inventory is exact."""
+    captures = REPO / "fixtures" / "captures"
+    result = subprocess.run(
+        [sys.executable, "-m", "dmaprof", "diff", str(captures / "pixel-like.dmaprof"),
+         str(captures / "pixel-like-shell.dmaprof"), "--format", "json", "--fail-on",
+         "kernel_only>1MiB", "--fail-on", "total>1MiB"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert result.returncode == 12, result.stderr  # unknown: neither a pass nor a breach
+    doc = json.loads(result.stdout)
+    assert (doc["same_device"], doc["same_boot"], doc["suspects"]) == (True, True, [])
+    t = doc["totals"]
+    assert t["bytes_before"] == t["bytes_after"] == EXPECTED["totals"]["total_bytes"]
+    assert (t["delta_bytes"], t["delta_buffers"], t["delta_kernel_only_bytes"]) == (0, 0, None)
+    assert [c["status"] for c in doc["budgets"]["checks"]] == ["unknown", "pass"]
+    unknown = sorted(r["pid"] for r in doc["processes"] if r["delta_rss_bytes"] is None)
+    assert unknown == [1, 590, 598, 612, 640, 700, 1200, 1800, 3100, 3160, 3300]
+    known = [r for r in doc["processes"] if r["delta_rss_bytes"] is not None]
+    assert [(r["pid"], r["delta_rss_bytes"], r["delta_buffers"]) for r in known] == [
+        (4100, 0, 0)]
+    assert doc["buffers"]["moved_count"] == 0 and doc["buffers"]["new_count"] == 0
+
+
+def test_readme_bundled_pair_command_runs_as_written() -> None:
+    text = (REPO / "README.md").read_text()
+    match = re.search(r"```sh\n(dmaprof diff fixtures/captures/pixel-like\.dmaprof .+?)\n```",
+                      text, re.DOTALL)
+    assert match, "README shows no diff of the bundled pair"
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    result = subprocess.run(["bash", "-c", match.group(1)], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 12, result.stderr  # as the README's comment says
+    assert "No leak suspects." in result.stdout and "| UNKNOWN" not in result.stdout
+    assert "UNKNOWN │ kernel_only>1MiB" in result.stdout
 
 
 def _readme_try_command() -> str:

@@ -62,6 +62,12 @@ DEFAULT_SERVICE_PATTERNS: tuple[str, ...] = (
     r"^mediaserver$",
     r"android\.hardware\.media\.c2",
     r"android\.hardware\.media\.omx",
+    # vendor names (docs/attribution.md §6 gives a public source for each)
+    r"\.display\.allocator",  # Qualcomm vendor.qti.hardware.display.allocator*
+    r"\.media\.c2",  # vendor codec2: vendor.qti.media.c2*, samsung.hardware.media.c2*, ...
+    r"mtkcodecservice",  # MediaTek vendor.mediatek.hardware.mtkcodecservice*
+    r"mediatek\.hardware\.mms",  # MediaTek multimedia service (blits graphic buffers)
+    r"^camerahalserver$",  # MediaTek camera HAL
 )
 DEFAULT_SERVICE_REGEX = "|".join(f"(?:{p})" for p in DEFAULT_SERVICE_PATTERNS)
 
@@ -441,7 +447,7 @@ def _apps(
         pkg_of.setdefault(int(uid), []).append(pkg)
     uids = sums.index.to_numpy(dtype=np.int64)
     pkgs = [tuple(sorted(pkg_of.get(int(u), []))) for u in uids]
-    labels = [_app_label(int(u), p) for u, p in zip(uids, pkgs, strict=True)]
+    labels = [app_label(int(u), p) for u, p in zip(uids, pkgs, strict=True)]
     rss = np.array([rss_map.get(int(u), 0) for u in uids], dtype=np.int64)
     charged = rss if charge == "full" else sums["charged"].to_numpy(dtype=np.int64)
     return APPS.frame(
@@ -465,7 +471,7 @@ def _apps(
     ).sort_values(["charged_bytes", "uid"], ascending=[False, True], ignore_index=True)
 
 
-def _app_label(uid: int, packages: tuple[str, ...]) -> str:
+def app_label(uid: int, packages: tuple[str, ...]) -> str:
     """A system uid by its name (``system``, not the ``android`` package that shares uid
     1000 with many others), an app by its packages, else the number."""
     name = uid_name(uid)

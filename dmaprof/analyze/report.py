@@ -239,6 +239,7 @@ def build_report(analysis: Analysis, device: dict[str, Any] | None = None) -> di
         "buffers": buffers,
         "apps": apps,
         "cgroups": cgroups,
+        "cgroup_hierarchy": a.cgroup_hierarchy,
         "exporters": exporters,
         "names": names,
         "kernel_only": kernel_only,

@@ -215,10 +215,16 @@ PROCESSES = Schema(
             "cgroup",
             "str",
             "-",
-            "cgroup v2 path (the `0::` line of `/proc/<pid>/cgroup`); "
-            "without v2, the v1 `cpuacct` (else `memory`) path",
+            "path in the hierarchy holding the process tree (docs/attribution.md §7): the "
+            "uid/pid tree wherever it lives (Android 10/11: v1 `cpuacct`), else the v2 path, "
+            "else the most specific v1 path",
         ),
-        C("cgroup_source", "category", "-", "`v2`, `v1:<controller>` or null"),
+        C(
+            "cgroup_source",
+            "category",
+            "-",
+            "hierarchy of that path: `v2`, `v1:<controllers as printed>` or null",
+        ),
         C(
             "is_kernel_thread",
             "bool",

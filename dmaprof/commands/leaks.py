@@ -25,7 +25,7 @@ from dmaprof.commands.common import (
     serial_option,
     timeout_option,
 )
-from dmaprof.errors import BudgetBreachedError, DmaprofError
+from dmaprof.errors import BudgetBreachedError, DmaprofError, VerdictUnknownError
 
 VIEWS = ["process", "app", "cgroup", "exporter", "name", "buffer"]
 FORMATS = ["table", "json", "csv", "markdown"]
@@ -119,6 +119,11 @@ def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> int 
               "while the table goes to the log).")
 @click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
               help="Write one JUnit <testcase classname=\"dmaprof.budget\"> per rule.")
+@click.option("--on-unknown", "on_unknown", type=click.Choice(["error", "warn", "pass"]),
+              default="error", show_default=True,
+              help="A rule whose figure a side could not see (e.g. kernel_only as the shell "
+              "user): error exits 12, warn warns and exits 0, pass only records it. Never a "
+              "breach (exit 10 is only for real breaches).")
 @click.option("--summary/--no-summary", default=True, show_default=True,
               help="Append a markdown summary to $GITHUB_STEP_SUMMARY when it is set.")
 @click.option("--annotations", type=click.Choice(["auto", "github", "none"]), default="auto",
@@ -139,6 +144,7 @@ def diff(
     budgets: Path | None,
     json_path: Path | None,
     junit: Path | None,
+    on_unknown: str,
     summary: bool,
     annotations: str,
 ) -> None:
@@ -155,6 +161,10 @@ def diff(
     With --fail-on/--warn-on/--budgets, diff is a CI gate: a breached rule exits 10
     (distinct from errors), --junit writes a JUnit file, a markdown summary is appended to
     $GITHUB_STEP_SUMMARY and ::error/::warning annotations are printed under GitHub Actions.
+
+    Figures a side could not see (a root capture against a shell-user one, a bugreport
+    against a snapshot) are unknown: null in JSON, ? in tables, never a change. A rule on
+    an unknown figure is "unknown": exit 12 by default (--on-unknown).
     """
     state = app_state()
     started = time.monotonic()
@@ -173,7 +183,7 @@ def diff(
     ]
     result = diff_sides(sides[0], sides[1], force=force)
     doc = result.to_json()
-    report = evaluate(checks, result) if checks else None
+    report = evaluate(checks, result, on_unknown) if checks else None  # type: ignore[arg-type]
     if report is not None:
         doc["budgets"] = report.as_dict()
     for warning in result.warnings:
@@ -215,6 +225,11 @@ def diff(
         if report.status == "fail":
             reasons = "; ".join(r.message for r in report.failed[:3])
             raise BudgetBreachedError(f"{report.verdict()}: {reasons}")
+        if report.status == "unknown":
+            reasons = "; ".join(r.message for r in report.unknown[:3])
+            raise VerdictUnknownError(f"{report.verdict()}: {reasons}")
+        for r in report.unknown:
+            state.note(f"warning: {r.message}" if on_unknown == "warn" else r.message)
         state.note(report.verdict())
 
 
@@ -271,6 +286,12 @@ def record(
     goes on. Captures go to disk at once, so memory stays flat however long it runs.
     Ctrl-C ends the series cleanly (exit 130): every file in DIR is complete and
     series.json says "interrupted".
+
+    Exit 0 when at least one sample was taken (the last line says how many failed); when
+    none was, the device error's code (3 no adb, 4 no device, 5 several, 6 unauthorized,
+    7 offline, 8 a device command failed) and nothing is left in DIR. No device, several
+    devices, an unauthorized device or no adb end the series at its first sample; after
+    the first sample the series follows that device (and only it) through unplugs.
     """
     from dmaprof.leaks.series import AdbSampler, RecordPlan, record_series
 
@@ -281,7 +302,7 @@ def record(
     plan = RecordPlan(interval_s=interval, count=count, duration_s=duration, retries=retries)
     sampler = AdbSampler(serial, root_mode=root_mode, timeout=timeout)
     summary = record_series(out_dir, plan, sampler, progress=state.progress, force=force)
-    state.note(f"wrote {summary.samples} samples ({summary.gaps} gaps) to {out_dir}")
+    state.note(summary.line)
 
 
 # --------------------------------------------------------------------------- trend
@@ -306,6 +327,9 @@ def record(
 @click.option("--no-cache", is_flag=True,
               help="Analyse every sample again (by default each sample's figures are kept in "
               "a .dmaprof-cache directory beside it).")
+@click.option("-s", "--serial", "serial", metavar="SERIAL",
+              help="The device whose samples to trend, when DIR holds several (exit 5 "
+              "without it).")
 def trend(
     directory: Path,
     by: str | None,
@@ -317,6 +341,7 @@ def trend(
     confidence: float,
     fail_on_leak: bool,
     no_cache: bool,
+    serial: str | None,
 ) -> None:
     """Growth over time of a series recorded by `dmaprof record`.
 
@@ -324,7 +349,12 @@ def trend(
     growth rate in bytes/minute (Theil-Sen: the median of pairwise slopes, robust to
     outliers) and a leak verdict: sustained growth (Mann-Kendall confidence, at least 3
     separate rises, at least --min-growth over the window). Any directory of captures
-    works too (ordered by name, timed by their metadata).
+    works too (ordered by name, timed by their metadata), of one device: captures of
+    several devices exit 5 unless -s names one.
+
+    Reboots (boot id, else uptime going backwards, else ro.runtime.firstboot) split the
+    series; a sample that cannot be placed is kept in the current boot. Figures a sample
+    could not see (e.g. taken as the shell user) are left out of their series.
     """
     from dmaprof.leaks.plot import write_plot
     from dmaprof.leaks.trend import TrendPolicy
@@ -335,7 +365,8 @@ def trend(
     fmt = output_format(fmt, output)
     policy = TrendPolicy(confidence=confidence, min_growth_bytes=min_growth)
     check_input(directory, directory=True)
-    result = run_trend(directory, policy=policy, progress=state.progress, use_cache=not no_cache)
+    result = run_trend(directory, policy=policy, progress=state.progress, use_cache=not no_cache,
+                       serial=serial)
     doc = result.doc
     with output_stream(output) as stream:
         if fmt == "json":
@@ -392,7 +423,9 @@ def top(
 
     One snapshot per refresh. On a terminal the view is redrawn in place; piped, every
     refresh is printed in turn. Ctrl-C quits with exit 0 (the normal way out of top, unlike
-    record, whose Ctrl-C means "interrupted": 130).
+    record, whose Ctrl-C means "interrupted": 130). When the first refresh fails, top
+    exits with that error's code (4 no device, 5 several, 6 unauthorized, 7 offline...);
+    after a first success a failed refresh is shown and retried.
     """
     from dmaprof.leaks.live import run_top
     from dmaprof.leaks.series import AdbSampler

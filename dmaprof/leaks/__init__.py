@@ -5,7 +5,7 @@ Layout, one module per concept:
 
 * ``quantities``: parsing ``10MiB``, ``5s``, ``10%`` (command line and budget files);
 * ``side``: the part of one analysed capture a comparison needs (``Side``);
-* ``diff``: the diff engine (``diff_sides``) and its ``dmaprof.diff/1`` JSON;
+* ``diff``: the diff engine (``diff_sides``) and its ``dmaprof.diff/2`` JSON;
 * ``suspects``: ranked leak suspects, each with its reason in words;
 * ``rules``: the budget rule syntax, budget files (TOML) and their evaluation;
 * ``ci``: JUnit XML, the GitHub step summary and workflow-command annotations;

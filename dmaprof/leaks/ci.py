@@ -3,7 +3,9 @@
 * JUnit: the subset every consumer reads (Jenkins, GitLab, Azure; cocotb documents it):
   ``testsuites/testsuite/testcase/failure/skipped/system-out``, ``time`` in seconds. One
   ``<testcase classname="dmaprof.budget">`` per rule; a breached rule has a
-  ``<failure type="budget">``, a rule that matched nothing a ``<skipped>``.
+  ``<failure type="budget">``, a rule that matched nothing a ``<skipped>``, and so does a
+  rule that could not be judged (``<skipped message="unknown: ...">``: its figure is unknown
+  on a side; never a pass, never a failure).
 * Annotations: ``::error title=...::message`` / ``::warning``, written to stderr (the
   Actions runner reads workflow commands on stdout and stderr; stdout stays data). GitHub
   shows at most 10 of each kind per step, so at most 10 of each are written, worst first.
@@ -31,7 +33,7 @@ SUMMARY_BUDGET = 512 * 1024  # what dmaprof allows itself, leaving room for othe
 def junit_xml(report: BudgetReport, *, elapsed_s: float = 0.0, suite: str = JUNIT_CLASS) -> bytes:
     tests = len(report.results)
     failures = len(report.failed)
-    skipped = sum(1 for r in report.results if r.status == "skip")
+    skipped = sum(1 for r in report.results if r.status in ("skip", "unknown"))
     attrs = {"name": suite, "tests": str(tests), "failures": str(failures), "errors": "0",
              "skipped": str(skipped), "time": f"{elapsed_s:.3f}"}
     root = ET.Element("testsuites", {**attrs, "name": "dmaprof"})
@@ -46,6 +48,8 @@ def junit_xml(report: BudgetReport, *, elapsed_s: float = 0.0, suite: str = JUNI
             continue
         if result.status == "skip":
             ET.SubElement(case, "skipped", {"message": result.message})
+        elif result.status == "unknown":
+            ET.SubElement(case, "skipped", {"message": f"unknown: {result.message}"})
         out = ET.SubElement(case, "system-out")
         out.text = f"[{result.status}] {result.message}\n{details}"
     ET.indent(root)
@@ -54,11 +58,16 @@ def junit_xml(report: BudgetReport, *, elapsed_s: float = 0.0, suite: str = JUNI
 
 def _details(result: Any) -> str:
     lines = [f"rule: {result.check.name} (from {result.check.source})"]
-    lines += [f"{o.key}: before {o.before} after {o.after} delta {o.delta:+d}"
+    lines += [f"{o.key}: before {_figure(o.before)} after {_figure(o.after)} delta "
+              f"{format(o.delta, '+d') if o.known else 'unknown'}"
               for o in result.observations[:50]]
     if len(result.observations) > 50:
         lines.append(f"... {len(result.observations) - 50} more")
     return "\n".join(lines) + "\n"
+
+
+def _figure(value: int | None) -> str:
+    return "unknown" if value is None else str(value)
 
 
 def write_junit(path: Path, report: BudgetReport, *, elapsed_s: float = 0.0) -> None:
@@ -95,7 +104,7 @@ def annotation_lines(
         errors += [annotation("error", f"dmaprof budget {r.check.name}", r.message)
                    for r in report.failed]
         warns += [annotation("warning", f"dmaprof budget {r.check.name}", r.message)
-                  for r in report.warned]
+                  for r in report.unknown + report.warned]
     warns += [annotation("warning", "dmaprof diff", w) for w in warnings if w.startswith("REBOOT")]
     if suspects and (report is None or report.status != "pass"):
         top = suspects[0]

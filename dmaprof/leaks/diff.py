@@ -15,14 +15,20 @@ treated as across a reboot) buffer identities mean nothing: no new/freed buffer
 lists and no buffer-level suspects are produced, and processes are matched by
 ``(display name, uid)`` instead of pid (their figures summed per name).
 
+A figure a side could not see (an unreadable process, kernel-only bytes while a holder was
+unreadable, a column a source cannot give: docs/coverage.md) is ``<NA>`` on that side, and so
+is every delta that needs it: never a zero, a decrease or an increase. Holdings of a process
+unreadable on either side are left out of the gained/lost buffers, so a change of collection
+mode is never growth.
+
 ``diff_sides(before, after)`` returns a :class:`DiffResult`; ``DiffResult.to_json()`` is the
-``dmaprof.diff/1`` document (raw integer bytes everywhere).
+``dmaprof.diff/2`` document (raw integer bytes everywhere; ``null`` for unknown figures).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -30,9 +36,10 @@ import numpy.typing as npt
 import pandas as pd
 
 from dmaprof.errors import DmaprofError
-from dmaprof.leaks.side import TOTAL_KEYS, CaptureInfo, Side
+from dmaprof.leaks.side import TOTAL_KEYS, CaptureInfo, Coverage, Side, masked
+from dmaprof.timing import stage
 
-SCHEMA = "dmaprof.diff/1"
+SCHEMA = "dmaprof.diff/2"
 
 I64 = npt.NDArray[np.int64]
 
@@ -101,6 +108,10 @@ class DiffResult:
     lower_bound: bool = False
     suspects: list[dict[str, Any]] = field(default_factory=list)
     unknown: list[str] = field(default_factory=list)  # process metrics a side cannot give
+    coverage_before: Coverage = field(default_factory=Coverage)
+    coverage_after: Coverage = field(default_factory=Coverage)
+    # why figures are unknown, one sentence each (shown once below the tables)
+    unknown_reasons: list[str] = field(default_factory=list)
 
     @property
     def identity(self) -> bool:
@@ -208,8 +219,14 @@ def _describe(info: CaptureInfo) -> str:
 # --------------------------------------------------------------------------- helpers
 
 
-def _ints(m: pd.DataFrame, column: str) -> I64:
-    return m[column].fillna(0).to_numpy(dtype=np.int64)
+def _side_values(column: pd.Series, present: npt.NDArray[np.bool_], complete: bool
+                 ) -> tuple[I64, npt.NDArray[np.bool_]]:
+    """One side's figure per merged row and whether it is unknown: where the row is absent
+    it is 0, unless that side's table is incomplete (then unknown)."""
+    values = column.astype("Int64")
+    unknown = np.where(present, values.isna().to_numpy(dtype=bool), not complete)
+    ints: I64 = np.asarray(values.to_numpy(dtype=np.int64, na_value=0), dtype=np.int64)
+    return ints, np.asarray(unknown, dtype=bool)
 
 
 def _outer(
@@ -220,27 +237,34 @@ def _outer(
     labels: Sequence[str],
     *,
     gone: str = "gone",
+    complete: tuple[bool, bool] = (True, True),
 ) -> pd.DataFrame:
     """Outer-merge two keyed frames; ``<metric>_before``, ``<metric>_after``, ``delta_<metric>``
-    for every metric, ``status`` new/``gone``/kept and labels from AFTER (else BEFORE)."""
+    for every metric (``Int64``: unknown on a side, unknown delta), ``status``
+    new/``gone``/kept and labels from AFTER (else BEFORE). ``complete``: whether a row absent
+    from BEFORE / AFTER means zero (else unknown: that side's source cannot list them)."""
     m = b.merge(
         a, on=key, how="outer", suffixes=("_b", "_a"), indicator=True, validate="one_to_one",
         sort=False,
     )
     ind = m["_merge"].to_numpy(dtype=object)
     data: dict[str, Any] = {k: m[k].to_numpy(dtype=object) for k in key}
-    data["status"] = np.where(ind == "left_only", gone, np.where(ind == "right_only", "new",
-                                                                  "kept"))
+    # absent from a side that cannot list every key (names unseen as the shell user): unknown
+    gone_or = gone if complete[1] else "unknown"
+    new_or = "new" if complete[0] else "unknown"
+    data["status"] = np.where(ind == "left_only", gone_or,
+                              np.where(ind == "right_only", new_or, "kept"))
     for column in labels:
         after = m[f"{column}_a"].to_numpy(dtype=object)
         before = m[f"{column}_b"].to_numpy(dtype=object)
         data[column] = np.where(ind == "left_only", before, after)
+    in_b, in_a = ind != "right_only", ind != "left_only"
     for column, metric in metrics.items():
-        vb = _ints(m, f"{column}_b")
-        va = _ints(m, f"{column}_a")
-        data[f"{metric}_before"] = vb
-        data[f"{metric}_after"] = va
-        data[f"delta_{metric}"] = va - vb
+        vb, ub = _side_values(m[f"{column}_b"], in_b, complete[0])
+        va, ua = _side_values(m[f"{column}_a"], in_a, complete[1])
+        data[f"{metric}_before"] = masked(vb, ub)
+        data[f"{metric}_after"] = masked(va, ua)
+        data[f"delta_{metric}"] = masked(va - vb, ub | ua)
     return pd.DataFrame(data)
 
 
@@ -288,14 +312,20 @@ def diff_sides(
     suspects: bool = True,
 ) -> DiffResult:
     """Compare two sides. Raises DifferentDevicesError for two devices unless ``force``."""
+    with stage("diff and leak suspects"):
+        return _diff_sides(before, after, force=force, suspects=suspects)
+
+
+def _diff_sides(before: Side, after: Side, *, force: bool, suspects: bool) -> DiffResult:
     same, same_boot, warnings = check_devices(before.info, after.info, force=force)
     if before.charge != after.charge:
         raise ValueError("both sides must be analysed with the same charge policy")
+    before, after = _comparable_inventories(before, after)
     for side, word in ((before, "BEFORE"), (after, "AFTER")):
-        if side.lower_bound:
+        if side.lower_bound and side.coverage.holders_complete:
             warnings.append(
-                f"{word}: some processes or sources could not be read; its per-process "
-                "figures are lower bounds"
+                f"{word}: some sources could not be read; its per-process figures are lower "
+                "bounds"
             )
     for text in dict.fromkeys([*before.limitations, *after.limitations]):
         word = "BEFORE and AFTER"
@@ -320,6 +350,7 @@ def diff_sides(
         bufs = _BufferDiff.empty(before, after)
         procs, hold = _process_diff_by_name(before, after), _HoldingDiff.empty()
 
+    cb, ca = before.coverage, after.coverage
     result = DiffResult(
         before=before.info,
         after=after.info,
@@ -330,15 +361,20 @@ def diff_sides(
         totals=_totals(before, after),
         processes=procs,
         apps=_sort(
-            _outer(before.apps, after.apps, ["uid"], APP_METRICS, ["label", "kind", "packages"]),
+            _held_something(_outer(before.apps, after.apps, ["uid"], APP_METRICS,
+                                   ["label", "kind", "packages"], complete=(cb.uids, ca.uids)),
+                            APP_METRICS),
             [("delta_pss_bytes", True), ("delta_rss_bytes", True), ("uid", False)],
         ),
         cgroups=_sort(
-            _outer(before.cgroups, after.cgroups, ["path"], CGROUP_METRICS, []),
+            _outer(before.cgroups, after.cgroups, ["path"], CGROUP_METRICS, [],
+                   complete=(cb.cgroups, ca.cgroups)),
             [("delta_pss_bytes_with_descendants", True), ("path", False)],
         ),
-        exporters=_groups(before.exporters, after.exporters, bufs, "exporter"),
-        names=_groups(before.names, after.names, bufs, "name_key"),
+        exporters=_groups(before.exporters, after.exporters, bufs, "exporter",
+                          (cb.exporters_listed, ca.exporters_listed)),
+        names=_groups(before.names, after.names, bufs, "name_key",
+                      (cb.names_listed, ca.names_listed)),
         new_buffers=bufs.new,
         freed_buffers=bufs.freed,
         kept=bufs.kept,
@@ -347,12 +383,36 @@ def diff_sides(
         warnings=warnings,
         lower_bound=before.lower_bound or after.lower_bound,
         unknown=sorted({*before.unknown, *after.unknown}),
+        coverage_before=cb,
+        coverage_after=ca,
     )
+    result.unknown_reasons = unknown_reasons(result)
+    line = comparability(result)
+    if line:
+        result.warnings.insert(0, line)
     if suspects:
         from dmaprof.leaks.suspects import find_suspects
 
         result.suspects = find_suspects(result)
     return result
+
+
+def _comparable_inventories(before: Side, after: Side) -> tuple[Side, Side]:
+    """A side that read no buffer inventory counts only held buffers in its buffer totals
+    and per-exporter/name figures: against a side that read one, those are unknown."""
+    if before.coverage.inventory == after.coverage.inventory:
+        return before, after
+
+    def held_only(side: Side) -> Side:
+        if side.coverage.inventory:
+            return side
+        totals = {**side.totals, "buffers": None, "bytes": None}
+        groups = [g.assign(buffers=pd.array([None] * len(g), dtype="Int64"),
+                           bytes=pd.array([None] * len(g), dtype="Int64"))
+                  for g in (side.exporters, side.names)]
+        return replace(side, totals=totals, exporters=groups[0], names=groups[1])
+
+    return held_only(before), held_only(after)
 
 
 def _totals(before: Side, after: Side) -> dict[str, int | None]:
@@ -475,6 +535,8 @@ def _process_diff_same_boot(
         gone="exited",
     )
     procs["unreadable"] = procs["unreadable"].astype(bool)
+    # a process unreadable on either side: its holdings are no evidence of change
+    unknown_ids = procs["proc"].to_numpy(dtype=np.int64)[_unknown_rows(procs)]
 
     # holdings, keyed by one int64: process id * n_bids + buffer id
     hb, ha = before.holdings, after.holdings
@@ -485,8 +547,8 @@ def _process_diff_same_boot(
     row_a = pd.Index(after.buffers["inode"]).get_indexer(ha["inode"]).astype(np.int64)
     bid_a = np.where(row_a >= 0, bufs.after_bid[np.maximum(row_a, 0)], -1)
     n_bids = nb + len(after.buffers) + 1
-    ok_b = (proc_b >= 0) & (bid_b >= 0)
-    ok_a = (proc_a >= 0) & (bid_a >= 0)
+    ok_b = (proc_b >= 0) & (bid_b >= 0) & ~member(proc_b, unknown_ids)
+    ok_a = (proc_a >= 0) & (bid_a >= 0) & ~member(proc_a, unknown_ids)
     key_b = proc_b * n_bids + bid_b
     key_a = proc_a * n_bids + bid_a
     lost_mask = ok_b & ~member(key_b, key_a[ok_a])
@@ -539,6 +601,9 @@ def _process_diff_same_boot(
     procs["lost_freed_buffers"] = np.bincount(
         l_proc, weights=lost["freed_buffer"].to_numpy(dtype=np.float64), minlength=n_ids
     ).astype(np.int64)[proc_ids]
+    unknown = _unknown_rows(procs)
+    for column in HOLDING_COUNTS:
+        procs[column] = masked(procs[column].to_numpy(dtype=np.int64), unknown)
 
     # kept buffers whose holders changed
     moved = np.union1d(
@@ -549,13 +614,39 @@ def _process_diff_same_boot(
     return _finish_processes(procs), _HoldingDiff(gained, lost)
 
 
+HOLDING_COUNTS = ("gained_buffers", "lost_buffers", "gained_new_buffers", "lost_freed_buffers")
+
+
+def _unknown_rows(procs: pd.DataFrame) -> npt.NDArray[np.bool_]:
+    """Rows whose usage is unknown on a side (unreadable there)."""
+    return np.asarray(
+        procs["rss_bytes_before"].isna().to_numpy() | procs["rss_bytes_after"].isna().to_numpy(),
+        dtype=bool,
+    )
+
+
+def known_sum(frame: pd.DataFrame, by: str | list[str], columns: Sequence[str]) -> pd.DataFrame:
+    """Per group sums of ``Int64`` columns; ``<NA>`` where any member is unknown (a sum over
+    an unknown part is unknown, not the sum of the known parts)."""
+    g = frame.groupby(by, sort=False, dropna=False)
+    sums = g[list(columns)].sum()
+    gaps = frame[list(columns)].isna().groupby(
+        [frame[k] for k in ([by] if isinstance(by, str) else by)], sort=False, dropna=False
+    ).any()
+    out = pd.DataFrame(index=sums.index)
+    for column in columns:
+        out[column] = masked(sums[column].to_numpy(dtype=np.int64, na_value=0),
+                             gaps[column].reindex(sums.index).to_numpy(dtype=bool))
+    return out
+
+
 def _process_diff_by_name(before: Side, after: Side) -> pd.DataFrame:
     """Across a reboot: processes summed per (display name, uid)."""
     sums = list(PROCESS_METRICS)
 
     def agg(p: pd.DataFrame) -> pd.DataFrame:
         g = p.groupby(["name", "uid"], sort=False, dropna=False)
-        out = g[sums].sum()
+        out = known_sum(p, ["name", "uid"], sums)
         first = g[["comm", "owner_uid", "cgroup"]].first()
         out = out.join(first)
         out["pid"] = g["pid"].min()
@@ -569,26 +660,35 @@ def _process_diff_by_name(before: Side, after: Side) -> pd.DataFrame:
     procs = _outer(b, a, ["name", "uid"], PROCESS_METRICS, labels, gone="exited")
     procs["proc"] = np.arange(len(procs), dtype=np.int64)
     procs["unreadable"] = procs["unreadable"].astype(bool)
-    for column in ("gained_buffers", "lost_buffers", "gained_new_buffers", "lost_freed_buffers"):
-        procs[column] = np.zeros(len(procs), dtype=np.int64)
+    unknown = _unknown_rows(procs)
+    for column in HOLDING_COUNTS:
+        procs[column] = masked(np.zeros(len(procs), dtype=np.int64), unknown)
     return _finish_processes(procs)
 
 
+def _held_something(frame: pd.DataFrame, metrics: dict[str, str]) -> pd.DataFrame:
+    """Rows with a non-zero or unknown figure on either side (the rest held nothing)."""
+    active = np.zeros(len(frame), dtype=bool)
+    for metric in metrics.values():
+        for side in ("before", "after"):
+            column = frame[f"{metric}_{side}"]
+            active |= (column.isna() | (column.fillna(0) != 0)).to_numpy(dtype=bool)
+    return frame[active]
+
+
 def _finish_processes(procs: pd.DataFrame) -> pd.DataFrame:
-    """Drop processes that held nothing on either side; sort by growth."""
-    active = np.zeros(len(procs), dtype=bool)
-    for metric in ("rss_bytes", "fds", "maps", "buffers"):
-        active |= procs[f"{metric}_before"].to_numpy() != 0
-        active |= procs[f"{metric}_after"].to_numpy() != 0
-    procs = procs[active]
+    """Drop processes that held nothing on either side (an unreadable one may have: kept);
+    sort by growth."""
+    procs = _held_something(procs, {m: m for m in ("rss_bytes", "fds", "maps", "buffers")})
     for column in ("pid", "start", "uid", "owner_uid"):
         procs[column] = procs[column].to_numpy(dtype=np.int64)
     return _sort(procs, [("delta_pss_bytes", True), ("delta_rss_bytes", True), ("pid", False),
                          ("status", False)])
 
 
-def _groups(b: pd.DataFrame, a: pd.DataFrame, bufs: _BufferDiff, column: str) -> pd.DataFrame:
-    out = _outer(b, a, ["key"], GROUP_METRICS, [])
+def _groups(b: pd.DataFrame, a: pd.DataFrame, bufs: _BufferDiff, column: str,
+            complete: tuple[bool, bool] = (True, True)) -> pd.DataFrame:
+    out = _outer(b, a, ["key"], GROUP_METRICS, [], complete=complete)
     # per key: new and freed buffers (same boot only)
     for kind, frame in (("new", bufs.new), ("freed", bufs.freed)):
         if len(frame):
@@ -603,6 +703,77 @@ def _groups(b: pd.DataFrame, a: pd.DataFrame, bufs: _BufferDiff, column: str) ->
             out[f"{kind}_buffers"] = np.zeros(len(out), dtype=np.int64)
             out[f"{kind}_bytes"] = np.zeros(len(out), dtype=np.int64)
     return _sort(out, [("delta_bytes", True), ("delta_buffers", True), ("key", False)])
+
+
+# --------------------------------------------------------------------------- coverage
+
+
+def _unknown_processes(d: DiffResult) -> int:
+    return int(_unknown_rows(d.processes).sum()) if len(d.processes) else 0
+
+
+def unknown_reasons(d: DiffResult) -> list[str]:
+    """Why figures are unknown (null, ``?``): one sentence per cause and side."""
+    out: list[str] = []
+    for word, c in (("BEFORE", d.coverage_before), ("AFTER", d.coverage_after)):
+        if not c.holders_complete:
+            out.append(
+                f"{word} was collected {c.describe}: their figures, the apps and cgroups they "
+                "belong to, pss shared with them, and the kernel-only and held-by-process "
+                "totals are unknown there" + ("" if c.inventory else
+                                              ", and so are the buffer totals (no inventory)"))
+        if c.holders_complete and not c.inventory and (
+                d.coverage_before.inventory or d.coverage_after.inventory):
+            out.append(f"{word} read no buffer inventory (BPF, sysfs or debugfs): its buffer "
+                       "totals and per-exporter and per-name figures count held buffers only, "
+                       "so they are unknown against the other side's")
+        if not c.cgroups:
+            out.append(f"{word} ({c.source}) records no cgroups: cgroup figures are unknown")
+        if not c.uids:
+            out.append(f"{word} ({c.source}) records no uids: app figures are unknown")
+    if d.unknown:
+        out.append(f"{', '.join(d.unknown)}: a side's source cannot tell them (docs/sources.md)")
+    return out
+
+
+def comparability(d: DiffResult) -> str | None:
+    """One line on what a pair collected differently can compare, or None when both sides
+    saw everything the same way."""
+    cb, ca = d.coverage_before, d.coverage_after
+    if (cb.mode, cb.source) == (ca.mode, ca.source) and cb.holders_complete and (
+            ca.holders_complete) and not d.unknown:
+        return None
+    exact, unknown = [], []
+    if cb.inventory and ca.inventory:
+        exact.append("the buffer totals and each exporter's buffers and bytes")
+    if not (cb.names_listed and ca.names_listed):
+        unknown.append("per-name figures (names come from the fdinfo of unreadable holders)")
+    n_unknown = _unknown_processes(d)
+    readable = len(d.processes) - n_unknown
+    if d.same_boot:
+        exact.append(f"{_count(readable, 'process')} seen on both sides (rss, buffers)")
+    if not (cb.holders_complete and ca.holders_complete):
+        unknown.append("kernel-only and held-by-process figures")
+        unknown.append(f"{_count(n_unknown, 'process')} unreadable on a side, with their apps "
+                       "and cgroups, and pss shared with them")
+    if d.unknown:
+        unknown.append(", ".join(d.unknown))
+    if not (cb.cgroups and ca.cgroups):
+        unknown.append("cgroups")
+    if not (cb.uids and ca.uids):
+        unknown.append("apps")
+    text = f"BEFORE was {_how(cb)} and AFTER {_how(ca)}: compared exactly: {'; '.join(exact)}"
+    if unknown:
+        text += f"; unknown (null, ?): {'; '.join(unknown)}"
+    return text
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}es" if noun.endswith("s") else f"{n} {noun}s"
+
+
+def _how(c: Coverage) -> str:
+    return f"imported from a {c.source}" if c.source != "collector" else f"collected {c.describe}"
 
 
 # --------------------------------------------------------------------------- JSON
@@ -633,8 +804,10 @@ def records(df: pd.DataFrame, columns: dict[str, str]) -> list[dict[str, Any]]:
     cols: list[list[Any]] = []
     for src in columns:
         s = df[src]
-        if s.dtype.kind in "iub":
-            cols.append(s.tolist())
+        if s.dtype.kind in "iub" and not s.hasnans:
+            cols.append(s.to_numpy().tolist())
+        elif s.dtype.kind in "iub":  # Int64 with <NA>: unknown figures are null
+            cols.append(s.astype(object).where(s.notna(), None).tolist())
         else:
             cols.append([v if type(v) in _PLAIN else py(v) for v in s.to_numpy(dtype=object)])
     keys = list(columns.values())
@@ -646,11 +819,14 @@ def _metric_columns(metrics: dict[str, str]) -> dict[str, str]:
             for column in (f"{metric}_before", f"{metric}_after", f"delta_{metric}")}
 
 
-def buffer_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+def buffer_records(frame: pd.DataFrame, holders_complete: bool = True) -> list[dict[str, Any]]:
+    """New or freed buffers; ``kernel_only`` is unknown (null) for a buffer with no holder
+    seen in a capture that could not read every holder."""
     rows = records(frame, {"inode": "inode", "size": "size_bytes", "exporter": "exporter",
                            "name": "name", "holders": "holders"})
     for row in rows:
-        row["kernel_only"] = not row["holders"]
+        row["kernel_only"] = None if not (holders_complete or row["holders"]) else (
+            not row["holders"])
     return rows
 
 
@@ -700,12 +876,14 @@ def diff_json(d: DiffResult) -> dict[str, Any]:
         "same_boot": d.same_boot,
         "forced": d.forced,
         "lower_bound": d.lower_bound,
+        "coverage": {"before": d.coverage_before.as_dict(), "after": d.coverage_after.as_dict()},
+        "unknown_reasons": list(d.unknown_reasons),
         "warnings": list(d.warnings),
         "totals": totals,
         "buffers": {
             "compared": d.same_boot,
-            "new": buffer_records(d.new_buffers),
-            "freed": buffer_records(d.freed_buffers),
+            "new": buffer_records(d.new_buffers, d.coverage_after.holders_complete),
+            "freed": buffer_records(d.freed_buffers, d.coverage_before.holders_complete),
             "new_count": len(d.new_buffers),
             "new_bytes": int(d.new_buffers["size"].sum()) if len(d.new_buffers) else 0,
             "freed_count": len(d.freed_buffers),

@@ -4,8 +4,10 @@ since `top` started (like top(1)).
 Each refresh takes one snapshot, analyses it and diffs it against the first one (same
 process identities as `dmaprof diff`). On a terminal the view is redrawn in place
 (rich.live); otherwise every refresh is printed in turn (batch mode, like ``top -b``). A
-failed refresh is shown in the header and retried at the next interval; a reboot restarts
-the baseline. Ctrl-C quits with exit 0 (the normal way to leave top).
+failed refresh is shown in the header and retried at the next interval (but when the
+first refresh fails, top exits with that error's code); a reboot restarts the baseline.
+Ctrl-C quits with exit 0 (the normal way to leave top). Unknown figures (a process the
+capture could not read) show as ``?``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import contextlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import pandas as pd
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
@@ -26,7 +29,24 @@ from dmaprof.leaks.side import Side, side_from_capture
 from dmaprof.units import human_bytes, safe_text, signed_bytes
 
 
-def _delta(value: int, *, count: bool = False) -> Text:
+def _known(value: Any) -> int | None:
+    return None if value is None or value is pd.NA else int(value)
+
+
+def _size(value: Any) -> str:
+    v = _known(value)
+    return "?" if v is None else human_bytes(v)
+
+
+def _count(value: Any) -> str:
+    v = _known(value)
+    return "?" if v is None else str(v)
+
+
+def _delta(raw: Any, *, count: bool = False) -> Text:
+    value = _known(raw)
+    if value is None:  # a side could not see it (an unreadable process)
+        return Text("?", style="dim", justify="right")
     text = (f"{value:+d}" if value else "0") if count else (signed_bytes(value) if value else "0")
     return Text(text, style="red" if value > 0 else ("green" if value < 0 else "dim"),
                 justify="right")
@@ -52,12 +72,12 @@ def build_view(
         parts.append(Text(
             f"dmaprof top · {who} · refresh {refresh} every {interval_s:g}s · changes since "
             f"{elapsed_s:.0f}s ago", style="bold"))
-        ko = t.get("kernel_only_bytes_after")
+        ko, held = t.get("kernel_only_bytes_after"), t.get("userspace_bytes_after")
         line = Text(
-            f"total {human_bytes(t['bytes_after'])} ({signed_bytes(int(t['delta_bytes'] or 0))})"
-            f" in {t['buffers_after']} buffers ({int(t['delta_buffers'] or 0):+d}) · held by "
-            f"processes {human_bytes(t['userspace_bytes_after'])} · kernel-only "
-            f"{human_bytes(ko) if ko is not None else 'unknown'}")
+            f"total {_size(t['bytes_after'])} ({signed_bytes(int(t['delta_bytes'] or 0))})"
+            f" in {_count(t['buffers_after'])} buffers ({int(t['delta_buffers'] or 0):+d}) · "
+            f"held by processes {_size(held) if held is not None else 'unknown'} · kernel-only "
+            f"{_size(ko) if ko is not None else 'unknown'}")
         parts.append(line)
     if note:
         parts.append(Text(note, style="yellow"))
@@ -75,10 +95,10 @@ def build_view(
             table.add_row(
                 str(r["pid"]),
                 Text(safe_text(r["name"]) + (" (new)" if r["status"] == "new" else "")),
-                human_bytes(int(r['pss_bytes_after'])), _delta(int(r['delta_pss_bytes'])),
-                human_bytes(int(r['rss_bytes_after'])), _delta(int(r['delta_rss_bytes'])),
-                str(int(r['buffers_after'])), _delta(int(r['delta_buffers']), count=True),
-                str(int(r['fds_after'])), str(int(r['maps_after'])),
+                _size(r['pss_bytes_after']), _delta(r['delta_pss_bytes']),
+                _size(r['rss_bytes_after']), _delta(r['delta_rss_bytes']),
+                _count(r['buffers_after']), _delta(r['delta_buffers'], count=True),
+                _count(r['fds_after']), _count(r['maps_after']),
             )
         gone = int((d.processes["status"] == "exited").sum())
         if gone:
@@ -130,6 +150,8 @@ def run_top(
                 except InterruptedByUser:
                     raise
                 except DmaprofError as exc:
+                    if last is None and baseline is None:
+                        raise  # the first refresh failed: its error and exit code
                     error = exc.message
                 refresh += 1
                 show(build_view(last, refresh=refresh, interval_s=interval_s, error=error,

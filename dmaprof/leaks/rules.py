@@ -24,6 +24,12 @@ binary units), a count for the ``buffers`` metric, or a percentage of the BEFORE
 A glob rule is checked against every matching entity (each process name, app, cgroup,
 exporter or buffer name) and breached when any one of them is over the limit. Processes
 are matched by name, summed over their pids, so a restarted process is compared with itself.
+
+A rule whose figure a side could not see (kernel-only bytes as the shell user, an unreadable
+process: docs/coverage.md) is neither passed nor breached: its status is ``unknown``, with
+the reason. A glob rule is breached when a known figure is over the limit, and unknown when
+none is over but some matching figure is unknown. What an unknown rule does to the exit code
+is the caller's choice (``diff --on-unknown``).
 """
 
 from __future__ import annotations
@@ -47,7 +53,10 @@ if TYPE_CHECKING:
     from dmaprof.leaks.diff import DiffResult
 
 Level = Literal["fail", "warn"]
-Status = Literal["pass", "warn", "fail", "skip"]
+Status = Literal["pass", "warn", "fail", "skip", "unknown"]
+#: what an unknown rule does to the verdict: exit 12, a warning (exit 0), or nothing
+OnUnknown = Literal["error", "warn", "pass"]
+ON_UNKNOWN: tuple[OnUnknown, ...] = ("error", "warn", "pass")
 
 # kind -> (metrics it has, whether it takes a pattern)
 KINDS: dict[str, tuple[tuple[str, ...], bool]] = {
@@ -308,15 +317,23 @@ def _budget(entry: Any, where: str, default_min: int | None) -> Check:
 @dataclass(frozen=True)
 class Observation:
     key: str
-    before: int
-    after: int
+    before: int | None  # None: that side could not see the figure
+    after: int | None
+
+    @property
+    def known(self) -> bool:
+        return self.before is not None and self.after is not None
 
     @property
     def delta(self) -> int:
+        """The growth; only for a known observation (see ``known``)."""
+        assert self.before is not None and self.after is not None
         return self.after - self.before
 
     @property
     def pct(self) -> float | None:
+        if self.before is None or self.after is None:
+            return None
         if self.before == 0:
             return 0.0 if self.after == 0 else (math.inf if self.after > 0 else -math.inf)
         return 100.0 * self.delta / self.before
@@ -332,22 +349,34 @@ class CheckResult:
 
     @property
     def worst(self) -> Observation | None:
-        return self.breaches[0] if self.breaches else (
-            self.observations[0] if self.observations else None)
+        known = [o for o in self.observations if o.known]
+        return self.breaches[0] if self.breaches else (known[0] if known else None)
+
+    @property
+    def unknown(self) -> list[Observation]:
+        return [o for o in self.observations if not o.known]
 
 
 @dataclass
 class BudgetReport:
     results: list[CheckResult]
+    on_unknown: OnUnknown = "error"
 
     @property
     def status(self) -> Status:
+        """fail > unknown (with --on-unknown error) > warn (or unknown as warn) > pass."""
         states = {r.status for r in self.results}
-        order: tuple[Status, ...] = ("fail", "warn")
-        for status in order:
-            if status in states:
-                return status
+        if "fail" in states:
+            return "fail"
+        if "unknown" in states and self.on_unknown == "error":
+            return "unknown"
+        if "warn" in states or ("unknown" in states and self.on_unknown == "warn"):
+            return "warn"
         return "pass"
+
+    @property
+    def unknown(self) -> list[CheckResult]:
+        return [r for r in self.results if r.status == "unknown"]
 
     @property
     def failed(self) -> list[CheckResult]:
@@ -359,16 +388,26 @@ class BudgetReport:
 
     def verdict(self) -> str:
         n = len(self.results)
+        unknown = len(self.unknown)
+        cannot = f"; {unknown} could not be judged (unknown)" if unknown else ""
         if self.status == "fail":
-            return f"budget breached: {len(self.failed)} of {n} rules failed"
+            return f"budget breached: {len(self.failed)} of {n} rules failed{cannot}"
+        if self.status == "unknown":
+            return f"budget unknown: {unknown} of {n} rules could not be judged"
         if self.status == "warn":
-            return f"within budget, with warnings: {len(self.warned)} of {n} rules over warn"
+            over = f"{len(self.warned)} of {n} rules over warn" if self.warned else ""
+            return "within budget, with warnings: " + "; ".join(
+                x for x in (over, cannot.removeprefix("; ")) if x)
+        if unknown:
+            return f"within budget: {n - unknown} of {n} rules passed{cannot}"
         return f"within budget: {n} rules passed"
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "status": self.status,
             "verdict": self.verdict(),
+            "on_unknown": self.on_unknown,
+            "unknown": len(self.unknown),
             "checks": [_result_dict(r) for r in self.results],
         }
 
@@ -379,7 +418,8 @@ def _result_dict(r: CheckResult) -> dict[str, Any]:
 
     def obs(o: Observation) -> dict[str, Any]:
         pct = o.pct
-        return {"key": o.key, "before": o.before, "after": o.after, "delta": o.delta,
+        return {"key": o.key, "before": o.before, "after": o.after,
+                "delta": o.delta if o.known else None,
                 "delta_pct": None if pct is None or not math.isfinite(pct) else round(pct, 3)}
 
     return {
@@ -395,6 +435,7 @@ def _result_dict(r: CheckResult) -> dict[str, Any]:
         "worst": obs(worst) if worst else None,
         "breaches": [obs(o) for o in r.breaches],
         "matched": len(r.observations),
+        "unknown": [obs(o) for o in r.unknown[:50]],
     }
 
 
@@ -415,6 +456,23 @@ _TOTALS = {
 _COLUMN = {"rss": "rss_bytes", "pss": "pss_bytes", "buffers": "buffers", "bytes": "bytes"}
 
 
+def _figures(column: pd.Series) -> list[int | None]:
+    """A column's values as ints, None where unknown (``<NA>``)."""
+    return [None if v is None or v is pd.NA else int(v)
+            for v in column.astype(object).where(column.notna(), None).tolist()]
+
+
+def why_unknown(d: DiffResult) -> str:
+    """Which side could not see what, in a few words (the message of an unknown rule)."""
+    parts = []
+    for word, c in (("BEFORE", d.coverage_before), ("AFTER", d.coverage_after)):
+        if not c.holders_complete:
+            parts.append(f"{word} was collected {c.describe}")
+        elif c.source != "collector":
+            parts.append(f"{word} is a {c.source}")
+    return "; ".join(parts) or "a side's source cannot tell it"
+
+
 def _match(values: pd.Series, pattern: str) -> np.ndarray:
     regex = re.compile(fnmatch.translate(pattern))
     text = values.astype(object).where(values.notna(), "").astype(str)
@@ -428,19 +486,20 @@ def observe(check: Check, d: DiffResult) -> tuple[list[Observation], str | None]
     if (s.kind, s.metric) in _TOTALS:
         key = _TOTALS[s.kind, s.metric]
         b, a = d.totals.get(f"{key}_before"), d.totals.get(f"{key}_after")
-        if b is None or a is None:
-            return [], "unknown in these captures (no global buffer inventory was readable)"
-        return [Observation(s.kind, int(b), int(a))], None
+        return [Observation(s.kind, None if b is None else int(b),
+                            None if a is None else int(a))], None
     assert s.pattern is not None
     column = _COLUMN[s.metric]
     if s.kind == "process":
+        from dmaprof.leaks.diff import known_sum
+
         x = d.processes
         mask = _match(x["name"], s.pattern) | _match(x["comm"], s.pattern)
         sub = x[mask]
-        grouped = sub.groupby("name", sort=True)[[f"{column}_before", f"{column}_after"]].sum()
+        grouped = known_sum(sub, "name", [f"{column}_before", f"{column}_after"]).sort_index()
         keys = grouped.index.astype(str).tolist()
-        before = grouped[f"{column}_before"].tolist()
-        after = grouped[f"{column}_after"].tolist()
+        before = _figures(grouped[f"{column}_before"])
+        after = _figures(grouped[f"{column}_after"])
     elif s.kind == "app":
         x = d.apps
         packages = x["packages"].map(lambda ps: " ".join(ps) if isinstance(ps, tuple) else "")
@@ -451,23 +510,23 @@ def observe(check: Check, d: DiffResult) -> tuple[list[Observation], str | None]
         labels = sub["label"].astype(object).where(sub["label"].astype(object) != "", None)
         keys = [lbl if lbl else f"uid {uid}" for lbl, uid in
                 zip(labels.tolist(), sub["uid"].tolist(), strict=True)]
-        before = sub[f"{column}_before"].tolist()
-        after = sub[f"{column}_after"].tolist()
+        before = _figures(sub[f"{column}_before"])
+        after = _figures(sub[f"{column}_after"])
     elif s.kind == "cgroup":
         x = d.cgroups
         sub = x[_match(x["path"], s.pattern)]
         col = f"{column}_with_descendants"
         keys = sub["path"].astype(str).tolist()
-        before = sub[f"{col}_before"].tolist()
-        after = sub[f"{col}_after"].tolist()
+        before = _figures(sub[f"{col}_before"])
+        after = _figures(sub[f"{col}_after"])
     else:
         x = d.exporters if s.kind == "exporter" else d.names
         sub = x[_match(x["key"], s.pattern)]
         keys = sub["key"].astype(str).tolist()
-        before = sub[f"{column}_before"].tolist()
-        after = sub[f"{column}_after"].tolist()
-    obs = [Observation(k, int(b), int(a)) for k, b, a in zip(keys, before, after, strict=True)]
-    obs.sort(key=lambda o: (-o.delta, o.key))
+        before = _figures(sub[f"{column}_before"])
+        after = _figures(sub[f"{column}_after"])
+    obs = [Observation(k, b, a) for k, b, a in zip(keys, before, after, strict=True)]
+    obs.sort(key=lambda o: (not o.known, -o.delta if o.known else 0, o.key))
     if not obs:
         return [], f"no {_NOUN[s.kind]} matches {s.pattern!r} in either capture"
     return obs, None
@@ -500,12 +559,16 @@ def evaluate_check(check: Check, d: DiffResult) -> CheckResult:
     if why is not None:
         status: Status = "pass" if s.is_glob else "skip"
         return CheckResult(check, status, f"{label}: {why}")
+    known = [o for o in obs if o.known]
+    unknown = [o for o in obs if not o.known]
     levels: tuple[Level, ...] = ("fail", "warn")
     for level in levels:
         limit = check.fail if level == "fail" else check.warn
         if limit is None:
             continue
-        over = [o for o in obs if _over(o, limit, check.min_delta)]
+        if level == "warn" and unknown:
+            break  # a known breach of the fail limit is all an unknown figure allows
+        over = [o for o in known if _over(o, limit, check.min_delta)]
         if over:
             floor = ""
             if limit.relative and check.min_delta is not None:
@@ -519,6 +582,13 @@ def evaluate_check(check: Check, d: DiffResult) -> CheckResult:
                 text = f"{label}: {shown}{more}"
             message = f"{text}; {level} limit {limit.describe(s.is_count)}{floor}"
             return CheckResult(check, level, message, obs, over)
+    if unknown:
+        keys = ", ".join(safe_text(o.key) for o in unknown[:3])
+        more = f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""
+        what = f"{keys}{more} could not be measured on both sides" if s.pattern else (
+            "not measured on both sides")
+        return CheckResult(check, "unknown", (
+            f"{label}: unknown: {what} ({why_unknown(d)}); neither passed nor breached"), obs)
     worst = obs[0]
     limit = check.fail or check.warn
     growth = _describe(worst, s, limit)
@@ -528,5 +598,6 @@ def evaluate_check(check: Check, d: DiffResult) -> CheckResult:
     return CheckResult(check, "pass", f"{label} {verb} {growth}{who}; limit {shown_limit}", obs)
 
 
-def evaluate(checks: list[Check], d: DiffResult) -> BudgetReport:
-    return BudgetReport([evaluate_check(c, d) for c in checks])
+def evaluate(checks: list[Check], d: DiffResult, on_unknown: OnUnknown = "error"
+             ) -> BudgetReport:
+    return BudgetReport([evaluate_check(c, d) for c in checks], on_unknown)

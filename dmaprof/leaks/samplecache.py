@@ -27,7 +27,7 @@ from dmaprof.files import write_atomic
 from dmaprof.leaks.series import CACHE_DIR
 from dmaprof.leaks.side import CaptureInfo
 
-CACHE_SCHEMA = "dmaprof.trend-cache/1"
+CACHE_SCHEMA = "dmaprof.trend-cache/2"  # 2: null figures (unknown in that sample)
 ROW_COLUMNS = ("kind", "key", "label", "bytes", "buffers")
 
 
@@ -63,6 +63,7 @@ def load(capture: Path, charge: str) -> tuple[CaptureInfo, pd.DataFrame] | None:
         known = {k: v for k, v in doc["info"].items() if k in names}
         info = CaptureInfo(**{**known, "label": str(capture)})
         rows = pd.DataFrame({c: doc["rows"][c] for c in ROW_COLUMNS})
+        rows = rows.astype({"bytes": "Int64", "buffers": "Int64"})  # null: an unknown figure
     except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError):
         return None  # absent, or unreadable: computed again
     return info, rows
@@ -77,7 +78,8 @@ def store(capture: Path, charge: str, info: CaptureInfo, rows: pd.DataFrame) -> 
     doc: dict[str, Any] = {
         "schema": CACHE_SCHEMA,
         "info": asdict(info),
-        "rows": {c: rows[c].tolist() for c in ROW_COLUMNS},
+        "rows": {c: rows[c].astype(object).where(rows[c].notna(), None).tolist()
+                 for c in ROW_COLUMNS},
     }
     try:
         entry.parent.mkdir(exist_ok=True)

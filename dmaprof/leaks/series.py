@@ -36,7 +36,14 @@ from typing import Any, Protocol
 
 from dmaprof import __version__
 from dmaprof.capture import Capture, write_capture
-from dmaprof.errors import DmaprofError, InterruptedByUser
+from dmaprof.errors import (
+    AdbUnavailableError,
+    DmaprofError,
+    InterruptedByUser,
+    NoDeviceError,
+    SeveralDevicesError,
+    UnauthorizedError,
+)
 from dmaprof.files import write_atomic
 
 SERIES_SCHEMA = "dmaprof.series/1"
@@ -46,6 +53,10 @@ SAMPLE_PREFIX = "sample-"
 #: Where `trend` keeps each sample's figures (dmaprof.leaks.samplecache).
 CACHE_DIR = ".dmaprof-cache"
 RECENT_GAPS = 20
+#: errors that end a series before its first sample: no device to wait for will come back by
+#: retrying (a device that goes offline or times out is retried as planned)
+FIRST_SAMPLE_FATAL = (AdbUnavailableError, NoDeviceError, SeveralDevicesError,
+                      UnauthorizedError)
 
 
 class Clock(Protocol):
@@ -101,7 +112,10 @@ class AdbSampler:
             device.timeout = self.timeout
             self._device = device
         try:
-            return take_snapshot(self._device, root_mode=self.root_mode).capture  # type: ignore[arg-type]
+            capture = take_snapshot(self._device, root_mode=self.root_mode).capture  # type: ignore[arg-type]
+            # one series, one device: after a failure look for this one, never another
+            self.serial = self.serial or self._device.serial
+            return capture
         except InterruptedByUser:
             raise
         except DmaprofError:
@@ -257,6 +271,14 @@ class RecordSummary:
     gaps: int
     slots: int
 
+    @property
+    def line(self) -> str:
+        """The last line `record` prints."""
+        line = f"wrote {self.samples} samples ({self.gaps} gaps) to {self.directory}"
+        if self.gaps:
+            line += f": {self.gaps} of {self.slots} samples failed (listed in samples.ndjson)"
+        return line
+
 
 def record_series(
     directory: Path,
@@ -280,11 +302,13 @@ def record_series(
         raise ValueError("a plan needs a count or a duration")
     clock = clock or SystemClock()
     say = progress or (lambda _message: None)
+    created = not directory.exists()
     writer = SeriesWriter.create(directory, plan, started=clock.wall(), force=force)
     t0 = clock.monotonic()
     due = t0
     index = 0
     status = "complete"
+    error: DmaprofError | None = None
     try:
         while True:
             if plan.count is not None and index >= plan.count:
@@ -295,13 +319,18 @@ def record_series(
             if due > now:
                 clock.sleep(due - now)
             slot_end = due + plan.interval_s
-            _one_slot(writer, index, plan, sampler, clock, slot_end, say)
+            error = _one_slot(writer, index, plan, sampler, clock, slot_end, say) or error
+            if writer.samples == 0 and isinstance(error, FIRST_SAMPLE_FATAL):
+                break
             if after_slot is not None:
                 after_slot(index)
             index += 1
             due = max(slot_end, clock.monotonic())
     except (KeyboardInterrupt, InterruptedByUser):
         status = "interrupted"
+    if writer.samples == 0 and error is not None and status == "complete":
+        _remove_series(directory, created)
+        raise type(error)(f"no sample taken: {error.message}", exit_code=error.exit_code)
     writer.finish(status, clock.wall())
     summary = RecordSummary(directory, status, writer.samples, writer.gaps, writer.slots)
     if status == "interrupted":
@@ -312,6 +341,15 @@ def record_series(
     return summary
 
 
+def _remove_series(directory: Path, created: bool) -> None:
+    """A series that took no sample leaves nothing behind that looks like one."""
+    for name in (SERIES_FILE, SAMPLES_FILE):
+        (directory / name).unlink(missing_ok=True)
+    if created:
+        with contextlib.suppress(OSError):
+            directory.rmdir()
+
+
 def _one_slot(
     writer: SeriesWriter,
     index: int,
@@ -320,9 +358,11 @@ def _one_slot(
     clock: Clock,
     slot_end: float,
     say: Callable[[str], None],
-) -> None:
+) -> DmaprofError | None:
+    """One sample (with its retries); the error of its last failed attempt, if any."""
     total = f"/{plan.count}" if plan.count is not None else ""
     error = ""
+    failure: DmaprofError | None = None
     attempts = 0
     wall = clock.wall()
     while attempts <= plan.retries:
@@ -334,7 +374,9 @@ def _one_slot(
         except InterruptedByUser:
             raise
         except DmaprofError as exc:
-            error = exc.message
+            error, failure = exc.message, exc
+            if isinstance(exc, FIRST_SAMPLE_FATAL) and writer.samples == 0:
+                break  # nothing to retry for: no device, several, unauthorized, no adb
             say(f"sample {index + 1}{total}: attempt {attempts} failed: {error}")
             if attempts <= plan.retries:
                 room = slot_end - clock.monotonic()
@@ -347,12 +389,13 @@ def _one_slot(
             writer.add_sample(index, capture, t=wall, elapsed_s=elapsed, attempts=attempts)
         except DmaprofError as exc:  # e.g. the disk is full: a gap, not the end of the series
             writer.drop_pending()
-            error = f"cannot write the capture: {exc.message}"
+            error, failure = f"cannot write the capture: {exc.message}", exc
             break
         say(f"sample {index + 1}{total}: ok ({len(capture.dump):,} bytes, {elapsed:.1f} s)")
-        return
+        return None
     writer.add_gap(index, t=wall, error=error, attempts=attempts)
     say(f"sample {index + 1}{total}: gap recorded after {attempts} attempts")
+    return failure
 
 
 # --------------------------------------------------------------------------- reading

@@ -18,7 +18,9 @@ Kinds, from the most specific to the most general:
     More buffers of one name system-wide than the per-process suspects explain.
 
 The score is the growth in bytes; ties go to the more specific kind. Thresholds live in
-:class:`SuspectPolicy` (a growth of at least one buffer and one byte by default).
+:class:`SuspectPolicy` (a growth of at least one buffer and one byte by default). An unknown
+delta (``<NA>``: a side could not see the figure) is never ranked: a suspect needs growth
+that both captures saw.
 """
 
 from __future__ import annotations
@@ -45,6 +47,16 @@ class SuspectPolicy:
     min_buffers: int = 1
     max_suspects: int = 100
     explained_share: float = 0.5  # a process's growth is "explained" above this share
+
+
+def at_least(column: pd.Series, value: int) -> npt.NDArray[np.bool_]:
+    """``column >= value`` where the figure is known; an unknown one is never enough."""
+    return np.asarray((column >= value).fillna(False).to_numpy(dtype=bool), dtype=bool)
+
+
+def _known(value: Any) -> int:
+    """A row's figure that may be unknown (None/NA) as a count for wording: 0 when unknown."""
+    return 0 if value is None or value is pd.NA else int(value)
 
 
 def _rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -205,8 +217,8 @@ def _mapped_without_fd(
     d: DiffResult, p: SuspectPolicy, covered_maps: dict[int, int]
 ) -> list[dict[str, Any]]:
     x = d.processes
-    grow = (x["delta_map_only"].to_numpy() >= p.min_buffers) & (
-        x["delta_map_only_bytes"].to_numpy() >= p.min_bytes)
+    grow = at_least(x["delta_map_only"], p.min_buffers) & at_least(
+        x["delta_map_only_bytes"], p.min_bytes)
     out = []
     by_name = not d.same_boot
     for row in _rows(x[grow]):
@@ -230,7 +242,7 @@ def _mapped_without_fd(
 
 
 def _top_growth(frame: pd.DataFrame, column: str, label: str) -> str:
-    grow = frame[frame[column].to_numpy() > 0]
+    grow = frame[at_least(frame[column], 1)]
     if len(grow) == 0:
         return ""
     top = grow.sort_values(column, ascending=False).head(2)
@@ -264,10 +276,10 @@ def _processes(
     d: DiffResult, p: SuspectPolicy, covered_bytes: dict[int, int]
 ) -> list[dict[str, Any]]:
     x = d.processes
-    grow = (x["delta_rss_bytes"].to_numpy() >= p.min_bytes) & (
-        x["delta_buffers"].to_numpy() >= p.min_buffers)
+    grow = at_least(x["delta_rss_bytes"], p.min_bytes) & at_least(
+        x["delta_buffers"], p.min_buffers)
     if d.same_boot:
-        grow &= x["gained_new_buffers"].to_numpy() > 0  # buffers only moving are no growth
+        grow &= at_least(x["gained_new_buffers"], 1)  # buffers only moving are no growth
     by_name = not d.same_boot
     out = []
     for row in _rows(x[grow]):
@@ -304,12 +316,11 @@ def _names(
     d: DiffResult, p: SuspectPolicy, covered: dict[str, int], has_kernel_suspect: bool
 ) -> list[dict[str, Any]]:
     x = d.names
-    grow = (x["delta_buffers"].to_numpy() >= p.min_buffers) & (
-        x["delta_bytes"].to_numpy() >= p.min_bytes)
+    grow = at_least(x["delta_buffers"], p.min_buffers) & at_least(x["delta_bytes"], p.min_bytes)
     out = []
     for row in _rows(x[grow]):
         count = int(row['delta_buffers'])
-        kernel_only = max(0, int(row['delta_kernel_only_buffers'])) if has_kernel_suspect else 0
+        kernel_only = max(0, _known(row['delta_kernel_only_buffers'])) if has_kernel_suspect else 0
         unexplained = count - covered.get(str(row['key']), 0) - kernel_only
         if unexplained < p.min_buffers:
             continue  # told by process_buffers suspects and the kernel_only suspect
@@ -317,7 +328,7 @@ def _names(
             detail = f"{int(row['new_buffers'])} allocated, {int(row['freed_buffers'])} freed"
         else:
             detail = "compared with before the reboot"
-        if int(row['delta_kernel_only_buffers']) > 0:
+        if _known(row['delta_kernel_only_buffers']) > 0:
             detail += f"; {int(row['delta_kernel_only_buffers'])} more held by no process"
         out.append({
             "kind": "name",

@@ -18,7 +18,15 @@ leak), and grew by at least ``min_growth_bytes`` over the window (or by
 ``min_growth_buffers`` buffers: counts are more sensitive than bytes for small buffers).
 
 Processes are identified by pid + start time (a restart starts a new series). A reboot
-splits the series: trends use the samples since the last boot only.
+splits the series: trends use the samples since the last boot only. A reboot is told by the
+kernel's boot id, else by the device uptime going backwards, else by
+``ro.runtime.firstboot``; a sample whose boot cannot be told is kept in the current boot
+(an "unknown boot", never a reboot by itself).
+
+A figure a sample could not see (an app with an unreadable process, kernel-only bytes as the
+shell user: docs/coverage.md) is no point of its series: the estimate uses the samples that
+saw it, and ``unknown_points`` counts the others. One directory is one device: captures of
+several devices are refused unless one is chosen (``serial=``).
 """
 
 from __future__ import annotations
@@ -34,12 +42,13 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from dmaprof.errors import BadCaptureError, DmaprofError
+from dmaprof.errors import BadCaptureError, DmaprofError, SeveralDevicesError
 from dmaprof.leaks.series import SampleRef, read_series
 from dmaprof.leaks.side import CaptureInfo, Side, side_from_capture
+from dmaprof.timing import stage
 from dmaprof.units import human_bytes, safe_text, signed_bytes
 
-TREND_SCHEMA = "dmaprof.trend/1"
+TREND_SCHEMA = "dmaprof.trend/2"
 F64 = npt.NDArray[np.float64]
 KINDS = ("total", "kernel_only", "process", "app", "exporter", "name")
 KIND_ORDER = {"process": 0, "name": 1, "app": 2, "exporter": 3, "kernel_only": 4, "total": 5}
@@ -139,35 +148,41 @@ class TrendResult:
 
 
 def _rows(side: Side) -> pd.DataFrame:
-    """One sample's figures: one row (kind, key, label, bytes, buffers) per series."""
+    """One sample's figures: one row (kind, key, label, bytes, buffers) per series; bytes and
+    buffers are ``Int64``, ``<NA>`` where the sample could not see them."""
     p = side.processes
-    p = p[(p["rss"].to_numpy() > 0) | (p["buffers"].to_numpy() > 0)]
+    held = (p["rss"].fillna(1) > 0) | (p["buffers"].fillna(1) > 0)
+    p = p[held.to_numpy(dtype=bool)]
     pid = p["pid"].astype(str)
     frames = [
         pd.DataFrame({"kind": "total", "key": ["total"], "label": ["all DMA-BUFs"],
-                      "bytes": [side.totals.get("bytes") or 0],
-                      "buffers": [side.totals.get("buffers") or 0]}),
+                      "bytes": pd.array([side.totals.get("bytes")], dtype="Int64"),
+                      "buffers": pd.array([side.totals.get("buffers")], dtype="Int64")}),
         pd.DataFrame({"kind": "process", "key": (pid + "@" + p["start"].astype(str)).to_numpy(),
                       "label": (p["name"].astype(str) + " (" + pid + ")").to_numpy(),
-                      "bytes": p["rss"].to_numpy(), "buffers": p["buffers"].to_numpy()}),
+                      "bytes": p["rss"].array, "buffers": p["buffers"].array}),
         pd.DataFrame({"kind": "app", "key": side.apps["uid"].astype(str).to_numpy(),
                       "label": side.apps["label"].where(side.apps["label"] != "",
                                                         "uid " + side.apps["uid"].astype(str)),
-                      "bytes": side.apps["rss"].to_numpy(),
-                      "buffers": side.apps["buffers"].to_numpy()}),
+                      "bytes": side.apps["rss"].array,
+                      "buffers": side.apps["buffers"].array}),
     ]
-    ko_bytes, ko_buffers = side.totals.get("kernel_only_bytes"), side.totals.get(
-        "kernel_only_buffers")
-    if ko_bytes is not None:
-        frames.append(pd.DataFrame({"kind": "kernel_only", "key": ["kernel_only"],
-                                    "label": ["held by no process"], "bytes": [ko_bytes],
-                                    "buffers": [ko_buffers or 0]}))
+    # always a row: a sample that cannot tell is an unknown point, not a zero
+    frames.append(pd.DataFrame({"kind": "kernel_only", "key": ["kernel_only"],
+                                "label": ["held by no process"],
+                                "bytes": pd.array([side.totals.get("kernel_only_bytes")],
+                                                  dtype="Int64"),
+                                "buffers": pd.array([side.totals.get("kernel_only_buffers")],
+                                                    dtype="Int64")}))
     for kind, table in (("exporter", side.exporters), ("name", side.names)):
         frames.append(pd.DataFrame({"kind": kind, "key": table["key"].to_numpy(dtype=object),
                                     "label": table["key"].to_numpy(dtype=object),
-                                    "bytes": table["bytes"].to_numpy(),
-                                    "buffers": table["buffers"].to_numpy()}))
-    return pd.concat(frames, ignore_index=True)
+                                    "bytes": table["bytes"].array,
+                                    "buffers": table["buffers"].array}))
+    out = pd.concat(frames, ignore_index=True)
+    for column in ("bytes", "buffers"):
+        out[column] = out[column].astype("Int64")
+    return out
 
 
 def _sample(path: Path, charge: str, use_cache: bool) -> tuple[CaptureInfo, pd.DataFrame]:
@@ -299,7 +314,8 @@ def estimate(points: pd.DataFrame, policy: TrendPolicy) -> list[dict[str, Any]]:
     # then the steepest slope
     order = {"leak": 0, "growing": 1, "shrinking": 2, "steady": 3, "too_few_samples": 4}
     out.sort(key=lambda r: (order[r["verdict"]], KIND_ORDER[r["kind"]],
-                            -abs(r["slope_bytes_per_min"]), -abs(r["delta_bytes"]), r["key"]))
+                            -abs(r["slope_bytes_per_min"]), -abs(r["delta_bytes"]),
+                            r.get("pid", 0), r["key"]))  # pids in numeric order
     return out
 
 
@@ -331,10 +347,94 @@ def _complete(points: pd.DataFrame) -> pd.DataFrame:
     keys = g.drop_duplicates(["kind", "key"])[["kind", "key", "label"]]
     grid = keys.merge(per_sample.reset_index(), how="cross")
     full = grid.merge(g[["sample", "kind", "key", "bytes", "buffers"]],
-                      on=["sample", "kind", "key"], how="left")
-    full["bytes"] = full["bytes"].fillna(0).astype(np.int64)
-    full["buffers"] = full["buffers"].fillna(0).astype(np.int64)
+                      on=["sample", "kind", "key"], how="left", indicator=True)
+    absent = (full.pop("_merge") == "left_only").to_numpy()
+    for column in ("bytes", "buffers"):  # absent: zero; present but unknown stays <NA>
+        values = full[column].astype("Int64")
+        full[column] = values.mask(absent, 0)
     return pd.concat([points[~glob], full[points.columns]], ignore_index=True)
+
+
+def reboot_between(earlier: CaptureInfo, later: CaptureInfo) -> bool | None:
+    """Did the device reboot between two samples? Boot ids, else uptime going backwards,
+    else ``ro.runtime.firstboot``; None when none of them tells."""
+    if earlier.boot_id and later.boot_id:
+        return earlier.boot_id != later.boot_id
+    if earlier.uptime_s is not None and later.uptime_s is not None:
+        return later.uptime_s < earlier.uptime_s
+    if earlier.firstboot and later.firstboot:
+        return earlier.firstboot != later.firstboot
+    return None
+
+
+def boot_numbers(infos: list[CaptureInfo]) -> tuple[list[int], int]:
+    """Each sample's boot (0, 1, ...: a new number after each reboot) and how many samples'
+    boot could not be told against any earlier sample (kept in the current boot)."""
+    boots: list[int] = []
+    unknown = 0
+    for i, info in enumerate(infos):
+        if i == 0:
+            boots.append(0)
+            continue
+        verdict = None
+        for j in range(i - 1, -1, -1):  # the nearest earlier sample that tells
+            verdict = reboot_between(infos[j], info)
+            if verdict is not None:
+                verdict = verdict or boots[j] != boots[-1]  # a reboot since j counts too
+                break
+        if verdict is None:
+            unknown += 1
+        boots.append(boots[-1] + 1 if verdict else boots[-1])
+    return boots, unknown
+
+
+def device_key(info: CaptureInfo) -> str:
+    """The device a sample came from: its serial, else model + build."""
+    if info.serial:
+        return info.serial
+    if info.model or info.fingerprint:
+        return f"{info.model} {info.fingerprint}".strip()
+    return ""
+
+
+def _one_device(points: pd.DataFrame, infos: list[CaptureInfo], refs_dir: Path,
+                serial: str | None) -> tuple[pd.DataFrame, list[CaptureInfo]]:
+    """The samples of one device; several devices without ``serial`` are an error."""
+    keys = [device_key(i) for i in infos]
+    devices = list(dict.fromkeys(k for k in keys if k))
+    if serial is not None:
+        wanted = [n for n, k in enumerate(keys) if k == serial or infos[n].serial == serial]
+        if not wanted:
+            raise DmaprofError(f"{refs_dir}: no sample of device {serial!r} (it holds "
+                               f"{', '.join(devices) or 'samples of an unknown device'})")
+    elif len(devices) <= 1:
+        return points, infos
+    else:
+        counts = ", ".join(f"{d} ({keys.count(d)} samples)" for d in devices)
+        raise SeveralDevicesError(
+            f"{refs_dir} holds captures of {len(devices)} devices: {counts}; a trend is of one "
+            "device: choose one with -s SERIAL (or record each into its own directory)")
+    keep = set(wanted)
+    renumber = {old: new for new, old in enumerate(wanted)}
+    points = points[points["sample"].isin(keep)].copy()
+    points["sample"] = points["sample"].map(renumber)
+    return points, [infos[n] for n in wanted]
+
+
+def _modes(infos: list[CaptureInfo]) -> str | None:
+    """A warning when the collection mode changes within the series."""
+    runs: list[tuple[str, int]] = []
+    for info in infos:
+        mode = info.mode or "unknown"
+        if runs and runs[-1][0] == mode:
+            runs[-1] = (mode, runs[-1][1] + 1)
+        else:
+            runs.append((mode, 1))
+    if len(runs) < 2:
+        return None
+    shown = ", then ".join(f"{n} as {m}" for m, n in runs)
+    return (f"the collection mode changed within the series ({shown}): figures a sample could "
+            "not see are left out of its series (unknown points), never counted as zero")
 
 
 def trend(
@@ -344,6 +444,7 @@ def trend(
     charge: str = "shared",
     progress: Callable[[str], None] | None = None,
     use_cache: bool = True,
+    serial: str | None = None,
 ) -> TrendResult:
     """Read a series directory and estimate every series of its last boot (each sample's
     figures are cached beside it: :mod:`dmaprof.leaks.samplecache`)."""
@@ -351,25 +452,40 @@ def trend(
     header, refs, gaps, warnings = read_series(directory)
     if not refs:
         raise DmaprofError(f"{directory}: no samples to analyse")
-    points, infos, more = collect_points(
-        refs, charge=charge, progress=progress, use_cache=use_cache
-    )
+    with stage(f"figures of {len(refs)} samples"):
+        points, infos, more = collect_points(
+            refs, charge=charge, progress=progress, use_cache=use_cache
+        )
     warnings += more
     if points.empty:
         raise DmaprofError(f"{directory}: none of its {len(refs)} samples could be read")
-    boots = points.drop_duplicates("sample")["boot_id"].tolist()
-    reboots = [i for i in range(1, len(boots)) if boots[i] != boots[i - 1]]
-    if reboots:
-        last = reboots[-1]
+    points, infos = _one_device(points, infos, directory, serial)
+    mode_note = _modes(infos)
+    if mode_note:
+        warnings.append(mode_note)
+    boots, unknown_boots = boot_numbers(infos)
+    reboots = boots[-1]
+    if unknown_boots:
         warnings.append(
-            f"the device rebooted {len(reboots)} time(s) during the series; trends use the "
+            f"{unknown_boots} samples carry no boot id, uptime or firstboot that tells their "
+            "boot: kept in the boot of the sample before them (never counted as a reboot)")
+    if reboots:
+        last = boots.index(reboots)
+        warnings.append(
+            f"the device rebooted {reboots} time(s) during the series; trends use the "
             f"{len(boots) - last} samples since the last boot"
         )
         points = points[points["sample"] >= last]
     points = _complete(points)
+    known = (points["bytes"].notna() & points["buffers"].notna()).to_numpy(dtype=bool)
+    unknown_points = points[~known]
+    points = points[known].astype({"bytes": np.int64, "buffers": np.int64})
     t0 = float(points["t"].min())
     points = points.assign(minutes=(points["t"].to_numpy(dtype=np.float64) - t0) / 60.0)
     series = estimate(points, p)
+    missing = unknown_points.groupby(["kind", "key"]).size().to_dict()
+    for row in series:
+        row["unknown_points"] = int(missing.get((row["kind"], row["key"]), 0))
     leaks = [s for s in series if s["verdict"] == "leak"]
     device = dict(header.get("device") or {})
     if infos:
@@ -386,7 +502,9 @@ def trend(
         "gaps": gaps,
         "span_s": round(span, 3),
         "start_utc": infos[0].captured_at if infos else None,
-        "reboots": len(reboots),
+        "reboots": reboots,
+        "unknown_boots": unknown_boots,
+        "modes": list(dict.fromkeys(i.mode or "unknown" for i in infos)),
         "policy": {"confidence": p.confidence, "min_points": p.min_points,
                    "min_rises": p.min_rises, "min_growth_bytes": p.min_growth_bytes,
                    "min_growth_buffers": p.min_growth_buffers},

@@ -1,4 +1,4 @@
-"""Renderers of `dmaprof diff` (``dmaprof.diff/1``) and `dmaprof trend` (``dmaprof.trend/1``).
+"""Renderers of `dmaprof diff` (``dmaprof.diff/2``) and `dmaprof trend` (``dmaprof.trend/2``).
 
 They take the JSON-ready documents and write them out: a rich table for people, markdown
 for CI (the same document `diff` appends to ``$GITHUB_STEP_SUMMARY``: verdict first, top
@@ -131,17 +131,32 @@ def view_rows(doc: dict[str, Any], by: str, *, changed_only: bool = False) -> li
         return ([{**b, "change": "new"} for b in buffers.get("new", [])]
                 + [{**b, "change": "freed"} for b in buffers.get("freed", [])])
     rows = list(doc.get(view.section) or [])
-    if changed_only:
-        rows = [r for r in rows
-                if r.get("status") not in (None, "kept") or any(r.get(k) for k in view.changed)]
+    if changed_only:  # an unknown change (null) may be one: shown, as "?"
+        rows = [r for r in rows if r.get("status") not in (None, "kept")
+                or any(r.get(k) or (k in r and r[k] is None) for k in view.changed)]
     return rows
 
 
 # --------------------------------------------------------------------------- cells
 
 
+def unknown_mark(column: Column) -> str:
+    """A figure a side could not see (null in the JSON): ``?``, explained below the table."""
+    return "?" if column.numeric else ""
+
+
 def _rich_table(title: str, columns: Sequence[Column], rows: Sequence[dict[str, Any]]) -> Table:
-    return rich_table(title, columns, rows, fold=("reason",))
+    return rich_table(title, columns, rows, missing=unknown_mark, fold=("reason",))
+
+
+def _md_table(columns: Sequence[Column], rows: Sequence[dict[str, Any]]) -> str:
+    return markdown_table(columns, rows, missing=unknown_mark)
+
+
+def unknown_note(doc: dict[str, Any]) -> str | None:
+    """The one explanation of every ``?``: why figures are unknown."""
+    reasons = doc.get("unknown_reasons") or []
+    return "? = unknown: " + "; ".join(reasons) if reasons else None
 
 
 _md = markdown_escape
@@ -169,10 +184,14 @@ def headline(doc: dict[str, Any]) -> str:
 
 def totals_line(doc: dict[str, Any]) -> str:
     t = doc.get("totals") or {}
-    text = (f"{human_bytes(t.get('bytes_before'))} → {human_bytes(t.get('bytes_after'))} "
-            f"({signed_bytes(int(t.get('delta_bytes') or 0))}), "
-            f"{t.get('buffers_before')} → {t.get('buffers_after')} buffers "
-            f"({int(t.get('delta_buffers') or 0):+d})")
+    def size(key: str) -> str:
+        return "?" if t.get(key) is None else human_bytes(t[key])
+
+    delta, count = t.get("delta_bytes"), t.get("delta_buffers")
+    text = (f"{size('bytes_before')} → {size('bytes_after')} "
+            f"({'?' if delta is None else signed_bytes(int(delta))}), "
+            f"{t.get('buffers_before', '?')} → {t.get('buffers_after', '?')} buffers "
+            f"({'?' if count is None else format(int(count), '+d')})")
     buffers = doc.get("buffers") or {}
     if buffers.get("compared"):
         text += (f"; {buffers.get('new_count', 0)} new ({human_bytes(buffers.get('new_bytes'))}), "
@@ -191,7 +210,7 @@ def _totals_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
         rows.append({"what": label, "before": t.get(f"{key}_before"),
                      "after": t.get(f"{key}_after"), "delta": t.get(f"delta_{key}")})
     rows.append({"what": "buffers", "before": t.get("buffers_before"),
-                 "after": t.get("buffers_after"), "delta": t.get("delta_buffers") or 0,
+                 "after": t.get("buffers_after"), "delta": t.get("delta_buffers"),
                  "count": True})
     return rows
 
@@ -217,8 +236,8 @@ BUDGET_COLUMNS = (Column("status", "status"), Column("name", "rule"),
 
 def _budget_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
     checks = (doc.get("budgets") or {}).get("checks") or []
-    order = {"fail": 0, "warn": 1, "skip": 2, "pass": 3}
-    marks = {"fail": "FAIL", "warn": "warn", "skip": "skip", "pass": "ok"}
+    order = {"fail": 0, "unknown": 1, "warn": 2, "skip": 3, "pass": 4}
+    marks = {"fail": "FAIL", "unknown": "UNKNOWN", "warn": "warn", "skip": "skip", "pass": "ok"}
     rows = sorted(checks, key=lambda c: order.get(c["status"], 9))
     return [{**c, "status": marks.get(c["status"], c["status"])} for c in rows]
 
@@ -235,6 +254,7 @@ def render_table(doc: dict[str, Any], by: str | None, top: int, out: Console) ->
         view = VIEWS[by]
         rows = view_rows(doc, by, changed_only=True)
         out.print(_rich_table(f"{view.title} ({len(rows)} changed)", view.columns, rows[:top]))
+        _print_unknown_note(doc, out)
         return
     out.print(Text(totals_line(doc)))
     out.print(_totals_table(doc))
@@ -254,6 +274,13 @@ def render_table(doc: dict[str, Any], by: str | None, top: int, out: Console) ->
             shown = f", top {top}" if len(rows) > top else ""
             out.print(_rich_table(f"{view.title} ({len(rows)} changed{shown})", view.columns,
                                   rows[:top]))
+    _print_unknown_note(doc, out)
+
+
+def _print_unknown_note(doc: dict[str, Any], out: Console) -> None:
+    note = unknown_note(doc)
+    if note:
+        out.print(Text(safe_text(note), style="dim"))
 
 
 # --------------------------------------------------------------------------- diff: markdown
@@ -263,7 +290,7 @@ def verdict_heading(doc: dict[str, Any]) -> str:
     budgets = doc.get("budgets")
     if not budgets:
         return "### dmaprof: DMA-BUF diff"
-    icon = {"fail": "❌", "warn": "⚠️", "pass": "✅"}.get(budgets["status"], "")
+    icon = {"fail": "❌", "unknown": "❔", "warn": "⚠️", "pass": "✅"}.get(budgets["status"], "")
     return f"### {icon} dmaprof: DMA-BUF {budgets['verdict']}"
 
 
@@ -279,7 +306,10 @@ def render_markdown(doc: dict[str, Any], by: str | None, top: int, out: TextIO,
         view = VIEWS[by]
         rows = view_rows(doc, by, changed_only=True)
         out.write(f"### {view.title} ({len(rows)} changed)\n\n")
-        out.write(markdown_table(view.columns, rows[:top]) + "\n")
+        out.write(_md_table(view.columns, rows[:top]) + "\n")
+        note = unknown_note(doc)
+        if note:
+            out.write(f"\n_{_md(safe_text(note))}_\n")
         return
     parts = [verdict_heading(doc), ""]
     after = doc.get("after") or {}
@@ -291,20 +321,23 @@ def render_markdown(doc: dict[str, Any], by: str | None, top: int, out: TextIO,
         parts.append("")
     budgets = doc.get("budgets")
     if budgets:
-        parts += [markdown_table(BUDGET_COLUMNS, _budget_rows(doc)), ""]
+        parts += [_md_table(BUDGET_COLUMNS, _budget_rows(doc)), ""]
     suspects = doc.get("suspects") or []
     if suspects:
-        parts += ["#### Leak suspects", "", markdown_table(SUSPECT_COLUMNS, suspects[:5]), ""]
+        parts += ["#### Leak suspects", "", _md_table(SUSPECT_COLUMNS, suspects[:5]), ""]
     processes = view_rows(doc, "process", changed_only=True)
     growth = [r for r in processes if (r.get("delta_rss_bytes") or 0) > 0]
     if growth:
         parts += ["#### Top growth by process", "",
-                  markdown_table(VIEWS["process"].columns, growth[:top]), ""]
+                  _md_table(VIEWS["process"].columns, growth[:top]), ""]
+    note = unknown_note(doc)
+    if note:
+        parts += [f"_{_md(safe_text(note))}_", ""]
     text = "\n".join(parts) + "\n"
     extra: list[str] = []
     if len(suspects) > 5:
         extra.append(_details(f"All leak suspects ({len(suspects)})",
-                              markdown_table(SUSPECT_COLUMNS, suspects[:details_limit])))
+                              _md_table(SUSPECT_COLUMNS, suspects[:details_limit])))
     for name in ("process", "app", "exporter", "name", "cgroup", "buffer"):
         view = VIEWS[name]
         rows = view_rows(doc, name, changed_only=True)
@@ -312,7 +345,7 @@ def render_markdown(doc: dict[str, Any], by: str | None, top: int, out: TextIO,
             continue
         cut = f", first {details_limit}" if len(rows) > details_limit else ""
         extra.append(_details(f"{view.title}: {len(rows)} changed{cut}",
-                              markdown_table(view.columns, rows[:details_limit])))
+                              _md_table(view.columns, rows[:details_limit])))
     out.write(text + ("\n" + "\n".join(extra) if extra else ""))
 
 
@@ -356,12 +389,22 @@ TREND_COLUMNS = (
 
 
 def trend_rows(doc: dict[str, Any], by: str | None, top: int | None) -> list[dict[str, Any]]:
+    """The series of one kind (``by``) or all; with ``top``, the leaks, then the largest
+    changes, and in the default view always the total ("all DMA-BUFs")."""
     rows = [s for s in doc.get("series") or [] if by is None or s["kind"] == by]
     if top is not None:
         leaks = [s for s in rows if s["verdict"] == "leak"]
         others = [s for s in rows if s["verdict"] != "leak"]
         rows = leaks + others[: max(0, top - len(leaks))]
+        total = [s for s in others if s["kind"] == "total" and s not in rows]
+        if by is None and total:
+            rows = [*rows[: max(0, top - 1)], *total]
     return rows
+
+
+def trend_leaks(doc: dict[str, Any], by: str | None) -> list[dict[str, Any]]:
+    """The leak verdicts of the kind asked for (all without ``by``)."""
+    return [s for s in doc.get("leaks") or [] if by is None or s["kind"] == by]
 
 
 def trend_headline(doc: dict[str, Any]) -> str:
@@ -376,15 +419,15 @@ def render_trend_table(doc: dict[str, Any], by: str | None, top: int, out: Conso
     out.print(Text(trend_headline(doc), style="bold"))
     for warning in doc.get("warnings") or []:
         out.print(Text(f"warning: {safe_text(warning)}", style="yellow"))
-    for leak in doc.get("leaks") or []:
+    for leak in trend_leaks(doc, by):
         out.print(Text(f"LEAK: {safe_text(leak['reason'])}", style="bold red"))
     out.print(_rich_table("Series (leaks first, then the largest changes)", TREND_COLUMNS,
                           trend_rows(doc, by, top)))
 
 
 def render_trend_markdown(doc: dict[str, Any], by: str | None, top: int, out: TextIO) -> None:
-    leaks = doc.get("leaks") or []
-    icon = "❌" if leaks else "✅"
+    leaks = trend_leaks(doc, by)
+    icon = "❌" if doc.get("leaks") else "✅"
     out.write(f"### {icon} {_md(trend_headline(doc))}\n\n")
     for leak in leaks:
         out.write(f"- **leak:** {_md(safe_text(leak['reason']))}\n")

@@ -194,6 +194,13 @@ def render_view_table(report: dict[str, Any], by: str, top: int | None, out: Con
         out.print(_table(view, rows, out.width, unknown=_unknown(report, view)))
     else:  # a sentence, not an empty table
         out.print(Text(_view_note(report, view)))
+    if by == "cgroup" and report.get("cgroup_hierarchy"):
+        # Android up to 11 keeps its uid/pid tree in v1 cpuacct, later releases in v2
+        out.print(
+            Text(
+                f"hierarchy: {report['cgroup_hierarchy']} (where the device keeps its process tree)"
+            )
+        )
 
 
 NO_DMABUFS = "No DMA-BUFs in this capture: no process holds one, and the kernel lists none."

@@ -13,6 +13,7 @@ from typing import Any
 from dmaprof.analyze.analysis import Analysis
 from dmaprof.capture import Capture
 from dmaprof.errors import BadCaptureError
+from dmaprof.timing import stage
 
 __all__ = [
     "SOURCE_KINDS",
@@ -47,12 +48,15 @@ def analyze_source(
     if kind == "collector":
         from dmaprof.analyze.analysis import analyze
 
-        return analyze(capture.dump, charge=charge, service_regex=service_regex)
+        with stage(f"analyse {capture.label} ({len(capture.dump):,} bytes of dump)"):
+            return analyze(capture.dump, charge=charge, service_regex=service_regex)
     if kind in ("bugreport", "dmabuf_dump"):
         from dmaprof.sources.build import build_analysis
         from dmaprof.sources.inputs import source_input
 
-        return build_analysis(source_input(capture), charge=charge, service_regex=service_regex)
+        with stage(f"analyse {capture.label} (a {kind})"):
+            return build_analysis(source_input(capture), charge=charge,
+                                  service_regex=service_regex)
     raise BadCaptureError(
         f"{capture.label}: a capture of source kind {kind!r}, which this dmaprof cannot read "
         "(written by a newer dmaprof?)"

@@ -150,17 +150,20 @@ def set_start_time(root: Path, pid: int, ticks: int) -> None:
         path.chmod(mode & 0o777)
 
 
-def build_root(scene: Mapping[str, Any], dest: Path, variant: str = "modern") -> Path:
+def build_root(scene: Mapping[str, Any], dest: Path, variant: str = "modern",
+               user_build: bool = False) -> Path:
+    """``user_build``: other users' fd, fdinfo and maps are closed to the shell user."""
     minroot.build_base_root(dest)
-    S.build_scene(scene, dest, variant, user_build=False)
+    S.build_scene(scene, dest, variant, user_build=user_build)
     return dest
 
 
-def rebuild(root: Path, scene: Mapping[str, Any], variant: str = "modern") -> None:
+def rebuild(root: Path, scene: Mapping[str, Any], variant: str = "modern",
+            user_build: bool = False) -> None:
     """Replace the scene part of a built root (``/proc``, ``/sys``, heaps) in place."""
     for part in ("proc", "sys", "dev/dma_heap"):
         S.remove_tree(root / part)
-    S.build_scene(scene, root, variant, user_build=False)
+    S.build_scene(scene, root, variant, user_build=user_build)
 
 
 def scratch_dir() -> Path:
@@ -171,18 +174,22 @@ def scratch_dir() -> Path:
 _RUNS = iter(range(1_000_000))
 
 
-def collect(root: Path, *, serial: str = "emu-5554", wallclock: float | None = None) -> Capture:
-    """Run the collector in ``root`` as `dmaprof snapshot` does; the capture it would write."""
+def collect(root: Path, *, serial: str = "emu-5554", wallclock: float | None = None,
+            uid: int = 0) -> Capture:
+    """Run the collector in ``root`` as `dmaprof snapshot` does (as root, or as ``uid``: the
+    shell user is 2000); the capture it would write."""
     name = f"dp-{next(_RUNS)}"
-    wd = S.install_collector(root, 0, name)
+    wd = S.install_collector(root, uid, name)
     try:
-        run = S.run_collector(root, ["-w", wd], script=f"{wd}/collect.sh", count_spawns=False)
+        run = S.run_collector(root, ["-w", wd], uid=uid, script=f"{wd}/collect.sh",
+                              count_spawns=False)
     finally:
         S.remove_tree(root / wd.lstrip("/"))
     assert run.returncode == 0, run.stderr
+    how = "adbd-root" if uid == 0 else "shell"
     meta = capture_meta(
         run.stdout,
-        transport={"kind": "adb", "serial": serial, "root_method": "adbd-root"},
+        transport={"kind": "adb", "serial": serial, "root_method": how},
         host_wallclock=wallclock if wallclock is not None else time.time(),
     )
     return Capture(meta, run.stdout)
@@ -196,14 +203,16 @@ def capture(
     variant: str = "modern",
     start_times: Mapping[int, int] | None = None,
     wallclock: float | None = None,
+    uid: int = 0,
 ) -> Capture:
-    """Build ``scene``, collect it, and (with ``out``) write the capture file."""
+    """Build ``scene``, collect it (as root, or as ``uid`` of a user build: the shell user
+    is 2000), and (with ``out``) write the capture file."""
     work = scratch_dir()
     try:
-        root = build_root(scene, work / "root", variant)
+        root = build_root(scene, work / "root", variant, user_build=uid != 0)
         for pid, ticks in (start_times or {}).items():
             set_start_time(root, pid, ticks)
-        cap = collect(root, serial=serial, wallclock=wallclock)
+        cap = collect(root, serial=serial, wallclock=wallclock, uid=uid)
     finally:
         S.remove_tree(work)
     if out is not None:

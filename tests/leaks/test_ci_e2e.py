@@ -121,3 +121,41 @@ def test_ci_emulator_script_within_budget_keeps_the_test_suites_failure(job: Any
     assert result.returncode == 3, result.stderr  # the tests' own failure is the job's
     assert summary.read_text().startswith("### ✅ dmaprof: DMA-BUF within budget: 4 rules passed")
     assert "::error" not in result.stderr
+
+
+def test_ci_emulator_script_on_an_image_without_root_reports_unknown_rules(
+        adb_server: AdbServer, need_device_tools: None, tmp_path: Path) -> None:
+    """A production image: adbd stays the shell user, so kernel-only bytes cannot be told.
+    The rule is neither passed nor breached: JUnit skips it with the reason, the summary
+    says UNKNOWN, and the job exits 12 (10 is only for real breaches)."""
+    work = P.scratch_dir()
+    root = P.build_root(P.pixel(), work / "root", user_build=True)
+    phone = adb_server.phone(root, shell_uid=2000)
+    try:
+        summary = tmp_path / "summary.md"
+        env = {**phone.env, "DMAPROF": f"{sys.executable} -m dmaprof",
+               "DMAPROF_OUT": str(tmp_path / "out"), "DMAPROF_TEST_CMD": "true",
+               "DMAPROF_FAIL_ON": "kernel_only>1MiB total>1MiB", "DMAPROF_BOOT_TIMEOUT": "30",
+               "GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary)}
+        env.pop("EMULATOR_PORT", None)
+        result = run_script(env)
+        assert result.returncode == ExitCode.VERDICT_UNKNOWN, result.stderr
+        suite = ET.parse(tmp_path / "out" / "dmaprof-junit.xml").getroot()[0]
+        assert suite.get("skipped") == "1" and suite.get("failures") == "0"
+        cases = {c.get("name"): c for c in suite.iter("testcase")}
+        skipped = cases["kernel_only>1MiB"].find("skipped")
+        assert skipped is not None
+        assert skipped.get("message", "").startswith("unknown: kernel_only: unknown")
+        assert "uid 2000" in skipped.get("message", "")
+        assert cases["total>1MiB"].find("skipped") is None
+        text = summary.read_text()
+        assert text.startswith("### ❔ dmaprof: DMA-BUF budget unknown: 1 of 2 rules could not "
+                               "be judged\n")
+        assert "| UNKNOWN | kernel_only&gt;1MiB | kernel_only: unknown" in text
+        assert "::warning title=dmaprof budget kernel_only>1MiB::kernel_only: unknown" in \
+            result.stderr
+        doc = json.loads((tmp_path / "out" / "diff.json").read_text())
+        assert doc["budgets"]["status"] == "unknown" and doc["totals"]["delta_bytes"] == 0
+    finally:
+        phone.stop()
+        S.remove_tree(work)

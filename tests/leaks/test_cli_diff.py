@@ -30,7 +30,7 @@ def test_json_contract(captures: Captures, dmaprof: Any) -> None:
     run = dmaprof(*args(leak(captures), "--format", "json"))
     assert run.code == 0, run.stderr
     doc = json.loads(run.stdout)
-    assert doc["schema"] == "dmaprof.diff/1"
+    assert doc["schema"] == "dmaprof.diff/2"
     assert {"bytes_before", "bytes_after", "delta_bytes"} <= set(doc["totals"])
     assert all(isinstance(doc["totals"][k], int) for k in ("bytes_before", "bytes_after",
                                                             "delta_bytes"))
@@ -78,7 +78,7 @@ def test_csv_and_markdown_and_output_files(captures: Captures, dmaprof: Any,
     assert text.startswith("### dmaprof: DMA-BUF diff\n")
     assert "#### Leak suspects" in text and "<details><summary>" in text
     assert dmaprof(*args(leak(captures), "-o", tmp_path / "d.json")).code == 0
-    assert json.loads((tmp_path / "d.json").read_text())["schema"] == "dmaprof.diff/1"
+    assert json.loads((tmp_path / "d.json").read_text())["schema"] == "dmaprof.diff/2"
 
 
 def test_ci_gate_breach(captures: Captures, dmaprof: Any, tmp_path: Path) -> None:

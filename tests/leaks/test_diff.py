@@ -63,7 +63,7 @@ def leak_four(scene: dict[str, Any]) -> None:
 
 def test_growth_of_one_app(captures: Captures) -> None:
     doc = doc_of(captures.pair("leak4", leak_four))
-    assert doc["schema"] == "dmaprof.diff/1"
+    assert doc["schema"] == "dmaprof.diff/2"
     assert doc["same_device"] is True and doc["same_boot"] is True and doc["warnings"] == []
     t = doc["totals"]
     assert (t["bytes_before"], t["bytes_after"], t["delta_bytes"]) == (76726272, 80920576, 4 * MiB)

@@ -119,7 +119,7 @@ def test_record_trend_and_plot_commands(fake_phone: Any, tmp_path: Path, dmaprof
     shown = dmaprof("trend", out, "--format", "json", "--plot", plot)
     assert shown.code == 0, shown.stderr
     doc = json.loads(shown.stdout)
-    assert doc["schema"] == "dmaprof.trend/1" and doc["samples"] == 3 and doc["leaks"] == []
+    assert doc["schema"] == "dmaprof.trend/2" and doc["samples"] == 3 and doc["leaks"] == []
     assert plot.read_text().startswith("<!DOCTYPE html>")
     table = dmaprof("trend", out)
     assert "DMA-BUF trend · Pixel-like 8 · 3 samples" in table.stdout

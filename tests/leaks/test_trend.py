@@ -285,3 +285,55 @@ def test_trend_caches_each_sample_beside_it(tmp_path: Path, leaking: dict[str, A
     assert trend(series).doc == changed and len(analysed) == 4
     analysed.clear()
     assert trend(series, use_cache=False).doc == changed and len(analysed) == 4
+
+
+def _info(boot: str = "", uptime: float | None = None, firstboot: str = "") -> Any:
+    from dmaprof.leaks.side import CaptureInfo
+
+    return CaptureInfo("x", serial="s", boot_id=boot, uptime_s=uptime, firstboot=firstboot)
+
+
+def test_reboots_by_boot_id_then_uptime_then_firstboot() -> None:
+    from dmaprof.leaks.trend import boot_numbers
+
+    # boot ids tell; a sample without one is placed by its uptime against its neighbour
+    assert boot_numbers([_info("a", 10), _info("a", 20), _info("", 30), _info("b", 5)]) == (
+        [0, 0, 0, 1], 0)
+    # no boot ids at all: the uptime going backwards is a reboot
+    assert boot_numbers([_info(uptime=100), _info(uptime=200), _info(uptime=3)]) == (
+        [0, 0, 1], 0)
+    # only ro.runtime.firstboot (bugreports): it names the boot
+    assert boot_numbers([_info(firstboot="1"), _info(firstboot="1"), _info(firstboot="2")]) == (
+        [0, 0, 1], 0)
+    # nothing tells: an unknown boot, kept in the current one, never a reboot by itself
+    assert boot_numbers([_info("a"), _info(), _info("a")]) == ([0, 0, 0], 1)
+    # a reboot before an undecidable sample is still seen by the next one that tells
+    assert boot_numbers([_info("a"), _info("b"), _info(), _info("b")]) == ([0, 1, 1, 1], 1)
+
+
+def test_trend_views_keep_the_total_and_filter_leaks_by_kind() -> None:
+    from dmaprof.render.diff import trend_leaks, trend_rows
+
+    def series(kind: str, key: str, verdict: str) -> dict[str, Any]:
+        return {"kind": kind, "key": key, "label": key, "verdict": verdict}
+
+    rows = [series("process", f"{p}@1", "leak") for p in (3100, 3160)]
+    rows += [series("name", f"n{i}", "growing") for i in range(5)]
+    rows.append(series("total", "total", "steady"))
+    doc = {"series": rows, "leaks": rows[:2]}
+    shown = trend_rows(doc, None, 4)
+    assert len(shown) == 4 and shown[-1]["kind"] == "total"  # all DMA-BUFs stays in view
+    assert [r["kind"] for r in trend_rows(doc, "total", 20)] == ["total"]
+    assert trend_leaks(doc, "total") == [] and len(trend_leaks(doc, None)) == 2
+
+
+def test_trend_orders_pids_numerically() -> None:
+    import pandas as pd
+
+    from dmaprof.leaks.trend import estimate
+
+    rows = [{"sample": sample, "minutes": float(sample), "kind": "process", "key": f"{pid}@1",
+             "label": f"p ({pid})", "bytes": 1, "buffers": 1}
+            for sample in range(5) for pid in (900, 10000, 3100)]
+    out = estimate(pd.DataFrame(rows), TrendPolicy())
+    assert [r["pid"] for r in out] == [900, 3100, 10000]

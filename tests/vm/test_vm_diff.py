@@ -5,7 +5,7 @@ booted once and shared with ``test_vm_groundtruth.py``) hold two dumps taken 3 s
 the leaker (``com.example.leaky``) allocates a 64 KiB buffer every 300 ms; it is paused
 during each dump, and each dump comes with the ground truth of that moment. Both dumps go
 through ``dmaprof import``, then ``dmaprof diff a.dmaprof b.dmaprof --format json``
-(``dmaprof.diff/1``), and every figure is checked against what the two ground truths imply
+(``dmaprof.diff/2``), and every figure is checked against what the two ground truths imply
 (``vm_dmaprof.expected_diff``): totals, exactly the leaker's new inodes as new buffers,
 nothing freed, the change of every process, app, cgroup and exporter, and the leaker named
 as the top suspect with its exact growth in bytes and buffers.
@@ -50,7 +50,7 @@ def diff_run(vm_run: VMRun, tmp_path_factory: pytest.TempPathFactory) -> DiffRun
     res = run_dmaprof("diff", ca, cb, "--format", "json")
     out.write_bytes(res.stdout)
     got = json.loads(res.stdout)
-    assert got.get("schema") == "dmaprof.diff/1", f"unknown diff schema {got.get('schema')}"
+    assert got.get("schema") == "dmaprof.diff/2", f"unknown diff schema {got.get('schema')}"
     return DiffRun(vm_run, got, expected_diff(a.gt.dir, b.gt.dir), out)
 
 
