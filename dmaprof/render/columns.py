@@ -121,6 +121,7 @@ def fit_columns(
     return kept
 
 
+SHORT_TEXT = 16  # text columns at most this wide are not folded while a longer one can be
 _BREAK_AFTER = re.compile(r"[^./@:_\-\s]*[./@:_\-\s]+|[^./@:_\-\s]+")
 
 
@@ -161,12 +162,16 @@ def _fold_widths(
     other columns leave, shared in proportion to their natural widths."""
     natural = {c.key: natural_width(c, rows, unknown, missing) for c in columns}
     folding = [c.key for c in columns if c.key in fold]
+    # short words (a status, a kind) stay whole: the long names share what is left
+    long_names = [k for k in folding if natural[k] > SHORT_TEXT]
+    folding = long_names or folding
     fixed = sum(w for k, w in natural.items() if k not in folding) + 3 * len(columns) + 1
     room = width - fixed
     want = sum(natural[k] for k in folding)
     if not folding or want <= room:
         return {}
-    return {k: max(8, room * natural[k] // want) for k in folding}
+    header = {c.key: cell_len(c.header) for c in columns}
+    return {k: max(8, header[k], room * natural[k] // want) for k in folding}
 
 
 def rich_table(
