@@ -146,5 +146,8 @@ def test_demo_phone_says_why_it_cannot_start(tmp_path: Path) -> None:
         timeout=30,
     )
     assert r.returncode == 1
-    assert r.stderr.startswith("demo-phone: cannot start: adb, mksh, toybox not found: install")
+    assert r.stderr.startswith(
+        "demo-phone: cannot start: adb, mksh, toybox, busybox not found: install the "
+        "Debian/Ubuntu packages (sudo apt-get install adb mksh toybox busybox-static)"
+    )
     assert len(r.stderr.splitlines()) == 1
