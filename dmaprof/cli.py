@@ -411,6 +411,8 @@ def _render_report(
         render.render_json(report, stream)
     elif fmt == "csv":
         render.render_csv(report, by or "process", top, stream)
+        if by == "device" and not report.get("attached_devices"):
+            state.note((report.get("attached_devices_summary") or {}).get("note") or "")
     elif fmt == "markdown":
         render.render_markdown(report, by, top or 15, stream)
     elif fmt == "dmabuf_dump":

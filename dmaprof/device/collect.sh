@@ -593,7 +593,10 @@ sec binder files
 BD=/sys/kernel/debug/binder
 [ -d /dev/binderfs/binder_logs/proc ] && BD=/dev/binderfs/binder_logs
 S=$((S + 1))
+# The Rust driver's free space line is "free oneway space:", and its ref lines end without a
+# newline, so the first buffer after them is glued to the last ref line.
 grep -r -a -H -e '^proc ' -e '^context ' -e '^  buffer' -e '^  pages' -e '^  free async space' \
+	-e '^  free oneway space' -e '^  ref .*  buffer' \
 	-e '^KernelPageSize:' "$BD/proc" "$BD/stats" /proc/self/smaps 2>>"$E"
 endsec binder $?
 

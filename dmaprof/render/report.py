@@ -115,7 +115,9 @@ VIEWS: dict[str, View] = {
             Column("device", "device"),
             Column("category", "kind"),
             Column("buffers", "buffers", "int"),
+            Column("attachments", "attachments", "int"),
             Column("bytes", "bytes", "bytes"),
+            Column("exporters", "exporters", "list"),
         ),
         "bytes",
     ),
@@ -192,6 +194,9 @@ def render_view_table(report: dict[str, Any], by: str, top: int | None, out: Con
     rows = rows_of(report, by, top)
     if rows:
         out.print(_table(view, rows, out.width, unknown=_unknown(report, view)))
+        note = _filled_note(report, view)
+        if note:
+            out.print(Text(note))
     else:  # a sentence, not an empty table
         out.print(Text(_view_note(report, view)))
     if by == "cgroup" and report.get("cgroup_hierarchy"):
@@ -201,6 +206,16 @@ def render_view_table(report: dict[str, Any], by: str, top: int | None, out: Con
                 f"hierarchy: {report['cgroup_hierarchy']} (where the device keeps its process tree)"
             )
         )
+
+
+def _filled_note(report: dict[str, Any], view: View) -> str | None:
+    """What a view with rows still needs said: what it covers, figures it lacks."""
+    if view.section == "attached_devices":
+        return (report.get("attached_devices_summary") or {}).get("note")
+    if view.section.startswith("binder"):  # e.g. the Rust driver's unknown page figures
+        note = (report.get("binder") or {}).get("note")
+        return str(note) if note else None
+    return None
 
 
 NO_DMABUFS = "No DMA-BUFs in this capture: no process holds one, and the kernel lists none."
@@ -228,6 +243,10 @@ def _view_note(report: dict[str, Any], view: View) -> str:
     pid = (report.get("filter") or {}).get("pid")
     if pid is not None and view.section in ("processes", "buffers", "exporters", "names"):
         return f"No process {pid} holds a DMA-BUF in this capture."
+    if view.section == "attached_devices":  # why it is empty, when the capture says
+        summary = (report.get("attached_devices_summary") or {}).get("note")
+        if summary:
+            return _sentence(str(summary))
     if view.section.startswith("binder"):
         binder = report.get("binder") or {}
         note = binder.get("note") or "no binder buffer data in this capture"
@@ -405,6 +424,9 @@ def render_markdown(report: dict[str, Any], by: str | None, top: int | None, out
             view.columns, rows_of(report, name, top), _unknown(report, view), unknown_bytes
         )
         out.write(f"#### {view.title}\n\n{table}\n\n")
+        note = _view_note(report, view) if by else None
+        if note:
+            out.write(f"{note}\n\n")
 
 
 # --------------------------------------------------------------------------- csv / json
