@@ -103,7 +103,7 @@ def test_export_csv(pair: tuple[Path, Path], tmp_path: Path) -> None:
     assert forced.returncode == 0 and b"wrote 1 captures" in forced.stderr
     with (out / "apps.csv").open() as handle:
         assert [int(r["pss_bytes"]) for r in csv.DictReader(handle)
-                if r["label"] == "om.example.game"] == [4468786]
+                if r["label"] == "com.example.game"] == [4468786]
 
 
 def test_import_kind_and_errors(tmp_path: Path) -> None:
