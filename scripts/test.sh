@@ -28,7 +28,7 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q -e ".[parquet,html]" --group test 2>/dev/null \
   || .venv/bin/python -m pip install -q -e ".[parquet,html]" pytest hypothesis ruff mypy pandas-stubs \
-       duckdb playwright
+       duckdb matplotlib plotly playwright
 
 .venv/bin/python -m ruff check dmaprof tests scripts
 shellcheck dmaprof/device/collect.sh
