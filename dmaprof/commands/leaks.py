@@ -384,13 +384,13 @@ def trend(
         else:
             console = state.out if stream is sys.stdout else state.file_console(stream)
             render.render_trend_table(_warned(state, doc, stream), by, top, console)
-    if plot is not None and plot.suffix.lower() in (".html", ".htm"):
+    if plot is not None and plot.suffix.lower() in (".html", ".htm") and _has_plotly():
         text = trend_page(result)  # the report frame, with zoom and the linked table
         with output_stream(plot) as stream:
             stream.write(text)
         state.note(f"wrote {plot}")
     elif plot is not None:
-        write_plot(result, plot)
+        write_plot(result, plot)  # PNG, or HTML with static SVG charts without the html extra
         state.note(f"wrote {plot}")
     if fail_on_leak and doc["leaks"]:
         raise BudgetBreachedError(
@@ -456,3 +456,9 @@ def trend_page(result: Any) -> str:
 
     points = result.points[["kind", "key", "minutes", "bytes"]].to_dict("records")
     return trend_html(result.doc, points)
+
+
+def _has_plotly() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("plotly") is not None

@@ -270,3 +270,9 @@ def test_without_plotly_one_line_and_no_file(
     assert (run.code, run.stdout) == (1, "")
     assert run.stderr == "dmaprof: error: HTML reports need plotly: pip install 'dmaprof[html]'\n"
     assert not out.exists()
+    # trend --plot FILE.html falls back to the static SVG charts
+    plot = tmp_path / "trend.html"
+    run = dmaprof("trend", REPO / "fixtures/captures/demo/series", "--plot", plot)
+    assert run.code == 0, run.stderr
+    page = plot.read_text()
+    assert "<svg" in page and "<script" not in page
