@@ -325,7 +325,7 @@ def _note_warnings(state: AppState, warnings: Any) -> None:
 
 # --------------------------------------------------------------------------- show
 
-FORMATS = ["table", "json", "csv", "markdown", "dmabuf_dump"]
+FORMATS = ["table", "json", "csv", "markdown", "dmabuf_dump", "html"]
 
 
 @cli.command(epilog=EPILOG)
@@ -409,6 +409,10 @@ def _render_report(
 
     if fmt == "json":
         render.render_json(report, stream)
+    elif fmt == "html":
+        from dmaprof.render.html import show_html
+
+        stream.write(show_html(report))
     elif fmt == "csv":
         render.render_csv(report, by or "process", top, stream)
         if by == "device" and not report.get("attached_devices"):

@@ -103,11 +103,22 @@ def load_captures(paths: Sequence[Path], *modules: str) -> list[Capture]:
         return [job.result() for job in jobs]
 
 
-_FORMAT_BY_SUFFIX = {".json": "json", ".csv": "csv", ".md": "markdown", ".txt": "table"}
+_FORMAT_BY_SUFFIX = {".json": "json", ".csv": "csv", ".md": "markdown", ".txt": "table",
+                    ".html": "html", ".htm": "html"}
 
 
 def output_format(fmt: str | None, output: Path | None) -> str:
     """``--format``, else the one the ``-o`` file's extension names, else ``table``."""
-    if fmt is not None:
-        return fmt
-    return _FORMAT_BY_SUFFIX.get(output.suffix.lower(), "table") if output else "table"
+    if fmt is None:
+        fmt = _FORMAT_BY_SUFFIX.get(output.suffix.lower(), "table") if output else "table"
+    if fmt == "html":
+        require_html()
+    return fmt
+
+
+def require_html() -> None:
+    """Fail before any work, and before any file is opened, without the `html` extra."""
+    import importlib.util
+
+    if importlib.util.find_spec("plotly") is None:
+        raise DmaprofError("HTML reports need plotly: pip install 'dmaprof[html]'")

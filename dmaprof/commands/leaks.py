@@ -28,7 +28,7 @@ from dmaprof.commands.common import (
 from dmaprof.errors import BudgetBreachedError, DmaprofError, VerdictUnknownError
 
 VIEWS = ["process", "app", "cgroup", "exporter", "name", "buffer"]
-FORMATS = ["table", "json", "csv", "markdown"]
+FORMATS = ["table", "json", "csv", "markdown", "html"]
 
 charge_option = click.option(
     "--charge",
@@ -47,7 +47,7 @@ format_option = click.option(
     "--format",
     "fmt",
     type=click.Choice(FORMATS),
-    help="Output format (default: table, or from the -o extension: .json .csv .md).",
+    help="Output format (default: table, or from the -o extension: .json .csv .md .html).",
 )
 output_option = click.option(
     "-o",
@@ -193,6 +193,10 @@ def diff(
     with output_stream(output) as stream:
         if fmt == "json":
             render.render_json(doc, stream)
+        elif fmt == "html":
+            from dmaprof.render.htmlleaks import diff_html
+
+            stream.write(diff_html(doc))
         elif fmt == "csv":
             render.render_csv(doc, by, stream)
         elif fmt == "markdown":
@@ -318,7 +322,7 @@ def record(
 @format_option
 @output_option
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
-              help="Write charts: FILE.html (self-contained SVG) or FILE.png (matplotlib).")
+              help="Write charts: FILE.html (the interactive report) or FILE.png (matplotlib).")
 @click.option("--min-growth", callback=_size, default="1MiB", show_default=True, metavar="SIZE",
               help="Growth over the window below which no series is a leak.")
 @click.option("--confidence", type=click.FloatRange(0.5, 1.0, max_open=True), default=0.95,
@@ -371,6 +375,8 @@ def trend(
     with output_stream(output) as stream:
         if fmt == "json":
             render.render_json(doc, stream)
+        elif fmt == "html":
+            stream.write(trend_page(result))
         elif fmt == "csv":
             render.render_trend_csv(doc, by, stream)
         elif fmt == "markdown":
@@ -378,8 +384,13 @@ def trend(
         else:
             console = state.out if stream is sys.stdout else state.file_console(stream)
             render.render_trend_table(_warned(state, doc, stream), by, top, console)
-    if plot is not None:
-        write_plot(result, plot)
+    if plot is not None and plot.suffix.lower() in (".html", ".htm") and _has_plotly():
+        text = trend_page(result)  # the report frame, with zoom and the linked table
+        with output_stream(plot) as stream:
+            stream.write(text)
+        state.note(f"wrote {plot}")
+    elif plot is not None:
+        write_plot(result, plot)  # PNG, or HTML with static SVG charts without the html extra
         state.note(f"wrote {plot}")
     if fail_on_leak and doc["leaks"]:
         raise BudgetBreachedError(
@@ -438,3 +449,16 @@ def top(
 
 
 __all__ = ["DmaprofError", "diff", "record", "top", "trend"]
+
+
+def trend_page(result: Any) -> str:
+    from dmaprof.render.htmlleaks import trend_html
+
+    points = result.points[["kind", "key", "minutes", "bytes"]].to_dict("records")
+    return trend_html(result.doc, points)
+
+
+def _has_plotly() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("plotly") is not None
