@@ -52,8 +52,9 @@ def _variants(n: int, processes: int, fds: int, buffers: int, maps: int) -> list
         dumps.append(scene.build())
         for _ in range(4):
             inode += 1
-            scene.buffers.append(Buf(inode=inode, size=4 * MiB, exporter="system",
-                                     name="leaky", count=1))
+            scene.buffers.append(
+                Buf(inode=inode, size=4 * MiB, exporter="system", name="leaky", count=1)
+            )
             leaker.fds[50_000 + inode % 10_000] = inode
         scene.__dict__.pop("_index", None)  # the generator's inode cache
     return dumps
@@ -68,20 +69,25 @@ def generate(directory: Path, samples: int, variants: int, args: argparse.Namesp
     store.mkdir(parents=True)
     states = []
     for n, dump in enumerate(dumps):
-        meta = {"device": {"serial": "bench", "model": "Bench 500", "boot_id": "boot-1"},
-                "collection": {"host_wallclock": T0, "complete": True, "uid": 0}}
+        meta = {
+            "device": {"serial": "bench", "model": "Bench 500", "boot_id": "boot-1"},
+            "collection": {"host_wallclock": T0, "complete": True, "uid": 0},
+        }
         states.append(write_capture(Capture(meta, dump), store / f"state-{n}.dmaprof"))
     lines = []
     for i in range(samples):
         name = f"sample-{i:05d}.dmaprof"
         os.link(states[i * variants // samples], directory / name)
-        lines.append(json.dumps({"index": i, "status": "ok", "file": name, "t": T0 + i,
-                                 "boot_id": "boot-1"}))
+        lines.append(
+            json.dumps({"index": i, "status": "ok", "file": name, "t": T0 + i, "boot_id": "boot-1"})
+        )
     (directory / "samples.ndjson").write_text("\n".join(lines) + "\n")
     size = states[0].stat().st_size
-    print(f"series: {samples} samples of a {len(dumps[0]) / 1e6:.1f} MB dump "
-          f"({size / 1e6:.2f} MB as a capture), {variants} states, generated in "
-          f"{time.perf_counter() - t:.1f} s")
+    print(
+        f"series: {samples} samples of a {len(dumps[0]) / 1e6:.1f} MB dump "
+        f"({size / 1e6:.2f} MB as a capture), {variants} states, generated in "
+        f"{time.perf_counter() - t:.1f} s"
+    )
 
 
 def run_trend(directory: Path, cold: bool, workers: int) -> None:
@@ -92,12 +98,18 @@ def run_trend(directory: Path, cold: bool, workers: int) -> None:
     result = trend(directory, use_cache=not cold, workers=workers)
     wall = time.perf_counter() - t
     leaks = [s["key"] for s in result.doc["leaks"]]
-    print(json.dumps({
-        "wall_s": wall, "samples": result.doc["samples"], "series": len(result.doc["series"]),
-        "leaks": leaks,
-        "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "workers_rss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
-    }))
+    print(
+        json.dumps(
+            {
+                "wall_s": wall,
+                "samples": result.doc["samples"],
+                "series": len(result.doc["series"]),
+                "leaks": leaks,
+                "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "workers_rss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+            }
+        )
+    )
 
 
 def fill_cache(directory: Path) -> None:
@@ -107,15 +119,25 @@ def fill_cache(directory: Path) -> None:
     for state in sorted((directory / ".states").glob("*.dmaprof")):
         sample_outcome(state, "shared", True)
     # the entries sit beside .states/; the samples (hard links) sit in the series directory
-    shutil.copytree(directory / ".states" / ".dmaprof-cache", directory / ".dmaprof-cache",
-                    dirs_exist_ok=True)
+    shutil.copytree(
+        directory / ".states" / ".dmaprof-cache", directory / ".dmaprof-cache", dirs_exist_ok=True
+    )
 
 
 def measure(directory: Path, cold: bool, workers: int) -> dict[str, object]:
     out = subprocess.run(
-        [sys.executable, __file__, "--trend", str(directory), "--workers", str(workers),
-         *(["--cold"] if cold else [])],
-        check=True, capture_output=True, text=True,
+        [
+            sys.executable,
+            __file__,
+            "--trend",
+            str(directory),
+            "--workers",
+            str(workers),
+            *(["--cold"] if cold else []),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     result: dict[str, object] = json.loads(out.strip().splitlines()[-1])
     return result
@@ -131,6 +153,12 @@ def main() -> int:
     ap.add_argument("--maps", type=int, default=6_000)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--skip-cold", action="store_true")
+    ap.add_argument(
+        "--cold-samples",
+        type=int,
+        help="time the cold trend over this many samples only (same states) and "
+        "extrapolate linearly to --samples (a loaded machine: minutes less)",
+    )
     ap.add_argument("--dir", type=Path, help="generate here (default: a temporary directory)")
     ap.add_argument("--trend", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--cold", action="store_true", help=argparse.SUPPRESS)
@@ -146,12 +174,23 @@ def main() -> int:
         for label, cold, goal in (("warm", False, 10.0), ("cold", True, 300.0)):
             if cold and args.skip_cold:
                 continue
-            r = measure(directory, cold, args.workers)
-            wall = float(r["wall_s"])  # type: ignore[arg-type]
-            print(f"trend {label:4}: {wall:7.1f} s (goal <= {goal:.0f} s: "
-                  f"{'met' if wall <= goal else 'NOT met'}), {r['samples']} samples, "
-                  f"{r['series']} series, leaks {r['leaks']}, peak RSS {r['rss_mib']:.0f} MiB "
-                  f"(workers {r['workers_rss_mib']:.0f} MiB each at most)")
+            where, scale = directory, 1.0
+            if cold and args.cold_samples and args.cold_samples < args.samples:
+                where = Path(tmp) / "cold"
+                where.mkdir()
+                generate(where, args.cold_samples, args.variants, args)
+                scale = args.samples / args.cold_samples
+            r = measure(where, cold, args.workers)
+            wall = float(r["wall_s"]) * scale  # type: ignore[arg-type]
+            if scale != 1.0:
+                label += f" ({r['samples']} samples measured: {float(r['wall_s']):.1f} s, "  # type: ignore[arg-type]
+                label += f"x{scale:.1f})"
+            print(
+                f"trend {label:4}: {wall:7.1f} s (goal <= {goal:.0f} s: "
+                f"{'met' if wall <= goal else 'NOT met'}), {r['samples']} samples, "
+                f"{r['series']} series, leaks {r['leaks']}, peak RSS {r['rss_mib']:.0f} MiB "
+                f"(workers {r['workers_rss_mib']:.0f} MiB each at most)"
+            )
     return 0
 
 

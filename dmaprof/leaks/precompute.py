@@ -47,8 +47,8 @@ class SampleFigures:
     def __enter__(self) -> SampleFigures:
         try:
             self._pool = ProcessPoolExecutor(
-                1, mp_context=multiprocessing.get_context("forkserver"),
-                initializer=_ignore_sigint)
+                1, mp_context=multiprocessing.get_context("forkserver"), initializer=_ignore_sigint
+            )
         except (OSError, ValueError) as exc:  # no processes here: trend computes them later
             log.debug("no worker for trend figures: %s", exc)
         return self
@@ -73,8 +73,9 @@ class SampleFigures:
             ok = False
         self.failed += not ok
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if self._pool is None:
             return
         if kind is None:

@@ -262,8 +262,7 @@ def _in_parallel(refs: list[SampleRef], missing: list[int], charge: str, use_cac
             done = pool.map(sample_outcome, [refs[n].path for n in missing],
                             itertools.repeat(charge), itertools.repeat(use_cache),
                             chunksize=4)
-            for n, outcome in zip(missing, done, strict=False):
-                computed[n] = outcome
+            computed.update(zip(missing, done, strict=False))
     except (BrokenProcessPool, OSError, RuntimeError) as exc:
         log.debug("analysing in this process: the pool failed (%s)", exc)
     for n in missing:
@@ -310,7 +309,7 @@ class _LongTable:
         triples = list(zip(*self.index, strict=True))
         for column, values in zip(("kind", "key", "label"), triples, strict=True):
             categories, codes = np.unique(np.array(values, dtype=object), return_inverse=True)
-            out[column] = pd.Categorical.from_codes(codes[ids], categories=categories)
+            out[column] = pd.Categorical.from_codes(codes[ids], categories=pd.Index(categories))
         for column, parts in (("bytes", self.values), ("buffers", self.counts)):
             v = np.concatenate(parts)
             unknown = np.isnan(v)
