@@ -206,7 +206,10 @@ def _sample(path: Path, charge: str, use_cache: bool) -> tuple[CaptureInfo, pd.D
     return side.info, rows
 
 
-def sample_outcome(path: Path, charge: str, use_cache: bool) -> tuple[CaptureInfo, Columns] | str:
+Outcome = tuple[CaptureInfo, Columns] | str  # a sample's figures, or why it was skipped
+
+
+def sample_outcome(path: Path, charge: str, use_cache: bool) -> Outcome:
     """A sample's identity and trend rows as plain columns (cached when it has them), or the
     message of a bad capture (what a worker process returns)."""
     from dmaprof.leaks import samplecache
@@ -232,43 +235,47 @@ def default_workers() -> int:
 
 
 def _outcomes(refs: list[SampleRef], charge: str, use_cache: bool, workers: int,
-              say: Callable[[str], None]) -> Iterator[tuple[CaptureInfo, Columns] | str]:
-    """Each sample's outcome in order: cached ones at once, the others analysed on
+              say: Callable[[str], None]) -> Iterator[tuple[int, Outcome]]:
+    """(position, outcome) of every sample, cached ones first (each handed on at once:
+    memory holds one sample's columns, not a series'), then the others, analysed on
     ``workers`` processes (every core: a cold hour-long series is minutes of CPU)."""
     from dmaprof.leaks import samplecache
 
-    cached = [samplecache.load_columns(r.path, charge) if use_cache else None for r in refs]
-    missing = [n for n, c in enumerate(cached) if c is None]
+    missing: list[int] = []
+    for n, ref in enumerate(refs):
+        cached = samplecache.load_columns(ref.path, charge) if use_cache else None
+        if cached is None:
+            missing.append(n)
+        else:
+            yield n, cached
     if workers > 1 and len(missing) >= PARALLEL_FROM:
         say(f"analysing {len(missing)} samples on {workers} processes")
-        computed = _in_parallel(refs, missing, charge, use_cache, workers)
-        for n, c in enumerate(cached):
-            yield c if c is not None else computed.pop(n)
+        yield from _in_parallel(refs, missing, charge, use_cache, workers)
         return
-    for n, (ref, c) in enumerate(zip(refs, cached, strict=True)):
-        if c is None:
-            say(f"analysing {ref.path.name} ({n + 1}/{len(refs)})")
-        yield c if c is not None else sample_outcome(ref.path, charge, use_cache)
+    for count, n in enumerate(missing, start=1):
+        say(f"analysing {refs[n].path.name} ({count}/{len(missing)})")
+        yield n, sample_outcome(refs[n].path, charge, use_cache)
 
 
 def _in_parallel(refs: list[SampleRef], missing: list[int], charge: str, use_cache: bool,
-                 workers: int) -> dict[int, tuple[CaptureInfo, Columns] | str]:
+                 workers: int) -> Iterator[tuple[int, Outcome]]:
     """The outcomes of ``missing`` samples from a pool of processes (forkserver: no fork of
     a process with threads); a pool that breaks leaves the rest to this process."""
-    computed: dict[int, tuple[CaptureInfo, Columns] | str] = {}
+    done: set[int] = set()
     context = multiprocessing.get_context("forkserver")
     try:
         with ProcessPoolExecutor(workers, mp_context=context) as pool:
-            done = pool.map(sample_outcome, [refs[n].path for n in missing],
-                            itertools.repeat(charge), itertools.repeat(use_cache),
-                            chunksize=4)
-            computed.update(zip(missing, done, strict=False))
+            outcomes = pool.map(sample_outcome, [refs[n].path for n in missing],
+                                itertools.repeat(charge), itertools.repeat(use_cache),
+                                chunksize=4)
+            for n, outcome in zip(missing, outcomes, strict=False):
+                done.add(n)
+                yield n, outcome
     except (BrokenProcessPool, OSError, RuntimeError) as exc:
         log.debug("analysing in this process: the pool failed (%s)", exc)
     for n in missing:
-        if n not in computed:
-            computed[n] = sample_outcome(refs[n].path, charge, use_cache)
-    return computed
+        if n not in done:
+            yield n, sample_outcome(refs[n].path, charge, use_cache)
 
 
 class _LongTable:
@@ -282,10 +289,10 @@ class _LongTable:
         self.ids: list[npt.NDArray[np.int64]] = []
         self.values: list[F64] = []
         self.counts: list[F64] = []
-        self.samples: list[tuple[int, float, str]] = []  # sample, t, boot_id
+        self.samples: list[tuple[int, float, str]] = []  # position, t, boot_id
         self._last: tuple[list[Any], list[Any], list[Any]] | None = None
 
-    def add(self, sample: int, t: float, boot_id: str, columns: Columns) -> None:
+    def add(self, position: int, t: float, boot_id: str, columns: Columns) -> None:
         keys = (columns["kind"], columns["key"], columns["label"])
         if self._last is not None and keys == self._last:  # the same keys as the sample before
             ids = self.ids[-1]
@@ -297,13 +304,16 @@ class _LongTable:
         self.ids.append(ids)
         self.values.append(np.array(columns["bytes"], dtype=np.float64))  # None: NaN
         self.counts.append(np.array(columns["buffers"], dtype=np.float64))
-        self.samples.append((sample, t, boot_id))
+        self.samples.append((position, t, boot_id))
 
     def frame(self) -> pd.DataFrame:
-        sizes = np.array([a.size for a in self.ids], dtype=np.int64)
-        ids = np.concatenate(self.ids)
-        sample, t, boot = (np.repeat(np.array(c, dtype=d), sizes) for c, d in zip(
-            zip(*self.samples, strict=True), (np.int64, np.float64, object), strict=True))
+        """Samples in the order of their positions, numbered 0, 1, ..."""
+        order = sorted(range(len(self.samples)), key=lambda i: self.samples[i][0])
+        sizes = np.array([self.ids[i].size for i in order], dtype=np.int64)
+        ids = np.concatenate([self.ids[i] for i in order])
+        sample = np.repeat(np.arange(len(order), dtype=np.int64), sizes)
+        t = np.repeat(np.array([self.samples[i][1] for i in order], dtype=np.float64), sizes)
+        boot = np.repeat(np.array([self.samples[i][2] for i in order], dtype=object), sizes)
         out = pd.DataFrame({"sample": sample, "t": t,
                             "boot_id": pd.Categorical(boot.astype(str))})
         triples = list(zip(*self.index, strict=True))
@@ -311,7 +321,7 @@ class _LongTable:
             categories, codes = np.unique(np.array(values, dtype=object), return_inverse=True)
             out[column] = pd.Categorical.from_codes(codes[ids], categories=pd.Index(categories))
         for column, parts in (("bytes", self.values), ("buffers", self.counts)):
-            v = np.concatenate(parts)
+            v = np.concatenate([parts[i] for i in order])
             unknown = np.isnan(v)
             out[column] = pd.arrays.IntegerArray(np.where(unknown, 0, v).astype(np.int64),
                                                  unknown)
@@ -330,20 +340,22 @@ def collect_points(
     figures (all boots)."""
     say = progress or (lambda _m: None)
     table = _LongTable()
-    infos: list[CaptureInfo] = []
-    warnings: list[str] = []
-    outcomes = _outcomes(refs, charge, use_cache, workers or default_workers(), say)
-    for ref, outcome in zip(refs, outcomes, strict=True):
+    kept: dict[int, CaptureInfo] = {}
+    skipped: dict[int, str] = {}
+    for n, outcome in _outcomes(refs, charge, use_cache, workers or default_workers(), say):
+        ref = refs[n]
         if isinstance(outcome, str):
-            warnings.append(f"skipped {ref.path.name}: {outcome}")
+            skipped[n] = f"skipped {ref.path.name}: {outcome}"
             continue
         info, columns = outcome
         t = ref.t if ref.t is not None else info.wallclock
         if t is None:
-            warnings.append(f"skipped {ref.path.name}: no time recorded")
+            skipped[n] = f"skipped {ref.path.name}: no time recorded"
             continue
-        table.add(len(infos), t, info.boot_id, columns)
-        infos.append(info)
+        table.add(n, t, info.boot_id, columns)
+        kept[n] = info
+    infos = [kept[n] for n in sorted(kept)]
+    warnings = [skipped[n] for n in sorted(skipped)]
     if not infos:
         return pd.DataFrame(columns=["sample", "t", "boot_id", "kind", "key", "label", "bytes",
                                      "buffers"]), infos, warnings
