@@ -324,7 +324,9 @@ FORMATS = ["table", "json", "csv", "markdown", "dmabuf_dump"]
 @click.argument("capture_path", metavar="CAPTURE", type=click.Path(path_type=Path))
 @click.option(
     "--by",
-    type=click.Choice(["process", "app", "cgroup", "exporter", "name", "buffer", "binder"]),
+    type=click.Choice(
+        ["process", "app", "cgroup", "exporter", "name", "buffer", "device", "binder"]
+    ),
     help="One view instead of the default overview.",
 )
 @click.option(
@@ -403,6 +405,8 @@ def _render_report(
         render.render_json(report, stream)
     elif fmt == "csv":
         render.render_csv(report, by or "process", top, stream)
+        if by == "device" and not report.get("attached_devices"):
+            state.note((report.get("attached_devices_summary") or {}).get("note") or "")
     elif fmt == "markdown":
         render.render_markdown(report, by, top or 15, stream)
     elif fmt == "dmabuf_dump":

@@ -61,6 +61,8 @@ def capabilities_of(dump: Dump) -> dict[str, bool]:
     caps = {name: path in files for name, path in _GLOBAL_SOURCES.items()}
     sysfs = dump.section("sysfs_buffers")
     caps["sysfs_buffers"] = bool(sysfs and sysfs.files)
+    ion = dump.section("ion")  # ION's debugfs heaps (4.x kernels have no /sys/kernel/ion)
+    caps["ion"] = caps["ion"] or bool(ion and ion.files)
     heaps = dump.section("dma_heap")
     caps["dma_heap"] = bool(heaps and any(k == "heap" for k, _ in heaps.kv))
     proc = dump.section("proc")

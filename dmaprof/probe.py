@@ -31,7 +31,8 @@ src bpf_iter /sys/fs/bpf/dmabuf/prog_dmabufIter_iter_dmabuf
 src debugfs_bufinfo /sys/kernel/debug/dma_buf/bufinfo
 src dma_heap /dev/dma_heap
 src dma_heap_pools /sys/kernel/dma_heap/total_pools_kb
-src ion /sys/kernel/ion
+# ION: /dev/ion on every ION kernel (4.x); /sys/kernel/ion only on ACK android11-5.4
+if [ -e /dev/ion ]; then src ion /dev/ion; else src ion /sys/kernel/ion; fi
 src dmabuf_rss /proc/self/dmabuf_rss
 # run-as: which third-party apps it opens (debuggable ones), at most RUNAS_MAX probes
 if command -v run-as >/dev/null 2>&1; then

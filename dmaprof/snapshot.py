@@ -25,6 +25,7 @@ from dmaprof.capture import Capture
 from dmaprof.device import collector_script
 from dmaprof.errors import DeviceCommandError, DmaprofError, InterruptedByUser
 from dmaprof.metadata import capture_meta
+from dmaprof.timing import stage
 from dmaprof.transport.adb import Device
 from dmaprof.transport.direct import CollectorOutput
 from dmaprof.units import last_line
@@ -130,18 +131,20 @@ def take_snapshot(
     cleaned = False
     try:
         say("pushing the collector")
-        device.push(collector_script(), f"{workdir}/collect.sh", mode=0o700)
+        with stage("push the collector"):
+            device.push(collector_script(), f"{workdir}/collect.sh", mode=0o700)
         say("running the collector")
-        run = device.shell(
-            _RUN_TEMPLATE.format(
-                workdir=shlex.quote(workdir),
-                root_mode=shlex.quote(root_mode),
-                device_tmp=shlex.quote(DEVICE_TMP),
-                rc_no_workdir=_RC_NO_WORKDIR,
-                rc_root_required=_RC_ROOT_REQUIRED,
-                app_args=app_args,
+        with stage("run the collector"):
+            run = device.shell(
+                _RUN_TEMPLATE.format(
+                    workdir=shlex.quote(workdir),
+                    root_mode=shlex.quote(root_mode),
+                    device_tmp=shlex.quote(DEVICE_TMP),
+                    rc_no_workdir=_RC_NO_WORKDIR,
+                    rc_root_required=_RC_ROOT_REQUIRED,
+                    app_args=app_args,
+                )
             )
-        )
         how, collector_rc = _parse_run_report(run.stdout)
         if run.returncode == _RC_ROOT_REQUIRED:
             raise DeviceCommandError(
@@ -154,9 +157,11 @@ def take_snapshot(
                 f"device {device.serial}: the collector failed ({detail}); no capture written"
             )
         say("pulling the dump")
-        dump = device.pull(f"{workdir}/dump")
+        with stage("pull the dump"):
+            dump = device.pull(f"{workdir}/dump")
         say("cleaning up")
-        _remove_workdir(device, workdir, how)
+        with stage("clean up on the device"):
+            _remove_workdir(device, workdir, how)
         cleaned = True
     except KeyboardInterrupt:
         raise InterruptedByUser(

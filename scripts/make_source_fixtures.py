@@ -301,6 +301,20 @@ def world_android12() -> World:
     return World(comm, bufs, [733, 4410])
 
 
+def world_odd_sizes() -> World:
+    """Buffers whose sizes are not whole kB (vendor exporters that do not round to pages):
+    each row prints ``size / 1024`` rounded down, PROCESS TOTAL ``sum(size) / 1024``, so the
+    rows of pid 3300 add up to less than its total."""
+    comm = {3300: "camera.provider", 4400: "le.cameraviewer"}
+    bufs = [
+        Buf(7001, 4608, "vendor_cam", "meta", {3300: (1, 0)}),  # 4.5 kB
+        Buf(7002, 10752, "vendor_cam", "meta", {3300: (1, 0)}),  # 10.5 kB
+        Buf(7003, 1573632, "vendor_cam", "preview", {3300: (1, 0), 4400: (1, 1)}),  # 1536.75
+        Buf(7004, 8192, "system", "", {4400: (0, 1)}),
+    ]
+    return World(comm, bufs, [3300, 4400])
+
+
 # ---------------------------------------------------------------------------- bugreports
 
 
@@ -311,6 +325,25 @@ class Phone:
     ps: list[tuple[str, str, int, int, int, str]]  # label, user, pid, tid, ppid, cmd
     meminfo: str
     uptime_ms: int
+    # CPU INFO (toybox top -H): (pid, tid, user, cmd = thread name, name = argv[0])
+    top: list[tuple[int, int, str, str, str]] = field(default_factory=list)
+
+
+def _top(rows: Iterable[tuple[int, int, str, str, str]]) -> str:
+    """dumpstate's ``top -b -n 1 -H -s 6 -o pid,tid,user,pr,ni,%cpu,s,virt,res,pcy,cmd,name``:
+    toybox's column widths (PID 5, TID 5, USER 12, PR 2, NI 3, %CPU 4, S 1, VIRT 4, RES 4,
+    PCY 3, CMD 15 left-aligned, NAME the rest), the sort column's header in brackets."""
+    out = [
+        "Threads: 2143 total,   1 running, 2142 sleeping,   0 stopped,   0 zombie\n",
+        "  Mem:  7824120K total,  7422008K used,   402112K free,    12044K buffers\n",
+        "  PID   TID USER         PR  NI[%CPU]S VIRT  RES PCY CMD             NAME\n",
+    ]
+    for k, (pid, tid, user, cmd, name) in enumerate(rows):
+        out.append(
+            "%5d %5d %-12s %2d %3d %4.1f %s %4s %4s %3s %-15s %s\n"
+            % (pid, tid, user, 20, 0, 12.5 - k, "S", "12G", "40M", "fg", cmd, name)
+        )
+    return "".join(out)
 
 
 def _props(props: dict[str, str]) -> str:
@@ -358,6 +391,15 @@ def bugreport(phone: Phone, dmabuf: str | None, dmabuf_b: str | None, *, date: s
         "\n",
         "------ MEMORY INFO (/proc/meminfo) ------\n",
         "MemTotal:        7824120 kB\nMemFree:          402112 kB\n\n",
+    ]
+    if phone.top:
+        out += [
+            "------ CPU INFO (top -b -n 1 -H -s 6 -o "
+            "pid,tid,user,pr,ni,%cpu,s,virt,res,pcy,cmd,name) ------\n",
+            _top(phone.top),
+            "------ 0.187s was the duration of 'CPU INFO' ------\n",
+        ]
+    out += [
         "------ PROCESSES AND THREADS (ps -A -T -Z -O pri,nice,rtprio,sched,pcy,time) ------\n",
         _ps(phone.ps),
         "\n",
@@ -391,9 +433,15 @@ def bugreport(phone: Phone, dmabuf: str | None, dmabuf_b: str | None, *, date: s
     return "".join(out)
 
 
-def _meminfo_summary(lines: list[str]) -> str:
+def _meminfo_summary(lines: list[str], procs: Iterable[tuple[int, int, str]] = ()) -> str:
+    by_process = "".join(
+        "%12s: %s (pid %d%s)\n"
+        % (f"{kb:,}K", name, pid, " / activities" if name.startswith("com.") else "")
+        for kb, pid, name in procs
+    )
     return (
-        "Total PSS by category:\n    280,864K: .apk mmap\n    170,916K: Native\n\n"
+        ("Total PSS by process:\n" + by_process + "\n" if by_process else "")
+        + "Total PSS by category:\n    280,864K: .apk mmap\n    170,916K: Native\n\n"
         "Total RAM: 7,824,120K (status normal)\n"
         " Free RAM: 3,120,334K (  997,169K cached pss +   949,736K cached kernel + "
         "1,173,429K free)\n"
@@ -462,7 +510,22 @@ def pixel(after: bool) -> Phone:
         ]
     )
     uptime_ms = (3 * 3600 + 14 * 60 + 5) * 1000 if after else (2 * 3600 + 13 * 60 + 42) * 1000
-    return Phone(props, header, ps, meminfo, uptime_ms)
+    top = [
+        (7001, 7001, "u0_a245", "om.example.game", "com.example.game"),
+        (7001, 7020, "u0_a245", "Jit thread pool", "com.example.game"),
+        (1040, 1101, "system", "RenderEngine", "/system/bin/surfaceflinger"),
+        (1040, 1040, "system", "surfaceflinger", "/system/bin/surfaceflinger"),
+        (2100, 2100, "u0_a194", "ndroid.systemui", "com.android.systemui"),
+        (
+            812,
+            812,
+            "system",
+            "android.hardwar",
+            "/vendor/bin/hw/android.hardware.graphics.composer3-service.pixel",
+        ),
+        (1, 1, "root", "init", "/system/bin/init"),
+    ]
+    return Phone(props, header, ps, meminfo, uptime_ms, top)
 
 
 def mtk() -> Phone:
@@ -508,7 +571,14 @@ def mtk() -> Phone:
             "DMA-BUF:    31,748K (   30,000K mapped +     1,748K unmapped)\n",
             "DMA-BUF Heaps:    31,748K\n",
             "DMA-BUF Heaps pool:    12,288K\n",
-        ]
+        ],
+        [
+            (312456, 1534, "system"),
+            (150230, 5120, "com.android.launcher3"),
+            (96120, 828, "surfaceflinger"),
+            (80000, 977, "camerahalserver"),
+            (20000, 611, "android.hardware.graphics.composer@2.1-service"),
+        ],
     )
     return Phone(props, header, ps, meminfo, (1 * 86400 + 4 * 3600 + 7 * 60 + 12) * 1000)
 
@@ -570,6 +640,14 @@ def main() -> None:
             world_mtk(), exporter=False, exported_kb=32510464 // 1024
         ),
         DUMPS / "android11_a_legacy.txt": table(w, legacy=True),
+        DUMPS / "android14_odd_sizes.txt": default_view(
+            world_odd_sizes(), exporter=True, exported_kb=1560
+        ),
+        DUMPS / "android14_odd_sizes_csv.txt": default_csv(world_odd_sizes(), 1560),
+        DUMPS / "android14_odd_sizes_b.txt": default_view(
+            world_odd_sizes(), exporter=True, exported_kb=1560
+        )
+        + per_buffer_stats(world_odd_sizes()),
     }
     for path, text in files.items():
         path.write_text(HEADER.format(ref="§1.5") + text)

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(adb mksh toybox busybox-static qemu-system-x86 cpio kmod xz-utils zstd gcc libc6-dev
-              debootstrap strace python3-venv openssh-server openssh-client)
+              debootstrap strace python3-venv openssh-server openssh-client shellcheck)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -28,5 +28,6 @@ fi
   || .venv/bin/python -m pip install -q -e ".[parquet]" pytest hypothesis ruff mypy pandas-stubs duckdb
 
 .venv/bin/python -m ruff check dmaprof tests scripts
+shellcheck dmaprof/device/collect.sh
 .venv/bin/python -m mypy
 exec .venv/bin/python -m pytest -q "$@"

@@ -146,3 +146,18 @@ def test_debug_shows_the_traceback(tmp_path: Path) -> None:
     result = run_dmaprof("--debug", "devices", env=env)
     assert result.returncode != 0
     assert b"Traceback" in result.stderr
+
+
+def test_verbose_logs_each_stage_with_its_time() -> None:
+    captures = REPO / "fixtures" / "captures"
+    pair = [str(captures / "pixel-like.dmaprof"), str(captures / "pixel-like-shell.dmaprof")]
+    env = {**os.environ, "COLUMNS": "300"}
+    result = run_dmaprof("-v", "diff", *pair, "--format", "json", env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(b"{")  # stdout stays data
+    err = result.stderr.decode()
+    for stage in ("load the captures", "analyse ", "diff and leak suspects"):
+        lines = [x for x in err.splitlines() if stage in x]
+        assert lines and lines[0].rstrip().endswith(" ms"), (stage, err)
+    quiet = run_dmaprof("diff", *pair, "--format", "json", env=env)
+    assert b" ms" not in quiet.stderr

@@ -273,7 +273,9 @@ def scene_pids(scene: S.Scene) -> dict[int, dict[str, object]]:
 # ---------------------------------------------------------------------------- the checks
 
 
-def check_against_root(d: Dump, root: Path, uid: int, variant: str) -> None:
+def check_against_root(
+    d: Dump, root: Path, uid: int, variant: str, workdir_prefix: str = "/data/local/tmp/dp-"
+) -> None:
     scene = S.load_scene(PIXEL)
     kv = S.VARIANTS[variant]
     pids = scene_pids(scene)
@@ -283,7 +285,7 @@ def check_against_root(d: Dump, root: Path, uid: int, variant: str) -> None:
     assert meta["collector_version"] == "1"
     assert meta["uid"] == str(uid) and meta["gid"] == str(uid)
     assert meta["uptime_start"] == "8215.42"
-    assert meta["workdir"].startswith("/data/local/tmp/dp-")
+    assert meta["workdir"].startswith(workdir_prefix)
     assert d.nonce == scene["uuid"].replace("-", "")
 
     # props: getprop output filtered to the keys dmaprof uses
@@ -542,7 +544,13 @@ def test_process_vanishing_between_glob_and_read(private_root: Callable[..., Pat
     root = private_root()
     stat = root / "system/bin/stat"
     stat.unlink()
-    stat.write_text('#!/system/bin/sh\nrm -rf /proc/3300 /proc/3160/fd/30\nexec toybox stat "$@"\n')
+    # only the stat whose arguments hold 3300's fds (the fd workers run in parallel: another
+    # worker's stat may run before this one's globs are expanded)
+    stat.write_text(
+        '#!/system/bin/sh\ncase " $* " in *" /proc/3300/fd/"*)\n'
+        "rm -rf /proc/3300 /proc/3160/fd/30 ;;\nesac\n"
+        'exec toybox stat "$@"\n'
+    )
     stat.chmod(0o755)
     _, dump, _ = collect(root, 0, check_writes=False)  # the fake stat deletes on purpose
     errs = dump.errors("fdlinks")
@@ -560,11 +568,14 @@ def test_process_vanishing_between_walk_and_stat(private_root: Callable[..., Pat
     """The fd globs are expanded again for stat: a process gone by then is reported once as
     ENOENT on its fd dir (no literal glob reaches stat), a closed fd just disappears."""
     root = private_root()
-    marker = "sec fdlinks stat\n"
+    marker = "\tfd_links\n\tw_links_rc=$RC\n"  # in fd_worker, after its walk
 
     def vanish(text: str) -> str:
         assert marker in text
-        return text.replace(marker, "rm -rf /proc/3300 /proc/3160/fd/30\n" + marker, 1)
+        # in the worker whose processes these are (even pids: worker a), so that no other
+        # worker's walk runs after the removal
+        rm = "\tcase $FD_OUT in */dp.a) rm -rf /proc/3300 /proc/3160/fd/30 ;; esac\n"
+        return text.replace(marker, rm + marker, 1)
 
     _, dump, _ = collect(root, 0, check_writes=False, patch=vanish)
     assert dump.errors("fdlinks") == {"/proc/3300/fd": ENOENT}
@@ -674,3 +685,117 @@ def test_no_getprop_no_cmd_no_pm(private_root: Callable[..., Path]) -> None:
     for name, tool in (("props", "getprop"), ("packages", "cmd")):
         assert dump.sections[name].lines == [] and dump.sections[name].rc == 127
         assert dump.sections[f"{name}.err"].lines == [f"sh: {tool}: not found".encode()]
+
+
+# ---------------------------------------------------------------------------- no /tmp, no TMPDIR
+# A serial console or recovery (issue #13 item 3): no /tmp, no TMPDIR, a read-only root (here:
+# nothing the shell uid 2000 may write) apart from, at most, one directory.
+
+ANDROID_ENV_NO_TMPDIR = {k: v for k, v in S.ANDROID_ENV.items() if k != "TMPDIR"}
+
+
+def read_only_phone(root: Path) -> None:
+    """No /tmp, /data/local/tmp not writable for uid 2000, the collector in /system/bin."""
+    shutil.rmtree(root / "tmp", ignore_errors=True)
+    assert not (root / "tmp").exists()
+    (root / "data/local/tmp").chmod(0o555)
+    shutil.copyfile(S.COLLECTOR, root / "system/bin/dmaprof-collect.sh")
+
+
+@pytest.mark.parametrize("toolset", ["mksh", "busybox"])
+def test_no_writable_dir_runs_without_scratch_files(
+    private_root: Callable[..., Path], toolset: str
+) -> None:
+    root = private_root(toolset)
+    read_only_phone(root)
+    before = tree_state(root, skip=root / "nonexistent")
+    run = S.run_collector(
+        root, [], uid=2000, script="/system/bin/dmaprof-collect.sh", env=ANDROID_ENV_NO_TMPDIR
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stderr == b""
+    dump = parse_dump(run.stdout)
+    check_framing(dump)
+    meta = dict(dump.kv("meta"))
+    assert meta["workdir_tried"] == "/data/local/tmp /tmp /"  # chroot(1) starts in /
+    check_against_root(dump, root, 2000, "modern", workdir_prefix="")
+    assert meta["workdir"] == ""
+    assert tree_state(root, skip=root / "nonexistent") == before, "written somewhere"
+    assert run.spawns is not None and run.spawns <= SPAWN_BUDGET
+    if toolset == "mksh":
+        assert int(dict(dump.kv("end"))["spawns"]) + getprop_spawns(root) - 1 == run.spawns
+
+
+@pytest.mark.parametrize("toolset", ["mksh", "busybox"])
+def test_current_directory_is_the_last_candidate(
+    private_root: Callable[..., Path], toolset: str
+) -> None:
+    root = private_root(toolset)
+    read_only_phone(root)
+    w = root / "data/w"
+    w.mkdir()
+    os.chown(w, 2000, 2000)
+    run = S.run_collector(
+        root,
+        ["cd /data/w && exec /system/bin/sh /system/bin/dmaprof-collect.sh"],
+        uid=2000,
+        script="-c",
+        env=ANDROID_ENV_NO_TMPDIR,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stderr == b""
+    dump = parse_dump(run.stdout)
+    check_framing(dump)
+    check_against_root(dump, root, 2000, "modern", workdir_prefix="/data/w/dmaprof.")
+    assert "workdir_tried" not in dict(dump.kv("meta"))
+    assert os.listdir(w) == [], "scratch dir left behind"
+    if toolset == "mksh":
+        assert int(dict(dump.kv("end"))["spawns"]) + getprop_spawns(root) - 1 == run.spawns
+
+
+def test_tmpdir_comes_first(private_root: Callable[..., Path]) -> None:
+    root = private_root()
+    read_only_phone(root)
+    (root / "data/local/tmp").chmod(0o771)  # writable again, but TMPDIR comes first
+    t = root / "data/t"
+    t.mkdir()
+    os.chown(t, 2000, 2000)
+    env = {**ANDROID_ENV_NO_TMPDIR, "TMPDIR": "/data/t"}
+    run = S.run_collector(root, [], uid=2000, script="/system/bin/dmaprof-collect.sh", env=env)
+    assert run.returncode == 0, run.stderr
+    dump = parse_dump(run.stdout)
+    assert dict(dump.kv("meta"))["workdir"].startswith("/data/t/dmaprof.")
+    assert os.listdir(t) == []
+
+
+# ---------------------------------------------------------------------------- the read floor
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc builds the floor reader")
+@pytest.mark.parametrize("variant", ["modern", "anon_inode"])
+def test_floor_reader_reads_what_the_collector_reads(
+    roots: Callable[[str, str], Path], tmp_path: Path, variant: str
+) -> None:
+    """scripts/vm/floor.c (the benchmark's read floor, issue #14) reads the same processes,
+    fd links, dma-buf fdinfo files, own fd tables and dma-buf maps lines as the collector."""
+    root = roots("mksh", variant)
+    floor = root / "system/bin" / f"dpfloor-{os.getpid()}"
+    src = Path(__file__).resolve().parents[1] / "scripts/vm/floor.c"
+    subprocess.run(["gcc", "-O2", "-static", "-s", "-o", floor, src], check=True)
+    try:
+        r = subprocess.run(
+            [S.host_tool("chroot"), str(root), f"/system/bin/{floor.name}", "read"],
+            capture_output=True,
+            check=True,
+        )
+    finally:
+        floor.unlink()
+    summary = json.loads(r.stderr)
+    _, dump, _ = collect(root, 0)
+    assert summary["procs"] == len({p.split("/")[2] for p in dump.files("proc")})
+    assert summary["fds"] == len(dump.records("fdlinks"))
+    assert summary["dmabuf_fds"] == len(dump.files("fdinfo"))
+    assert summary["own_fd_tables"] == len(dump.kv("tasks"))
+    maps = [line for lines in dump.files("maps").values() for line in lines]
+    floor_maps = [x for x in r.stdout.split(b"\n") if x.startswith(b"/proc/") and b"/maps:" in x]
+    assert len(floor_maps) == len(maps)

@@ -21,6 +21,7 @@ from dmaprof.analyze.attribution import (
 from dmaprof.analyze.bpf import parse_bpf
 from dmaprof.analyze.buffers import build_buffers, build_inventory
 from dmaprof.analyze.bufinfo import Bufinfo, parse_bufinfo
+from dmaprof.analyze.cgroups import process_cgroups
 from dmaprof.analyze.fds import (
     FdInfo,
     fd_references,
@@ -129,6 +130,8 @@ class Analysis:
     unparsed_total: int = 0
     bufinfo: Bufinfo | None = None
     warnings: list[str] = field(default_factory=list)
+    #: the cgroup hierarchy of the ``cgroup`` column and roll-ups: ``v2``, ``v1:cpuacct``...
+    cgroup_hierarchy: str | None = None
 
     @property
     def tables(self) -> dict[str, pd.DataFrame]:
@@ -204,26 +207,12 @@ def _access(reasons: set[str] | None, present: bool, default: str = "ok") -> str
     return default if present else "unknown"
 
 
-def _cgroup_of(info: ProcInfo) -> dict[int, tuple[str, str]]:
-    v2: dict[int, str] = {}
-    v1: dict[int, dict[str, str]] = {}
-    for pid, hier, ctl, path in info.cgroup_rows:
-        if hier == 0 and ctl == "":
-            v2.setdefault(pid, path)
-        else:
-            for c in ctl.split(","):
-                v1.setdefault(pid, {}).setdefault(c, path)
-    out: dict[int, tuple[str, str]] = {}
-    for pid in set(v2) | set(v1):
-        if pid in v2:
-            out[pid] = (v2[pid], "v2")
-            continue
-        ctls = v1.get(pid, {})
-        for c in ("cpuacct", "memory"):
-            if c in ctls:
-                out[pid] = (ctls[c], f"v1:{c}")
-                break
-    return out
+def _cgroup_of(lines: pd.DataFrame) -> tuple[dict[int, tuple[str, str]], str | None]:
+    """pid -> (cgroup path, source) in the hierarchy holding the process tree, and that
+    hierarchy (dmaprof.analyze.cgroups)."""
+    frame, hierarchy = process_cgroups(lines)
+    paths = zip(frame["cgroup"].tolist(), frame["cgroup_source"].tolist(), strict=True)
+    return dict(zip(frame["pid"].tolist(), paths, strict=True)), hierarchy
 
 
 def _processes(
@@ -237,6 +226,7 @@ def _processes(
     fdinfo_present: bool,
     maps_present: bool,
     collector_pid: int | None,
+    cg: dict[int, tuple[str, str]],
 ) -> pd.DataFrame:
     proc_err = _by_pid(dump.errors_of("proc"), ("status",))
     fd_err = _by_pid(dump.errors_of("fdlinks") + dump.errors_of("fdaccess"), ("fd",))
@@ -253,7 +243,6 @@ def _processes(
         | set(fd_err)
         | set(fdinfo_err)
     )
-    cg = _cgroup_of(info)
     fd_ref_pids = set(uniq(ref_pid[(refs["kind"] == "fd").to_numpy()]).tolist())
     # collector and its descendants
     collector: set[int] = set()
@@ -533,6 +522,8 @@ def _analyze(
     unparsed.merge(fdinfo_unparsed)
 
     refs = _references(fdr.frame, mpr.frame)
+    cgroup_lines = info.cgroups_frame()
+    cg, cgroup_hierarchy = _cgroup_of(cgroup_lines)
     processes = _processes(
         dump,
         info,
@@ -544,6 +535,7 @@ def _analyze(
         fdr.info.present,
         mpr.present,
         device.get("collector_pid"),
+        cg,
     )
     buffers = build_buffers(refs, inventory, attachments)
     att = attribute(processes, refs, buffers, packages, charge=charge, service_regex=regex)
@@ -605,7 +597,8 @@ def _analyze(
         names=att.names,
         kernel_only=kernel_only,
         crosscheck=att.crosscheck,
-        cgroups=info.cgroups_frame(),
+        cgroups=cgroup_lines,
+        cgroup_hierarchy=cgroup_hierarchy,
         heaps=heaps,
         pools=pools,
         ion_clients=ion_clients,

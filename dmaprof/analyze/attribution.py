@@ -62,6 +62,12 @@ DEFAULT_SERVICE_PATTERNS: tuple[str, ...] = (
     r"^mediaserver$",
     r"android\.hardware\.media\.c2",
     r"android\.hardware\.media\.omx",
+    # vendor names (docs/attribution.md §6 gives a public source for each)
+    r"\.display\.allocator",  # Qualcomm vendor.qti.hardware.display.allocator*
+    r"\.media\.c2",  # vendor codec2: vendor.qti.media.c2*, samsung.hardware.media.c2*, ...
+    r"mtkcodecservice",  # MediaTek vendor.mediatek.hardware.mtkcodecservice*
+    r"mediatek\.hardware\.mms",  # MediaTek multimedia service (blits graphic buffers)
+    r"^camerahalserver$",  # MediaTek camera HAL
 )
 DEFAULT_SERVICE_REGEX = "|".join(f"(?:{p})" for p in DEFAULT_SERVICE_PATTERNS)
 

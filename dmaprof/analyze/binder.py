@@ -24,6 +24,30 @@ kept on an LRU when freed and reclaimed by a shrinker: memory no per-process acc
       pages: 3:1:250            # active : lru : free   (4.14+)
       pages high watermark: 6   # (4.14+)
 
+The Rust binder driver (``drivers/android/binder/``, upstream 6.18+, and Android kernels that
+ship it) prints the same files its own way (``process.rs`` ``debug_print``/
+``debug_print_stats``, ``range_alloc/{array,tree}.rs`` ``debug_print``)::
+
+    proc 1200
+    context binder
+      ref 4: desc 0 node 3 s 1 w 1  ref 42: desc 1 node 9 s 1 w 1  buffer: 0 size 96 pid 6 reserved
+      buffer: 4096 size 8224 pid 1800 oneway allocated   # tree allocator (oneway only if so)
+      buffer 0: 0 size 240 pid 612 oneway false allocated   # array allocator (<= 8 buffers)
+
+    proc 1200                                  # stats
+    context binder
+      threads: 4
+      requested threads: 0+2/15
+      free oneway space: 503808
+      buffers: 3
+      outstanding transactions: 0
+
+A buffer's ``size`` is the whole allocation (data, offsets, extra, already aligned); ``pid``
+the sender; ``reserved``/``allocated`` whether the kernel or the receiver has it now. A ref
+line ends without a newline, so the refs and the first line after them (often the first
+buffer) share one line. There are no ``pages:`` or high-watermark lines: every page figure
+of that driver is unknown (null), never 0.
+
 ``/proc/self/smaps``'s ``KernelPageSize:`` lines give the page size (16 KiB pages exist).
 
 A buffer's bytes are ``data:offsets:extra`` as printed (before the kernel rounds each up to a
@@ -51,6 +75,12 @@ _BUFFERS = re.compile(r"^\s+buffers: (\d+)\s*$")
 _PAGES = re.compile(r"^\s+pages: (\d+):(\d+):(\d+)\s*$")
 _HIGH = re.compile(r"^\s+pages high watermark: (\d+)\s*$")
 _ASYNC = re.compile(r"^\s+free async space (\d+)\s*$")
+# the Rust driver: anywhere in a line (a ref line before it has no newline)
+_RUST_BUFFER = re.compile(
+    r"  buffer(?: \d+)?: (\d+) size (\d+) pid (\d+)( oneway(?: (true|false))?)? ?"
+    r"(allocated|reserved)\b"
+)
+_ONEWAY = re.compile(r"^\s+free oneway space: (\d+)\s*$")
 _PAGE_SIZE = re.compile(r"^KernelPageSize:\s+(\d+) kB")
 
 
@@ -68,6 +98,8 @@ class BinderContext:
     pages_free: int | None = None
     pages_high: int | None = None
     free_async_space: int | None = None
+    oneway: int = 0  # buffers of oneway transactions (the Rust driver says which)
+    reserved: int = 0  # buffers the kernel holds (Rust `reserved`)
 
 
 @dataclass
@@ -78,6 +110,11 @@ class BinderInfo:
     page_size_known: bool = False
     contexts: dict[tuple[int, str], BinderContext] = field(default_factory=dict)
     unparsed: int = 0
+    drivers: set[str] = field(default_factory=set)  # "c", "rust": whose format was read
+
+    @property
+    def driver(self) -> str | None:
+        return "+".join(sorted(self.drivers)) or None
 
 
 def _ctx(info: BinderInfo, pid: int, context: str) -> BinderContext:
@@ -146,6 +183,15 @@ def _parse_proc_file(text: str, info: BinderInfo) -> None:
             ctx.buffers += 1
             ctx.allocated_bytes += int(m.group(3)) + int(m.group(4)) + int(m.group(5) or 0)
             ctx.active += m.group(6) == "active"
+            info.drivers.add("c")
+            continue
+        r = _RUST_BUFFER.search(line)
+        if r and pid is not None and ctx is not None:
+            ctx.buffers += 1
+            ctx.allocated_bytes += int(r.group(2))
+            ctx.oneway += r.group(4) is not None and r.group(5) != "false"
+            ctx.reserved += r.group(6) == "reserved"
+            info.drivers.add("rust")
             continue
         info.unparsed += 1
 
@@ -173,12 +219,13 @@ def _parse_stats(text: str, info: BinderInfo) -> None:
         if ctx is None:
             info.unparsed += 1
             continue
-        m_buffers, m_async = _BUFFERS.match(line), _ASYNC.match(line)
+        m_buffers, m_async = _BUFFERS.match(line), _ASYNC.match(line) or _ONEWAY.match(line)
         m_high, m_pages = _HIGH.match(line), _PAGES.match(line)
         if m_buffers:
             ctx.stats_buffers = int(m_buffers.group(1))
         elif m_async:
             ctx.free_async_space = int(m_async.group(1))
+            info.drivers.add("rust" if "oneway" in line else "c")
         elif m_high:
             ctx.pages_high = int(m_high.group(1))
         elif m_pages:
@@ -198,6 +245,7 @@ def binder_report(info: BinderInfo, names: dict[int, str] | None = None) -> dict
     allocated), the high watermark, in raw bytes; null where the kernel did not say."""
     names = names or {}
     page = info.page_size
+    rust, c_driver = "rust" in info.drivers, info.drivers != {"rust"}
     by_pid: dict[int, list[BinderContext]] = {}
     for (pid, _c), ctx in sorted(info.contexts.items()):
         by_pid.setdefault(pid, []).append(ctx)
@@ -218,7 +266,10 @@ def binder_report(info: BinderInfo, names: dict[int, str] | None = None) -> dict
                 "name": names.get(pid),
                 "contexts": [c.context for c in ctxs],
                 "buffers": buffers,
-                "active_buffers": sum(c.active for c in ctxs) if listed else None,
+                # C: a transaction still references it; the Rust driver does not say that
+                "active_buffers": sum(c.active for c in ctxs) if listed and c_driver else None,
+                "oneway_buffers": sum(c.oneway for c in ctxs) if listed and rust else None,
+                "reserved_buffers": sum(c.reserved for c in ctxs) if listed and rust else None,
                 "allocated_bytes": allocated,
                 "free_bytes": None if mapped is None or allocated is None else mapped - allocated,
                 "mapped_bytes": mapped,
@@ -242,12 +293,19 @@ def binder_report(info: BinderInfo, names: dict[int, str] | None = None) -> dict
         "denied": "binder debug files are not readable (needs root; debugfs is root-only)",
         "empty": "the binder debug files list no process",
     }
+    note = notes.get(info.state)
+    if info.state == "present" and rust:
+        note = (
+            "the Rust binder driver prints no page counts: pages held, free bytes, mapped "
+            "bytes and the high watermark are unknown"
+        )
     return {
         "state": info.state,
+        "driver": info.driver,
         "root": info.root,
         "page_size_bytes": page,
         "page_size_known": info.page_size_known,
-        "note": notes.get(info.state),
+        "note": note,
         "totals": totals,
         "processes": rows,
         "unparsed_lines": info.unparsed,

@@ -18,7 +18,7 @@ import pandas as pd
 
 from dmaprof.analyze._scan import objects
 from dmaprof.analyze.analysis import Analysis
-from dmaprof.analyze.devices import attached_device_rows
+from dmaprof.analyze.devices import attached_device_rows, attached_device_summary
 from dmaprof.analyze.userbuild import extend_report
 
 REPORT_SCHEMA = "dmaprof.report/1"
@@ -239,10 +239,14 @@ def build_report(analysis: Analysis, device: dict[str, Any] | None = None) -> di
         "buffers": buffers,
         "apps": apps,
         "cgroups": cgroups,
+        "cgroup_hierarchy": a.cgroup_hierarchy,
         "exporters": exporters,
         "names": names,
         "kernel_only": kernel_only,
-        "attached_devices": attached_device_rows(a.buffers),
+        "attached_devices": attached_device_rows(a.inventory, a.attachments),
+        "attached_devices_summary": attached_device_summary(
+            a.inventory, a.attachments, a.coverage.sources.get("bufinfo")
+        ),
         "heaps": heaps,
         "pools": pools,
         "crosscheck": crosscheck,
@@ -287,6 +291,7 @@ def format_dmabuf_dump(analysis: Analysis) -> str:
     # an imported dmabuf_dump/bugreport: the tool printed these names itself
     fd_inodes |= set(getattr(a, "named_inodes", ()))
     names = a.usage.set_index("pid")["name"]
+    stated = {int(t["pid"]): t for t in getattr(a, "stated_totals", None) or []}
     order = h.sort_values(["pid", "inode"])
     total_rss = total_pss = 0
     for pid, grp in order.groupby("pid", sort=True):
@@ -309,6 +314,10 @@ def format_dmabuf_dump(analysis: Analysis) -> str:
             out.append(_printf(_ROW, name_s, size // 1024, bpss // 1024, n, ino, exp_s))
             rss += size
             pss += bpss
+        told = stated.get(int(str(pid)))
+        if told is not None:  # an import whose PROCESS TOTAL is not its rows' sum: as printed
+            rss = int(told["total_rss_kb"]) * 1024
+            pss = pss if told["total_pss_kb"] is None else int(told["total_pss_kb"]) * 1024
         out.append(_printf(_TOTAL, "PROCESS TOTAL", rss // 1024, pss // 1024, ""))
         out.append("----------------------\n")
         total_rss += rss

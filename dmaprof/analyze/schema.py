@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["SCHEMAS", "Column", "Schema", "SchemaError", "tables_markdown"]
+__all__ = ["REPORT_VIEWS", "SCHEMAS", "Column", "Schema", "SchemaError", "tables_markdown"]
 
 _DTYPES = frozenset({"int64", "int32", "Int64", "Int32", "str", "category", "bool", "object"})
 
@@ -215,10 +215,16 @@ PROCESSES = Schema(
             "cgroup",
             "str",
             "-",
-            "cgroup v2 path (the `0::` line of `/proc/<pid>/cgroup`); "
-            "without v2, the v1 `cpuacct` (else `memory`) path",
+            "path in the hierarchy holding the process tree (docs/attribution.md §7): the "
+            "uid/pid tree wherever it lives (Android 10/11: v1 `cpuacct`), else the v2 path, "
+            "else the most specific v1 path",
         ),
-        C("cgroup_source", "category", "-", "`v2`, `v1:<controller>` or null"),
+        C(
+            "cgroup_source",
+            "category",
+            "-",
+            "hierarchy of that path: `v2`, `v1:<controllers as printed>` or null",
+        ),
         C(
             "is_kernel_thread",
             "bool",
@@ -684,6 +690,111 @@ SCHEMAS: dict[str, Schema] = {
     )
 }
 
+# ---------------------------------------------------------------------------- report views
+# Rows of the JSON report's views that are not analysis DataFrames (`dmaprof show --by`):
+# documented here so that docs/tables.md lists them with the tables; tests check that the
+# rows carry exactly these keys. dtypes name the JSON values (Int64: a number or null).
+
+BINDER_VIEW = Schema(
+    "binder.processes",
+    '`show --by binder` (`report["binder"]["processes"]`, built by '
+    "`dmaprof.analyze.binder`): binder buffer memory per process, every context (`binder`, "
+    "`hwbinder`, `vndbinder`) summed, from binderfs `binder_logs` or debugfs `binder` "
+    "(`proc/<pid>` and `stats`). Both drivers are read: the C driver prints page counts "
+    "(4.14+), the Rust driver (6.18+) prints none, so its page figures are null (`unknown` "
+    'in tables), never 0. `report["binder"]` also has `state`, `driver` (`c`, `rust`), '
+    "`root`, `page_size_bytes`, `note` and `totals`.",
+    (
+        C("pid", "int64", "pid", "process (the receiver: buffers live in its mapping)"),
+        C("name", "str", "-", "process name (the analysis' processes table)"),
+        C("contexts", "object", "list[str]", "binder contexts the process opened"),
+        C("buffers", "Int64", "-", "allocated buffers (proc file lines, else stats `buffers:`)"),
+        C(
+            "active_buffers",
+            "Int64",
+            "-",
+            "C driver: buffers a transaction still references (`active`); null for Rust",
+        ),
+        C(
+            "oneway_buffers",
+            "Int64",
+            "-",
+            "Rust driver: buffers of oneway (async) transactions; null for C",
+        ),
+        C(
+            "reserved_buffers",
+            "Int64",
+            "-",
+            "Rust driver: buffers the kernel holds (`reserved`, not yet or no longer the "
+            "receiver's); null for C",
+        ),
+        C(
+            "allocated_bytes",
+            "Int64",
+            "bytes",
+            "bytes of the buffers: C `size data:offsets:extra` summed, Rust `size` (the "
+            "whole allocation); null without proc files",
+        ),
+        C("free_bytes", "Int64", "bytes", "mapped - allocated (null when either is unknown)"),
+        C(
+            "mapped_bytes",
+            "Int64",
+            "bytes",
+            "the mapping's pages (active + lru + free) x page size; null without `pages:`",
+        ),
+        C(
+            "resident_bytes",
+            "Int64",
+            "bytes",
+            "pages held (active + lru) x page size: memory no per-process accounting shows",
+        ),
+        C("pages_active", "Int64", "pages", "pages in use (`pages: A:L:F`)"),
+        C("pages_lru", "Int64", "pages", "freed pages kept on binder's LRU (reclaimable)"),
+        C("pages_free", "Int64", "pages", "pages of the mapping not allocated"),
+        C("pages_high_watermark", "Int64", "pages", "most pages ever in use"),
+        C("high_watermark_bytes", "Int64", "bytes", "pages_high_watermark x page size"),
+        C(
+            "free_async_space_bytes",
+            "Int64",
+            "bytes",
+            "space left for oneway transactions (C `free async space`, Rust `free oneway space:`)",
+        ),
+    ),
+)
+
+DEVICE_VIEW = Schema(
+    "attached_devices",
+    '`show --by device` (`report["attached_devices"]`, built by '
+    "`dmaprof.analyze.devices`): the devices that import buffers, from debugfs `bufinfo` "
+    "attachments (the only source of them). A buffer attached to several devices counts for "
+    'each; `report["attached_devices_summary"]` has the buffers and bytes bufinfo lists, '
+    "how many are attached (`buffers_attached`, `bytes_attached`), a `state` "
+    "(`attached`, `none_attached`, `no_bufinfo`) and a `note` saying why the view is empty.",
+    (
+        C("device", "str", "-", "`dev_name()` of the importing device"),
+        C(
+            "category",
+            "str",
+            "-",
+            "`gpu`, `display`, `camera`, `codec`, `audio`, `virtual` or `other` (by name)",
+        ),
+        C("buffers", "int64", "-", "buffers attached to the device (each counted once)"),
+        C("attachments", "int64", "-", "attachments (a device may attach a buffer twice)"),
+        C("bytes", "int64", "bytes", "bytes of those buffers (bufinfo's sizes)"),
+        C("exporters", "object", "list[str]", "exporters of those buffers"),
+    ),
+)
+
+REPORT_VIEWS: dict[str, Schema] = {s.name: s for s in (BINDER_VIEW, DEVICE_VIEW)}
+
+_VIEWS_PREAMBLE = """\
+# Report views
+
+Lists of the JSON report (`dmaprof show --format json`, schema `dmaprof.report/1`) that are
+not analysis tables: raw integer bytes, null where the source did not say.
+
+"""
+
 _PREAMBLE = """\
 # dmaprof tables
 
@@ -701,4 +812,10 @@ say", never zero. Text read from the kernel is decoded as UTF-8 with invalid byt
 
 def tables_markdown() -> str:
     """The content of ``docs/tables.md``."""
-    return _PREAMBLE + "\n".join(s.markdown() for s in SCHEMAS.values())
+    return (
+        _PREAMBLE
+        + "\n".join(s.markdown() for s in SCHEMAS.values())
+        + "\n"
+        + _VIEWS_PREAMBLE
+        + "\n".join(s.markdown() for s in REPORT_VIEWS.values())
+    )

@@ -66,8 +66,10 @@ def load_captures(paths: Sequence[Path], *modules: str) -> list[Capture]:
     from concurrent.futures import ThreadPoolExecutor
 
     from dmaprof.capture import load_capture
+    from dmaprof.timing import stage
 
-    with ThreadPoolExecutor(max_workers=1) as pool:
+    with stage("load the captures (and import the analysis)"), ThreadPoolExecutor(
+            max_workers=1) as pool:
         jobs = [pool.submit(load_capture, path) for path in paths]
         for module in modules:
             importlib.import_module(module)

@@ -37,6 +37,7 @@ import pandas as pd
 
 from dmaprof.errors import DmaprofError
 from dmaprof.leaks.side import TOTAL_KEYS, CaptureInfo, Coverage, Side, masked
+from dmaprof.timing import stage
 
 SCHEMA = "dmaprof.diff/2"
 
@@ -311,6 +312,11 @@ def diff_sides(
     suspects: bool = True,
 ) -> DiffResult:
     """Compare two sides. Raises DifferentDevicesError for two devices unless ``force``."""
+    with stage("diff and leak suspects"):
+        return _diff_sides(before, after, force=force, suspects=suspects)
+
+
+def _diff_sides(before: Side, after: Side, *, force: bool, suspects: bool) -> DiffResult:
     same, same_boot, warnings = check_devices(before.info, after.info, force=force)
     if before.charge != after.charge:
         raise ValueError("both sides must be analysed with the same charge policy")

@@ -51,6 +51,7 @@ from dmaprof.errors import BadCaptureError, DmaprofError, SeveralDevicesError
 from dmaprof.leaks.samplecache import Columns
 from dmaprof.leaks.series import SampleRef, read_series
 from dmaprof.leaks.side import CaptureInfo, Side, side_from_capture
+from dmaprof.timing import stage
 from dmaprof.units import human_bytes, safe_text, signed_bytes
 
 TREND_SCHEMA = "dmaprof.trend/2"
@@ -581,9 +582,10 @@ def trend(
     header, refs, gaps, warnings = read_series(directory)
     if not refs:
         raise DmaprofError(f"{directory}: no samples to analyse")
-    points, infos, more = collect_points(
-        refs, charge=charge, progress=progress, use_cache=use_cache, workers=workers
-    )
+    with stage(f"figures of {len(refs)} samples"):
+        points, infos, more = collect_points(
+            refs, charge=charge, progress=progress, use_cache=use_cache, workers=workers
+        )
     warnings += more
     if points.empty:
         raise DmaprofError(f"{directory}: none of its {len(refs)} samples could be read")

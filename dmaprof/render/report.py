@@ -99,7 +99,9 @@ VIEWS: dict[str, View] = {
             Column("device", "device"),
             Column("category", "kind"),
             Column("buffers", "buffers", "int"),
+            Column("attachments", "attachments", "int"),
             Column("bytes", "bytes", "bytes"),
+            Column("exporters", "exporters", "list"),
         ),
         "bytes",
     ),
@@ -173,15 +175,26 @@ def render_view_table(report: dict[str, Any], by: str, top: int | None, out: Con
     note = _view_note(report, view)
     if note:
         out.print(Text(note))
+    if by == "cgroup" and report.get("cgroup_hierarchy"):
+        # Android up to 11 keeps its uid/pid tree in v1 cpuacct, later releases in v2
+        out.print(
+            Text(
+                f"hierarchy: {report['cgroup_hierarchy']} (where the device keeps its process tree)"
+            )
+        )
 
 
 def _view_note(report: dict[str, Any], view: View) -> str | None:
     """Why a view of this capture is empty (its source cannot fill it), if it is."""
+    if view.section == "attached_devices":  # what the view covers, or why it is empty
+        return (report.get("attached_devices_summary") or {}).get("note")
+    if view.section.startswith("binder"):  # e.g. the Rust driver's unknown page figures
+        note = (report.get("binder") or {}).get("note")
+        if _section(report, view.section):
+            return str(note) if note else None
+        return str(note or "no binder buffer data in this capture")
     if _section(report, view.section):
         return None
-    if view.section.startswith("binder"):
-        binder = report.get("binder") or {}
-        return str(binder.get("note") or "no binder buffer data in this capture")
     keys = {"apps": "app", "cgroups": "cgroup"}
     for lim in report.get("limitations") or []:
         if lim.get("view") == keys.get(view.section, view.section):
@@ -288,6 +301,9 @@ def render_markdown(report: dict[str, Any], by: str | None, top: int | None, out
             view.columns, rows_of(report, name, top), _unknown(report, view), unknown_bytes
         )
         out.write(f"#### {view.title}\n\n{table}\n\n")
+        note = _view_note(report, view) if by else None
+        if note:
+            out.write(f"{note}\n\n")
 
 
 # --------------------------------------------------------------------------- csv / json

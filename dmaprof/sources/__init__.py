@@ -13,6 +13,7 @@ from typing import Any
 from dmaprof.analyze.analysis import Analysis
 from dmaprof.capture import Capture
 from dmaprof.errors import BadCaptureError
+from dmaprof.timing import stage
 
 __all__ = [
     "SOURCE_KINDS",
@@ -47,12 +48,14 @@ def analyze_source(
     if kind == "collector":
         from dmaprof.analyze.analysis import analyze
 
-        return analyze(capture.dump, charge=charge, service_regex=service_regex)
+        with stage(f"analyse {capture.label} ({len(capture.dump):,} bytes of dump)"):
+            return analyze(capture.dump, charge=charge, service_regex=service_regex)
     if kind in ("bugreport", "dmabuf_dump"):
         from dmaprof.sources.build import build_analysis
         from dmaprof.sources.inputs import source_input
 
-        return build_analysis(source_input(capture), charge=charge, service_regex=service_regex)
+        with stage(f"analyse {capture.label} (a {kind})"):
+            return build_analysis(source_input(capture), charge=charge, service_regex=service_regex)
     raise BadCaptureError(
         f"{capture.label}: a capture of source kind {kind!r}, which this dmaprof cannot read "
         "(written by a newer dmaprof?)"
@@ -85,10 +88,21 @@ def finish_report(report: dict[str, Any], analysis: Analysis, capture: Capture) 
         if any(lim.get("key") == "cgroups" for lim in report["limitations"]):
             report_unknown["cgroups"] = ["path", "pss_bytes", "pss_bytes_with_descendants"]
         report["unknown"] = report_unknown
+    stated = getattr(analysis, "stated_totals", None)
+    if stated is not None:
+        report["process_totals"] = list(stated)
     meminfo = getattr(analysis, "meminfo", None)
     if meminfo:
         report["meminfo"] = dict(meminfo)
     report["binder"] = binder_of(analysis, capture)
+    kind = source_kind(capture)
+    summary = report.get("attached_devices_summary")
+    if kind != "collector" and isinstance(summary, dict):
+        summary["state"] = "no_bufinfo"
+        summary["note"] = (
+            f"no attachment data: a {kind} capture has none (only debugfs bufinfo lists the "
+            "devices that import a buffer)"
+        )
 
 
 def binder_of(analysis: Analysis, capture: Capture) -> dict[str, Any]:

@@ -15,7 +15,13 @@ unzipped report, is that text itself. dmaprof reads only:
   inside a ``DUMPSYS`` section, or an old ``DUMPSYS MEMINFO`` section) and its
   ``Uptime: N Realtime: N`` line;
 * the process list (``------ PROCESSES AND THREADS (ps -A -T ...) ------``): uid (from the
-  USER name), ppid and name of every process.
+  USER name), ppid and name of every process;
+* full process names (:attr:`Bugreport.names`): ``ps -A -T``'s ``CMD`` is the thread name,
+  the kernel's 15-byte comm (``om.example.game``), so the full name comes from a column that
+  prints argv[0]: ``NAME`` of ``------ CPU INFO (top -b -n 1 -H -s 6 -o ...,cmd,name) ------``,
+  a ``ps`` whose last column is ``NAME``/``ARGS``/``CMDLINE``, or the ``Total PSS by
+  process:`` / ``Total RSS by process:`` lines of ``dumpsys meminfo``
+  (``    148,616K: com.example.game (pid 7001 / activities)``).
 
 Section headers are ``------ <title> (<command>) ------`` (dumpstate's ``RunCommand``); one may
 start with a space, because ``dmabuf_dump``'s own output ends with ``"\\n "``.
@@ -61,6 +67,12 @@ _DURATION = re.compile(r"^[\d.]+s was the duration of ")
 _PROP = re.compile(r"^\[(?P<k>[^\]]*)\]: \[(?P<v>.*)\]\s*$", re.M)
 _SERVICE = re.compile(r"DUMP OF SERVICE (?:[A-Z]+ )?(?P<name>\S+):\s*$")
 _KB = r"(-?[\d,]+)K"
+# ActivityManagerService's "%s: %s (pid %d%s)" lines of "Total PSS/RSS by process:"
+_MEMINFO_PROC = re.compile(
+    r"^\s*[\d,]+K: (?P<name>\S(?:.*?\S)?) \(pid (?P<pid>\d+)(?: / activities)?\)\s*$", re.M
+)
+#: ps/top columns that print argv[0] (toybox: NAME "Process name (PID's argv[0])")
+_ARGV_COLUMNS = ("NAME", "ARGS", "CMDLINE")
 
 
 @dataclass(frozen=True)
@@ -84,6 +96,9 @@ class Bugreport:
     wallclock: float | None = None  # seconds since the epoch
     wallclock_note: str | None = None
     ps: dict[int, PsEntry] = field(default_factory=dict)
+    #: pid -> candidate full names (argv[0]) in the order met, each with the part it came from
+    #: (``top``, ``ps``, ``meminfo``); the reader takes the first that fits the comm
+    names: dict[int, list[tuple[str, str]]] = field(default_factory=dict)
     sections: list[str] = field(default_factory=list)  # titles seen, in order
     notes: list[str] = field(default_factory=list)
 
@@ -224,6 +239,12 @@ def parse_bugreport(text: str) -> Bugreport:
             out.props.update({m.group("k"): m.group("v") for m in _PROP.finditer(body)})
         elif title.startswith("PROCESSES") and not out.ps:
             out.ps = _parse_ps(body)
+            if _full_name_column(body):
+                for pid, entry in out.ps.items():
+                    _candidate(out, pid, entry.name, "ps")
+        elif title == "CPU INFO" and "top" in cmd:
+            for pid, name in _parse_top_names(body).items():
+                _candidate(out, pid, name, "top")
         elif title == "DUMPSYS MEMINFO" and not out.meminfo:
             _parse_meminfo(body, out)
         elif title == "UPTIME" and out.uptime_s is None:
@@ -370,6 +391,8 @@ def _parse_meminfo(body: str, out: Bugreport) -> None:
         mi["total_ram_bytes"] = _kb(m.group(1))
     if mi:
         out.meminfo.update(mi)
+    for m in _MEMINFO_PROC.finditer(body):
+        _candidate(out, int(m.group("pid")), m.group("name"), "meminfo")
     up = re.search(r"^Uptime: (\d+) Realtime: (\d+)\s*$", body, re.M)
     if up:
         # elapsed realtime in ms (CLOCK_BOOTTIME, like /proc/uptime): better than the header
@@ -432,6 +455,49 @@ def _parse_ps(body: str) -> dict[int, PsEntry]:
         ppid = int(cells[i_ppid]) if i_ppid is not None and cells[i_ppid].isdigit() else None
         user = cells[i_user]
         out[pid] = PsEntry(pid, ppid, user_to_uid(user), user, cells[-1].strip())
+    return out
+
+
+def _candidate(out: Bugreport, pid: int, name: str, where: str) -> None:
+    names = out.names.setdefault(pid, [])
+    if all(n != name for n, _w in names):
+        names.append((name, where))
+
+
+def _full_name_column(body: str) -> bool:
+    """Whether a ps listing's last column prints argv[0] (not the thread name ``CMD``)."""
+    for line in body.splitlines():
+        cols = line.split()
+        if "PID" in cols and "USER" in cols:
+            return cols[-1] in _ARGV_COLUMNS
+    return False
+
+
+def _parse_top_names(body: str) -> dict[int, str]:
+    """toybox ``top -b -H -o pid,tid,...,cmd,name``: the ``NAME`` column (argv[0] of the
+    process) of each process's main thread. ``CMD`` (a thread name) may hold spaces, so NAME
+    is cut at the header's column, where toybox left-aligns it."""
+    out: dict[int, str] = {}
+    lines = body.splitlines()
+    head = next(
+        (k for k, line in enumerate(lines) if "PID" in line.split() and line.endswith("NAME")),
+        None,
+    )
+    if head is None:
+        return out
+    cols = lines[head].split()
+    at = lines[head].rindex("NAME")
+    i_pid = cols.index("PID")
+    i_tid = cols.index("TID") if "TID" in cols else None
+    for line in lines[head + 1 :]:
+        cells = line.split()
+        if len(cells) <= max(i_pid, i_tid or 0) or not cells[i_pid].isdigit():
+            continue
+        if i_tid is not None and cells[i_tid] != cells[i_pid]:
+            continue
+        name = line[at:].strip() if len(line) > at and line[at - 1] == " " else ""
+        if name and " " not in name:
+            out.setdefault(int(cells[i_pid]), name)
     return out
 
 

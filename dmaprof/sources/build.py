@@ -82,6 +82,8 @@ class SourceAnalysis(Analysis):
     meminfo: dict[str, int] = field(default_factory=dict)
     #: buffers whose name the tool printed (``format_dmabuf_dump`` shows them)
     named_inodes: frozenset[int] = frozenset()
+    #: processes whose figures are their block's PROCESS TOTAL, not the sum of its rows
+    stated_totals: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -90,6 +92,8 @@ class SourceInput:
     parsed: DmabufDump
     device: dict[str, Any] = field(default_factory=dict)
     ps: dict[int, PsEntry] = field(default_factory=dict)
+    #: pid -> candidate (full name, where from): argv[0] from the bugreport's top/ps/meminfo
+    names: dict[int, list[tuple[str, str]]] = field(default_factory=dict)
     meminfo: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     limitations: list[dict[str, str]] = field(default_factory=list)
@@ -217,7 +221,7 @@ def build_analysis(
 
     # -- processes ----------------------------------------------------------------------------
     pids = sorted(comm.keys() | {p for p, _ in held})
-    procs = _processes(pids, comm, src.ps)
+    procs = _processes(pids, comm, src.ps, src.names)
     size_of = dict(zip(inodes.tolist(), size.tolist(), strict=True))
 
     # -- holdings -----------------------------------------------------------------------------
@@ -297,7 +301,23 @@ def build_analysis(
         ],
         dtype=np.int64,
     )
+    argv0_list = procs["argv0"].astype(object).tolist()
+    comm_list = procs["name"].astype(object).tolist()
+    display = [a if isinstance(a, str) else n for a, n in zip(argv0_list, comm_list, strict=True)]
     rss_p = per_proc(h_size)
+    pss_p = per_proc(pss)
+    charged_p = rss_p.copy() if charge == "full" else per_proc(charged)
+    est_p = per_proc(ones, est_h) > 0
+    stated = _stated_totals(tool_totals, pids, display, rss_p, est_p)
+    extra_rss = np.zeros(npr, np.int64)
+    for st in stated:
+        # the block's PROCESS TOTAL stands over its rows (see _stated_totals)
+        j = p_index[st.pid]
+        new_rss = st.total_rss_kb * 1024
+        new_pss = st.total_pss_kb * 1024 if st.total_pss_kb is not None else int(pss_p[j])
+        extra_rss[j] = new_rss - rss_p[j]
+        charged_p[j] = new_rss if charge == "full" else max(0, charged_p[j] + new_pss - pss_p[j])
+        rss_p[j], pss_p[j], est_p[j] = new_rss, new_pss, True
     usage = USAGE.frame(
         {
             "pid": np.array(pids, dtype=np.int32),
@@ -309,24 +329,28 @@ def build_analysis(
             "cgroup": procs["cgroup"].array,
             "is_service": is_svc,
             "rss_bytes": rss_p,
-            "pss_bytes": per_proc(pss),
-            "charged_bytes": rss_p if charge == "full" else per_proc(charged),
+            "pss_bytes": pss_p,
+            "charged_bytes": charged_p,
             "buffers": per_proc(ones),
             "fd_only": per_proc(ones, (h_fds > 0) & (h_maps == 0)),
             "map_only": per_proc(ones, (h_fds == 0) & (h_maps > 0)),
             "both": per_proc(ones, (h_fds > 0) & (h_maps > 0)),
             "fds": per_proc(h_fds),
             "maps": per_proc(h_maps),
-            "rss_estimated": per_proc(ones, est_h) > 0,
+            "rss_estimated": est_p,
             "kernel_dmabuf_rss_bytes": procs["kernel_dmabuf_rss_bytes"].array,
             "kernel_dmabuf_pss_bytes": procs["kernel_dmabuf_pss_bytes"].array,
         },
         length=npr,
     )
-    _check_tool_totals(tool_totals, usage, warnings, partial > 0)
+    _check_tool_totals(
+        tool_totals, usage, display, warnings, partial > 0, {st.pid for st in stated}
+    )
+    if stated:
+        limitations.append(_stated_limitation(stated))
 
     held_mask = np.isin(inodes, h_ino)
-    apps = _apps(usage, owners, holdings, h_pj, charge)
+    apps = _apps(usage, owners, holdings, h_pj, charge, display, extra_rss)
     exporters = _group_usage(buffers, held_mask, holdings, "exporter")
     names = _group_usage(buffers, held_mask, holdings, "name")
     ko = buffers[in_inventory & ~held_mask]
@@ -474,6 +498,7 @@ def build_analysis(
         unknown=unknown,
         meminfo=dict(src.meminfo),
         named_inodes=frozenset(b.inode for b in blist if b.name),
+        stated_totals=[st.as_dict() for st in stated],
     )
 
 
@@ -501,13 +526,39 @@ def _charge(
     return np.where(client, np.where(app, share, 0), pss).astype(np.int64)
 
 
-def _processes(pids: list[int], comm: dict[int, str], ps: dict[int, PsEntry]) -> pd.DataFrame:
+#: TASK_COMM_LEN - 1: a comm this long may be cut (an app's comm keeps the last 15 bytes of
+#: its name, ``om.example.game``; a native process's the first 15 of its executable's)
+COMM_LEN = 15
+
+
+def full_name(comm: str | None, candidate: str | None) -> str | None:
+    """The full name (argv[0]'s basename) a process list gives for a pid, when it fits the
+    comm dmabuf_dump printed: a pid reused between the two lists keeps its comm."""
+    if not comm or not candidate or comm == "N/A":
+        return None
+    base = candidate.rsplit("/", 1)[-1]
+    if base == comm or (len(comm) == COMM_LEN and (base.endswith(comm) or base.startswith(comm))):
+        return base
+    return None
+
+
+def _processes(
+    pids: list[int],
+    comm: dict[int, str],
+    ps: dict[int, PsEntry],
+    full: dict[int, list[tuple[str, str]]],
+) -> pd.DataFrame:
     names = [comm.get(p) or (ps[p].name if p in ps else None) for p in pids]
+    argv0 = [
+        next((f for c, _w in full.get(p, []) if (f := full_name(n, c)) is not None), None)
+        for p, n in zip(pids, names, strict=True)
+    ]
     return PROCESSES.frame(
         {
             "pid": np.array(pids, dtype=np.int32),
             "ppid": pd.array([ps[p].ppid if p in ps else None for p in pids], dtype="Int32"),
             "name": names,
+            "argv0": argv0,
             "uid": pd.array([ps[p].uid if p in ps else None for p in pids], dtype="Int32"),
             "cgroup_source": pd.Categorical([None] * len(pids)),
             "state": pd.Categorical(
@@ -569,7 +620,13 @@ def _references(
 
 
 def _apps(
-    usage: pd.DataFrame, owners: np.ndarray, holdings: pd.DataFrame, h_pj: np.ndarray, charge: str
+    usage: pd.DataFrame,
+    owners: np.ndarray,
+    holdings: pd.DataFrame,
+    h_pj: np.ndarray,
+    charge: str,
+    display: list[Any],
+    extra_rss: np.ndarray,
 ) -> pd.DataFrame:
     active = usage["buffers"].to_numpy() > 0
     sel = active & (owners >= 0)
@@ -599,10 +656,14 @@ def _apps(
     pids = g["pid"].agg(lambda s: tuple(sorted(int(x) for x in s)))  # type: ignore[type-var]
     owner_ids = sums.index.to_numpy(dtype=np.int64)
     names_of: dict[int, tuple[str, ...]] = {}
-    for o, n in zip(owners[sel].tolist(), usage["name"].astype(object)[sel].tolist(), strict=True):
+    shown = [d for d, on in zip(display, sel.tolist(), strict=True) if on]
+    for o, n in zip(owners[sel].tolist(), shown, strict=True):
         if isinstance(n, str) and n:
             names_of[int(o)] = tuple(sorted({*names_of.get(int(o), ()), n}))
-    rss_v = rss.reindex(owner_ids, fill_value=0).to_numpy(dtype=np.int64)
+    # processes whose PROCESS TOTAL stands: what their rows do not show adds to the app
+    extra = pd.Series(extra_rss[sel]).groupby(owners[sel]).sum()
+    rss_sum = rss.reindex(owner_ids, fill_value=0) + extra.reindex(owner_ids, fill_value=0)
+    rss_v = rss_sum.to_numpy(dtype=np.int64)
     frame = APPS.frame(
         {
             "uid": owner_ids.astype(np.int32),
@@ -628,8 +689,8 @@ def _apps(
 
 def _label(uid: int, names: tuple[str, ...]) -> str:
     """A system uid's name (``system``); for an app (no package list in these sources), its
-    processes' names (``om.example.game``: the comm, Android keeps its last 15 bytes), else
-    Android's user name for the uid (``u0_a245``)."""
+    processes' names (full where the bugreport lists them, else the comm: ``om.example.game``,
+    Android keeps its last 15 bytes), else Android's user name for the uid (``u0_a245``)."""
     known = uid_name(uid)
     if known:
         return known
@@ -641,18 +702,89 @@ def _label(uid: int, names: tuple[str, ...]) -> str:
     return str(uid)
 
 
+@dataclass(frozen=True)
+class StatedTotal:
+    """A process block whose ``PROCESS TOTAL`` is not the sum of its rows."""
+
+    pid: int
+    name: str
+    rows_rss_kb: int
+    total_rss_kb: int
+    rows_pss_kb: int
+    total_pss_kb: int | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "pid": self.pid,
+            "name": self.name,
+            "rows_rss_kb": self.rows_rss_kb,
+            "total_rss_kb": self.total_rss_kb,
+            "rows_pss_kb": self.rows_pss_kb,
+            "total_pss_kb": self.total_pss_kb,
+        }
+
+    def text(self) -> str:
+        pss = (
+            f"; Pss rows {self.rows_pss_kb} kB, PROCESS TOTAL {self.total_pss_kb} kB"
+            if self.total_pss_kb is not None
+            else ""
+        )
+        return (
+            f"{self.name} ({self.pid}): Rss rows {self.rows_rss_kb} kB, "
+            f"PROCESS TOTAL {self.total_rss_kb} kB{pss}"
+        )
+
+
+def _stated_totals(
+    tool: dict[int, tuple[int | None, int | None, int, int]],
+    pids: list[int],
+    display: list[Any],
+    rss: np.ndarray,
+    estimated: np.ndarray,
+) -> list[StatedTotal]:
+    """Blocks whose PROCESS TOTAL Rss differs from the sum of their rows. dmabuf_dump sums the
+    buffers' bytes and divides once (``rss / 1024``) but prints each row as ``size / 1024``,
+    and an excerpt may cut rows: the stated total is what the tool measured, so it stands.
+    Where every row has an exact size (``-b``) that rounds to the stated total, the rows
+    explain it and the exact bytes are kept."""
+    index = {pid: k for k, pid in enumerate(pids)}
+    out: list[StatedTotal] = []
+    for pid, (t_rss, t_pss, rows_rss, rows_pss) in sorted(tool.items()):
+        if t_rss is None or t_rss == rows_rss or pid not in index:
+            continue
+        j = index[pid]
+        if not estimated[j] and int(rss[j]) // 1024 == t_rss:
+            continue
+        name = display[j] if isinstance(display[j], str) else "?"
+        out.append(StatedTotal(pid, name, rows_rss, t_rss, rows_pss, t_pss))
+    return out
+
+
+def _stated_limitation(stated: list[StatedTotal]) -> dict[str, str]:
+    return limitation(
+        "process_totals",
+        "processes",
+        "the PROCESS TOTAL stands where a process block's rows do not add up to it "
+        "(dmabuf_dump sums bytes before rounding each row down to kB; an excerpt may cut "
+        "rows): the process's rss and pss are its stated total in kB x 1024, its buffer rows "
+        "are only those listed: " + "; ".join(st.text() for st in stated),
+    )
+
+
 def _check_tool_totals(
     tool: dict[int, tuple[int | None, int | None, int, int]],
     usage: pd.DataFrame,
+    display: list[Any],
     warnings: list[str],
     partial: bool,
+    stated: set[int],
 ) -> None:
     """Each block's PROCESS TOTAL against its rows: an excerpt (rows cut) or a Pss column of
     another era (mapped-only pss, 2020-2022) shows up here."""
     cut: list[str] = []
     pss_other = 0
     pids = usage["pid"].astype(int).tolist()
-    names = dict(zip(pids, usage["name"].astype(object).tolist(), strict=True))
+    names = dict(zip(pids, display, strict=True))
     nbuf = dict(zip(pids, usage["buffers"].astype(int).tolist(), strict=True))
     pss = dict(zip(pids, usage["pss_bytes"].astype(int).tolist(), strict=True))
     for pid, (t_rss, t_pss, rows_rss, _rows_pss) in sorted(tool.items()):
@@ -663,6 +795,7 @@ def _check_tool_totals(
         elif (
             t_pss is not None
             and pid in pss
+            and pid not in stated
             and not partial
             and abs(pss[pid] // 1024 - t_pss) > nrows + 1
         ):
@@ -674,7 +807,8 @@ def _check_tool_totals(
             "the listing is cut: some processes' rows do not add up to their PROCESS TOTAL ("
             + "; ".join(cut[:3])
             + more
-            + "); the figures cover the rows shown only"
+            + "); their rss and pss are the stated totals, the buffer tables hold the rows "
+            "shown only"
         )
     if pss_other:
         warnings.append(
@@ -694,7 +828,8 @@ def _limitations(
     procs: pd.DataFrame,
 ) -> dict[str, list[str]]:
     unknown: dict[str, list[str]] = {
-        "processes": ["start_time_ticks", "cgroup", "cmdline", "argv0"],
+        "processes": ["start_time_ticks", "cgroup", "cmdline"]
+        + ([] if procs["argv0"].notna().any() else ["argv0"]),
         "holdings": ["mapped_bytes"],
         "totals": list(ANON_TOTALS),
     }
@@ -754,6 +889,25 @@ def _limitations(
                 "app",
                 f"{int(procs['uid'].isna().sum())} processes have no uid in the process list "
                 "(gone before ps ran, or a user name dmaprof does not know): left out of apps",
+            )
+        )
+    comms = procs["name"].astype(object).tolist()
+    argv0 = procs["argv0"].astype(object).tolist()
+    cut_names = [
+        n
+        for n, a in zip(comms, argv0, strict=True)
+        if isinstance(n, str) and len(n) == COMM_LEN and not isinstance(a, str)
+    ]
+    if cut_names:
+        more = ", ..." if len(cut_names) > 3 else ""
+        out.append(
+            limitation(
+                "comm_names",
+                "processes",
+                f"{len(cut_names)} processes are named by their 15-character comm "
+                f"({', '.join(cut_names[:3])}{more}), which may be cut: {what} has no process "
+                "list with their full names (a bugreport's CPU INFO `top` NAME column, a `ps` "
+                "NAME column or dumpsys meminfo's per-process lines)",
             )
         )
     out.append(

@@ -79,6 +79,7 @@ def bugreport_input(
         parsed=parsed,
         device=dev,
         ps=report.ps,
+        names={pid: list(c) for pid, c in report.names.items()},
         meminfo=dict(report.meminfo),
         warnings=warnings,
         limitations=limitations,

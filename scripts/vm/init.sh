@@ -6,6 +6,10 @@
 #   settle=SECONDS (before the first snapshot)  ctimeout=SECONDS (per collector run)
 #   scene=0|1 (shell/emu)  port=N (emu)  emu_chroot=1|0 (emu: python3 in the rootfs chroot, or
 #   in the guest's own root through the rootfs's dynamic loader)
+#   ro=1 (scene: snapshots in a chroot with no /tmp, no TMPDIR and a read-only root apart
+#   from /data/w; odd snapshots run in /data/w, even ones in / where nothing is writable)
+#   mode=bench: the scale scene (procs bufs dmafds otherfds maps) and `rounds` interleaved
+#   runs of the read floor and the collector (docs/vm-testbed.md "Benchmark")
 # Progress markers "@@dmaprof NAME UPTIME [EXTRA]" go to the console (run.py times them).
 export PATH=/sbin:/bin:/usr/sbin:/usr/bin
 export HOME=/root
@@ -52,7 +56,7 @@ hostname dmaprof-vm
 mark shell "$(cat /etc/kver)"
 
 mode=scene snaps=2 gap=3 leak_ms=300 exporter="" settle=0 scene=1 port=7555 ctimeout=60
-emu_chroot=1
+emu_chroot=1 ro=0 procs=500 bufs=200 dmafds=40 otherfds=30 maps=100 rounds=5
 for w in $(cat /proc/cmdline); do
     case "$w" in
     dmaprof.*=*)
@@ -60,7 +64,8 @@ for w in $(cat /proc/cmdline); do
         k=${k#dmaprof.}
         v=${w#*=}
         case "$k" in
-        mode | snaps | gap | leak_ms | exporter | settle | scene | port | ctimeout | emu_chroot)
+        mode | snaps | gap | leak_ms | exporter | settle | scene | port | ctimeout | emu_chroot | \
+            ro | procs | bufs | dmafds | otherfds | maps | rounds)
             eval "$k=\$v"
             ;;
         esac
@@ -161,8 +166,62 @@ emu_control() {
     done
 }
 
+# bench mode: the scale scene, then the floor reader and the collector interleaved; one
+# JSON line per run in out/bench.jsonl (floor.c's `time`), the last dump and floor output kept
+run_bench() {
+    mkdir -p /run/scale /run/bench
+    /bin/scale --dir /run/scale --procs "$procs" --bufs "$bufs" --dmafds "$dmafds" \
+        --otherfds "$otherfds" --maps "$maps" > /run/scale/log 2>&1 &
+    i=0
+    while [ ! -e /run/scale/READY ]; do
+        [ -e /run/scale/ERROR ] && fail "scale: $(cat /run/scale/ERROR)"
+        i=$((i + 1))
+        [ $i -gt 2400 ] && fail "scale scene not ready after 120 s: $(cat /run/scale/log)"
+        usleep 50000
+    done
+    mark ready "$(cat /run/scale/READY)"
+    B=/run/bench
+    r=0
+    while [ "$r" -le "$rounds" ]; do # round 0 warms the caches and is not reported
+        for what in floor collector; do
+            if [ "$what" = floor ]; then
+                set -- /bin/floor read
+            else
+                set -- sh /data/local/tmp/collect.sh
+            fi
+            line=$(cd / && /bin/floor time "$B/$what.out" "$@" 2> "$B/$what.err") ||
+                fail "floor time $what failed"
+            echo "{\"round\": $r, \"what\": \"$what\", \"run\": $line}" >> "$OUT/bench.jsonl"
+        done
+        mark "round$r"
+        r=$((r + 1))
+    done
+    # an experiment of one's own (docs/vm-testbed.md): the scale scene still running
+    [ -f /mnt/host/probe.sh ] && (cd / && sh /mnt/host/probe.sh > "$OUT/probe.log" 2>&1)
+    cp "$B/collector.out" "$OUT/dump"
+    cp "$B/collector.err" "$OUT/dump.stderr"
+    cp "$B/floor.err" "$OUT/floor.summary"
+    cp "$B/floor.out" "$OUT/floor.out"
+}
+
+# ro=1: the collector in a chroot with no /tmp, no TMPDIR and a read-only root apart from
+# one tmpfs directory, /data/w (a serial console or recovery: issue #13 item 3)
+RO=/mnt/ro
+make_ro_root() {
+    umount /tmp && rmdir /tmp || fail "cannot remove /tmp"
+    mkdir -p /data/w "$RO" || fail "mkdir /data/w $RO"
+    mount --bind / "$RO" && mount -o remount,bind,ro "$RO" || fail "read-only bind of /"
+    for d in proc sys dev run; do mount -o rbind "/$d" "$RO/$d" || fail "bind /$d"; done
+    mount -t tmpfs -o mode=0755 tmpfs "$RO/data/w" || fail "tmpfs on /data/w"
+    touch "$RO/ro-probe" 2>/dev/null && fail "the chroot's root is writable"
+}
+
 case "$mode" in
 boot)
+    finish done
+    ;;
+bench)
+    run_bench
     finish done
     ;;
 shell)
@@ -219,6 +278,7 @@ scene) ;;
 esac
 
 start_scene
+[ "$ro" = 1 ] && make_ro_root
 [ "$settle" != 0 ] && sleep "$settle"
 n=1
 while [ "$n" -le "$snaps" ]; do
@@ -229,8 +289,18 @@ while [ "$n" -le "$snaps" ]; do
     mark "snap${n}_start"
     t0=$(up)
     # killed after ctimeout seconds: the dump then lacks its done line (rc 143)
-    (cd / && timeout "$ctimeout" sh /data/local/tmp/collect.sh > "$d/dump" 2> "$d/stderr")
-    rc=$?
+    if [ "$ro" = 1 ]; then
+        wd=/
+        [ $((n % 2)) = 1 ] && wd=/data/w
+        chroot "$RO" /bin/sh -c "cd $wd && exec env -u TMPDIR timeout $ctimeout sh \
+            /data/local/tmp/collect.sh" > "$d/dump" 2> "$d/stderr"
+        rc=$?
+        echo "$wd" > "$d/cwd"
+        ls -A "$RO/data/w" > "$d/w_after" 2>&1
+    else
+        (cd / && timeout "$ctimeout" sh /data/local/tmp/collect.sh > "$d/dump" 2> "$d/stderr")
+        rc=$?
+    fi
     t1=$(up)
     mark "snap${n}_end" "rc=$rc"
     echo "$rc" > "$d/rc"

@@ -54,6 +54,8 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 SCENE_C = HERE / "scene.c"
+SCALE_C = HERE / "scale.c"  # the scale scene of the collector benchmark
+FLOOR_C = HERE / "floor.c"  # the collector's read floor, and a timer
 INIT_SH = HERE / "init.sh"
 SETUP_SH = HERE / "setup.sh"
 
@@ -418,27 +420,33 @@ def _prune_old(series: str, keep: str) -> None:
 # --------------------------------------------------------------------------- initramfs
 
 
-def build_scene() -> Path:
-    """The static scene program, compiled once per scene.c content."""
-    src = SCENE_C.read_bytes()
+def build_static(src_path: Path) -> Path:
+    """A static program of the testbed (scene.c, scale.c, floor.c), compiled once per content."""
+    src = src_path.read_bytes()
     gcc_ver = run(["gcc", "-dumpfullversion"], T_TOOL).stdout.strip()
     key = hashlib.sha256(src + gcc_ver.encode() + CACHE_LAYOUT.encode()).hexdigest()[:16]
     build = cache_dir() / "build"
     build.mkdir(exist_ok=True)
-    out = build / f"scene-{key}"
+    stem = src_path.stem
+    out = build / f"{stem}-{key}"
     if out.exists():
         return out
-    log("gcc -O2 -static -pthread scene.c")
-    tmp = build / f".scene-{key}.{os.getpid()}"
+    log(f"gcc -O2 -static -pthread {src_path.name}")
+    tmp = build / f".{stem}-{key}.{os.getpid()}"
     run(
-        ["gcc", "-O2", "-static", "-pthread", "-Wall", "-Wextra", "-s", "-o", tmp, SCENE_C],
+        ["gcc", "-O2", "-static", "-pthread", "-Wall", "-Wextra", "-s", "-o", tmp, src_path],
         T_TOOL * 2,
     )
     tmp.replace(out)
-    for old in build.glob("scene-*"):
+    for old in build.glob(f"{stem}-*"):
         if old != out:
             old.unlink(missing_ok=True)
     return out
+
+
+def build_scene() -> Path:
+    """The static scene program, compiled once per scene.c content."""
+    return build_static(SCENE_C)
 
 
 def _busybox() -> Path:
@@ -451,6 +459,7 @@ def _busybox() -> Path:
 def build_initramfs(kernel: Kernel) -> Path:
     """initramfs.cpio.gz for a kernel; rebuilt only when an input changed."""
     scene = build_scene()
+    extra = {"scale": build_static(SCALE_C), "floor": build_static(FLOOR_C)}
     busybox = _busybox()
     h = hashlib.sha256()
     for part in (
@@ -459,6 +468,7 @@ def build_initramfs(kernel: Kernel) -> Path:
         json.dumps([kernel.base_modules, kernel.net_modules]),
         sha256_file(busybox),
         sha256_file(scene),
+        *(sha256_file(p) for p in extra.values()),
         sha256_file(INIT_SH),
         sha256_file(Path(__file__)),  # how the image is laid out
     ):
@@ -508,8 +518,9 @@ def build_initramfs(kernel: Kernel) -> Path:
             link = root / "system" / "bin" / Path(rel).name
             if not link.exists() and not link.is_symlink():
                 link.symlink_to("../../bin/busybox")
-        shutil.copy2(scene, root / "bin" / "scene")
-        (root / "bin" / "scene").chmod(0o755)
+        for name, prog in {"scene": scene, **extra}.items():
+            shutil.copy2(prog, root / "bin" / name)
+            (root / "bin" / name).chmod(0o755)
         shutil.copy2(INIT_SH, root / "init")
         (root / "init").chmod(0o755)
         for name in kernel.base_modules + kernel.net_modules:
@@ -818,8 +829,14 @@ def run_scene(
     settle_s: float = 0,
     collector_timeout_s: float = 60,
     timeout: float | None = None,
+    readonly: bool = False,
 ) -> Path:
     """Boot ``kernel``, build the scene, take ``snapshots`` collector dumps; return the dir.
+
+    ``readonly``: the collector runs in a chroot with no ``/tmp``, no ``TMPDIR`` and a
+    read-only root apart from ``/data/w`` (a tmpfs): odd snapshots in ``/data/w``, even ones
+    in ``/`` (nothing writable). ``out/snapN/cwd`` and ``out/snapN/w_after`` (the listing of
+    ``/data/w`` afterwards) say which.
 
     ``collector`` is a POSIX sh script run in the guest as
     ``sh /data/local/tmp/collect.sh > out/snapN/dump 2> out/snapN/stderr``.
@@ -853,6 +870,7 @@ def run_scene(
         exporter=exporter,
         settle=settle_s or None,
         ctimeout=collector_timeout_s,
+        ro=1 if readonly else None,
     )
     if timeout is None:
         timeout = 90 + settle_s + snapshots * (gap_s + collector_timeout_s + 10)
@@ -867,6 +885,7 @@ def run_scene(
             "gap_s": gap_s,
             "exporter": exporter,
             "leak_ms": leak_ms,
+            "readonly": readonly,
         },
         "qemu": res.cmd,
         "attempts": attempts,
@@ -894,6 +913,62 @@ def run_scene(
         if not (res_dir / "out" / f"snap{n}" / "dump").exists():
             raise VMError(f"{kernel}: snapshot {n} has no dump")
     log(f"{k.kver}: done in {info['host_s']['total']:.1f}s (qemu {res.wall_s:.1f}s) -> {res_dir}")
+    return res_dir
+
+
+def run_bench(
+    kernel: str = "6.12",
+    collector: str | Path | None = None,
+    out: str | Path | None = None,
+    *,
+    procs: int = 500,
+    bufs: int = 200,
+    dmafds: int = 40,
+    otherfds: int = 30,
+    maps: int = 100,
+    rounds: int = 5,
+    timeout: float | None = None,
+    probe: str | Path | None = None,
+) -> Path:
+    """Boot ``kernel`` with the scale scene (scale.c) and time the read floor (floor.c) and
+    ``sh collect.sh`` interleaved, ``rounds`` times after one warm-up round; returns the
+    result dir: ``out/bench.jsonl`` (one line per run: round, what, floor.c's ``time``
+    figures), ``out/dump`` and ``out/floor.out`` (the last run of each), ``out/floor.summary``
+    (what the floor read: procs, fds, dmabuf_fds, ...). ``probe``: a sh script run in the
+    guest after the rounds (the scene still up), its output in ``out/probe.log``."""
+    if collector is None or not Path(collector).is_file():
+        raise VMError(f"run_bench needs collector=PATH (a POSIX sh script), got {collector}")
+    ensure_host_tools()
+    k = fetch_kernel(kernel)
+    initrd = build_initramfs(k)
+    res_dir = Path(out) if out else Path(tempfile.mkdtemp(prefix=f"dmaprof-bench-{kernel}-"))
+    res_dir.mkdir(parents=True, exist_ok=True)
+    res_dir = res_dir.resolve()
+    shutil.rmtree(res_dir / "out", ignore_errors=True)
+    shutil.copy2(collector, res_dir / "collect.sh")
+    (res_dir / "probe.sh").unlink(missing_ok=True)
+    if probe is not None:
+        shutil.copy2(probe, res_dir / "probe.sh")
+    words = _words(
+        mode="bench",
+        procs=procs,
+        bufs=bufs,
+        dmafds=dmafds,
+        otherfds=otherfds,
+        maps=maps,
+        rounds=rounds,
+    )
+    if timeout is None:
+        timeout = 180 + (rounds + 1) * 120
+    res, attempts = boot_with_retry(k, initrd, res_dir, words, timeout, reset=[res_dir / "out"])
+    info = {"kernel": k.meta(), "attempts": attempts, "markers": [asdict(m) for m in res.markers]}
+    (res_dir / "run.json").write_text(json.dumps(info, indent=1) + "\n")
+    err = res_dir / "out" / "error"
+    if err.exists():
+        raise VMError(f"{kernel} bench: guest reported: {err.read_text().strip()}")
+    if res.marker("done") is None or not (res_dir / "out" / "bench.jsonl").exists():
+        tail = "\n".join(res.console.splitlines()[-25:])
+        raise VMError(f"{kernel} bench: the guest did not finish\n--- last lines ---\n{tail}")
     return res_dir
 
 

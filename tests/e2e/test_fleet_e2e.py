@@ -112,19 +112,20 @@ def test_top_apps_by_pss_across_devices_with_duckdb(fleet: tuple[Path, list[Path
     #     MediaTek composer 6930432 + surfaceflinger 21612544 = 28542976
     #   the game: 3932160 (201, 202 shared) + 3 x 3932160 (alone) + 524338 (401) = 16252978
     #   cameraserver (1047, MediaTek camerahalserver): 821248 + 1048832 = 1870080
+    #   apps are labelled by their processes' full names (CPU INFO / dumpsys meminfo)
     pixel = _report(captures[3])["apps"]  # the Pixel's later bugreport
     mtk = _report(captures[4])["apps"]
     assert {a["label"]: a["pss_bytes"] for a in pixel} == {
         "system": 20643840,
-        "om.example.game": 16252978,
-        "ndroid.systemui": 524339,
+        "com.example.game": 16252978,
+        "com.android.systemui": 524339,
     }
     assert {a["label"]: a["pss_bytes"] for a in mtk} == {
         "system": 28542976,
         "cameraserver": 1870080,
-        "droid.launcher3": 1048832,
+        "com.android.launcher3": 1048832,
     }
-    assert got["om.example.game"] == (1, 16252978)
+    assert got["com.example.game"] == (1, 16252978)
     # uid 1000 is "system" everywhere: on the two bugreports (no package list) and on the
     # rooted emulated phone (its package list gives uid 1000 the `android` package, which
     # stays in `packages`): pss_sum of uid 1000 in fixtures/phones/pixel-like.expected.json.

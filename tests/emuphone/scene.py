@@ -49,6 +49,12 @@ Scene schema (``"schema": "dmaprof.scene/1"``); every key not marked optional is
                                         (unshare(CLONE_FILES)); others share the leader's
     }]
     zygote_cmdline_len (optional)       default 96
+    variant, cgroup_tree (optional)     the generation phones' kernel (a name in
+                                        :data:`GENERATION_VARIANTS`) and the hierarchy of
+                                        their process tree (``cpuacct`` or ``v2``), read by
+                                        tests/e2e/generation_truth.py
+    processes[].service (optional)      true: a graphics/media service by docs/attribution.md
+                                        §6 (set by hand; the truth calculation's `client` charge)
     binder (optional): {                binder debug files, the kernel's 6.1 print format
         root (optional)                 "debugfs" (/sys/kernel/debug/binder, root only on a
                                         user build, default) or "binderfs"
@@ -106,6 +112,12 @@ class KernelVariant:
     mnt_id: int  # mnt_id of the dmabuf pseudo-fs in fdinfo
     dev: str  # device column of dma-buf VMAs in maps
     anon_inode: int = 0  # the one inode every dma-buf shares before 5.3
+    # dma-buf fds resolve to files `/dmabuf:NAME` of the buffer's size, so `stat -L` of the fd
+    # gives inode and size as on 5.3-5.13 (the buffers then carry those files' inode numbers:
+    # see :func:`stat_backed_scene`)
+    fdstat_files: bool = False
+    bufinfo_layout: str = "6.x"  # "6.x" (name header, `<none>`) or "5.3" (5.3-5.19 layout)
+    ion: bool = False  # /dev/ion; ACK android11-5.4's /sys/kernel/ion/total_{heaps,pools}_kb
 
 
 VARIANTS: dict[str, KernelVariant] = {
@@ -184,6 +196,90 @@ VARIANTS: dict[str, KernelVariant] = {
         ),
     )
 }
+
+
+#: One kernel per Android generation, as the generation phones (fixtures/phones/android*.json,
+#: their ``variant`` key) need them: Android 9 on 4.14 (ACK backport of the 5.3 dma-buf inode
+#: and name patches: `/dmabuf:` links, bufinfo with `ino`, but no dma-buf fdinfo lines; ION),
+#: Android 11 on 5.4 (fdinfo without `ino:`, debugfs bufinfo, no sysfs stats; ION with its ACK
+#: sysfs totals), Android 13 on 5.15 (sysfs per-buffer stats, `ino:` in fdinfo, dma-buf heaps),
+#: Android 16 on android15-6.6 (the BPF iterator instead of sysfs stats).
+GENERATION_VARIANTS: dict[str, KernelVariant] = {
+    v.name: v
+    for v in (
+        KernelVariant(
+            "android9-4.14",
+            "4.14.180-perf-g6c3e1a2b9d47",
+            "dmabuf",
+            False,
+            False,
+            False,
+            False,
+            True,
+            False,
+            False,
+            10,
+            "00:0a",
+            fdstat_files=True,
+            bufinfo_layout="5.3",
+            ion=True,
+        ),
+        KernelVariant(
+            "android11-5.4",
+            "5.4.86-qgki-g0f9c8e7d6a51",
+            "dmabuf",
+            True,
+            False,
+            False,
+            False,
+            True,
+            False,
+            False,
+            11,
+            "00:0a",
+            fdstat_files=True,
+            bufinfo_layout="5.3",
+            ion=True,
+        ),
+        KernelVariant(
+            "android13-5.15",
+            "5.15.74-android13-8-00012-g2b3c4d5e6f70",
+            "dmabuf",
+            True,
+            True,
+            True,
+            False,
+            False,
+            False,
+            True,
+            12,
+            "00:0b",
+        ),
+        KernelVariant(
+            "android16-6.6",
+            "6.6.66-android15-8-gb1c2d3e4f5a6-ab12876543",
+            "dmabuf",
+            True,
+            True,
+            False,
+            True,
+            False,
+            False,
+            True,
+            12,
+            "00:0b",
+        ),
+    )
+}
+
+
+def kernel_variant(variant: str) -> KernelVariant:
+    """A variant of :data:`VARIANTS` or :data:`GENERATION_VARIANTS` by name."""
+    kv = VARIANTS.get(variant) or GENERATION_VARIANTS.get(variant)
+    if kv is None:
+        known = ", ".join([*VARIANTS, *GENERATION_VARIANTS])
+        raise ValueError(f"unknown variant {variant!r}; known: {known}")
+    return kv
 
 
 # ---------------------------------------------------------------------------- loading
@@ -309,13 +405,12 @@ def build_scene(
         scene = load_scene(scene)
     else:
         validate_scene(scene)
-    try:
-        kv = VARIANTS[variant]
-    except KeyError:
-        raise ValueError(f"unknown variant {variant!r}; known: {', '.join(VARIANTS)}") from None
+    kv = kernel_variant(variant)
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     dest.chmod(0o755)  # the phone's / (a 0700 temp dir would lock the shell user out)
+    if kv.fdstat_files:
+        scene = stat_backed_scene(scene, dest)
     restrict = user_build and os.geteuid() == 0
     buffers = {int(b["inode"]): b for b in scene["buffers"]}
     counts = refcounts(scene)
@@ -337,6 +432,39 @@ def build_scene(
         _build_dumpsys(dest, scene, kv)
     if run_as:
         build_run_as(dest, scene)
+
+
+def backing_file(dest: Path, name: str) -> Path:
+    """The file a ``/dmabuf:NAME`` fd link resolves to on a ``fdstat_files`` variant."""
+    return Path(dest) / f"dmabuf:{name}"
+
+
+def stat_backed_scene(scene: Mapping[str, Any], dest: Path) -> Scene:
+    """``scene`` with every buffer backed by a file ``dest/dmabuf:NAME`` of its size, and its
+    inode renumbered to that file's inode number (so fd links, ``stat -L``, maps and bufinfo
+    all agree, as on a 5.3-5.13 kernel). Buffer names must be unique (one unnamed at most)."""
+    names = [str(b["name"]) for b in scene["buffers"]]
+    if len(set(names)) != len(names) or any("/" in n for n in names):
+        raise ValueError("a stat-backed scene needs a distinct name without '/' per buffer")
+    renumber: dict[int, int] = {}
+    for b in scene["buffers"]:
+        path = backing_file(dest, str(b["name"]))
+        with path.open("wb") as f:
+            f.truncate(int(b["size"]))  # sparse: st_size is the buffer size
+        path.chmod(0o444)
+        renumber[int(b["inode"])] = path.stat().st_ino
+    out: Scene = json.loads(json.dumps(scene))
+    for b in out["buffers"]:
+        b["inode"] = renumber[int(b["inode"])]
+    for p in out["processes"]:
+        for table in [p.get("fds", []), *(t.get("fds", []) for t in p.get("threads", []))]:
+            for f in table:
+                if "buffer" in f:
+                    f["buffer"] = renumber[int(f["buffer"])]
+        for m in p.get("maps", []):
+            m["buffer"] = renumber[int(m["buffer"])]
+    validate_scene(out)
+    return out
 
 
 def _w(path: Path, data: str | bytes, mode: int = 0o444) -> None:
@@ -673,7 +801,11 @@ def _build_buffer_inventories(
     debug.mkdir(exist_ok=True)
     if kv.debugfs:
         (debug / "dma_buf").mkdir()
-        _w(debug / "dma_buf" / "bufinfo", bufinfo(scene, counts), 0o444)
+        _w(
+            debug / "dma_buf" / "bufinfo",
+            bufinfo(scene, counts, layout=kv.bufinfo_layout),
+            0o444,
+        )
     debug.chmod(0o700 if restrict else 0o755)
     if kv.dma_heap:
         heaps = dest / "dev" / "dma_heap"
@@ -682,14 +814,32 @@ def _build_buffer_inventories(
             _mkdev(heaps / str(h))
         (kernel / "dma_heap").mkdir(exist_ok=True)
         _w(kernel / "dma_heap" / "total_pools_kb", f"{int(scene['total_pools_kb'])}\n")
+    if kv.ion:
+        (dest / "dev").mkdir(exist_ok=True)
+        _mkdev(dest / "dev" / "ion")
+        if kv.debugfs:
+            (debug / "ion" / "heaps").mkdir(parents=True, exist_ok=True)
+            _w(debug / "ion" / "heaps" / "system", ion_heap(scene), 0o444)
+        if kv.release.startswith("5.4"):  # ACK android11-5.4 only
+            ion_kb = sum(int(b["size"]) for b in buffers if b["exporter"] == "ion") // 1024
+            (kernel / "ion").mkdir(exist_ok=True)
+            _w(kernel / "ion" / "total_heaps_kb", f"{ion_kb}\n")
+            _w(kernel / "ion" / "total_pools_kb", f"{int(scene['total_pools_kb'])}\n")
 
 
-def bufinfo(scene: Mapping[str, Any], counts: Mapping[int, int] | None = None) -> str:
-    """debugfs ``dma_buf/bufinfo`` in the exact 6.x layout (kernel-interfaces.md §14.4)."""
+def bufinfo(
+    scene: Mapping[str, Any], counts: Mapping[int, int] | None = None, *, layout: str = "6.x"
+) -> str:
+    """debugfs ``dma_buf/bufinfo`` in the exact 6.x layout (kernel-interfaces.md §14.4), or
+    with ``layout="5.3"`` the 5.3-5.19 one: no ``name`` header, an unnamed buffer's name
+    printed as an empty string (kernel-interfaces.md §4)."""
     counts = refcounts(scene) if counts is None else counts
+    old_layout = layout == "5.3"
     out = [
         "\nDma-buf Objects:\n",
-        "size    \tflags   \tmode    \tcount   \texp_name\tino     \tname\n",
+        "size    \tflags   \tmode    \tcount   \texp_name\tino     \n"
+        if old_layout
+        else "size    \tflags   \tmode    \tcount   \texp_name\tino     \tname\n",
     ]
     total = 0
     newest_first = sorted(scene["buffers"], key=lambda b: -int(b["inode"]))
@@ -697,13 +847,37 @@ def bufinfo(scene: Mapping[str, Any], counts: Mapping[int, int] | None = None) -
         ino, size = int(b["inode"]), int(b["size"])
         out.append(
             f"{size:08d}\t00000002\t00080007\t{counts[ino]:08d}\t{b['exporter']}\t{ino:08d}\t"
-            f"{b['name'] or '<none>'}\n"
+            f"{b['name'] or ('' if old_layout else '<none>')}\n"
         )
         out.append("\tAttached Devices:\n")
         out.extend(f"\t{dev}\n" for dev in b.get("attached", []))
         out.append(f"Total {len(b.get('attached', []))} devices attached\n\n")
         total += size
     out.append(f"\nTotal {len(newest_first)} objects, {total} bytes\n")
+    return "".join(out)
+
+
+def ion_heap(scene: Mapping[str, Any]) -> str:
+    """debugfs ``ion/heaps/system`` as ``ion_debug_heap_show`` prints it (kernel-interfaces.md
+    §8) for the scene's ``ion`` buffers: one client row per process holding some by fd (its
+    comm, pid and their total size), then the totals; buffers no fd holds count as orphaned."""
+    ion = {int(b["inode"]): int(b["size"]) for b in scene["buffers"] if b["exporter"] == "ion"}
+    sep = "-" * 52 + "\n"
+    out = [f"{'client':>16} {'pid':>16} {'size':>16}\n", sep]
+    by_fd: set[int] = set()
+    for p in sorted(scene["processes"], key=lambda p: int(p["pid"])):
+        mine = {
+            int(f["buffer"]) for t in fd_tables(p) for f in t if int(f.get("buffer", -1)) in ion
+        }
+        by_fd |= mine
+        if mine:
+            out.append(f"{_comm(p):>16} {int(p['pid']):>16} {sum(ion[i] for i in mine):>16}\n")
+    orphaned = sum(size for i, size in ion.items() if i not in by_fd)
+    out += [sep, "orphaned allocations (info is from last known client):\n", sep]
+    out.append(f"{'total orphaned':>16} {orphaned:>16}\n")
+    out.append(f"{'total ':>16} {sum(ion.values()):>16}\n")
+    out.append(f"{'deferred free':>16} {0:>16}\n")
+    out.append(sep)
     return "".join(out)
 
 

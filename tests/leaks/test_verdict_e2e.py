@@ -99,6 +99,8 @@ def test_record_and_top_without_a_device(adb_server: AdbServer, tmp_path: Path) 
     top = run("top", "--count", "2", "--interval", "100ms", env=adb_server.env)
     assert top.returncode == ExitCode.NO_DEVICE, top.stderr
     assert "dmaprof: error:" in top.stderr
+    top = run("top", "-s", "nosuch:1", "--count", "2", env=adb_server.env)
+    assert top.returncode == ExitCode.NO_DEVICE, top.stderr
 
 
 @pytest.mark.parametrize(("how", "code"), [("unauthorized", ExitCode.UNAUTHORIZED),
@@ -118,3 +120,35 @@ def test_record_and_top_with_an_unusable_device(adb_server: AdbServer, user_buil
         assert top.returncode == code, top.stderr
     finally:
         phone.stop()
+
+
+def test_record_follows_its_first_device_only(adb_server: AdbServer, user_build_root: tuple,
+                                              tmp_path: Path) -> None:
+    """Phone A is unplugged after the first sample and phone B plugged in: with no -s the
+    series keeps to A (gaps), and never mixes B's samples into A's series."""
+    from dmaprof.leaks.series import AdbSampler, RecordPlan, read_series, record_series
+    from tests.emuphone.harness import client_env
+    from tests.leaks.test_trend import FakeClock
+
+    _scene, root = user_build_root
+    first = adb_server.phone(root)
+    others: list[EmulatedPhone] = []
+
+    def swap(index: int) -> None:
+        if index == 0:
+            first.stop()
+            adb_server.wait_state(first.serial, None)
+            others.append(adb_server.phone(root))
+
+    try:
+        env = {k: v for k, v in first.env.items() if k != "ANDROID_SERIAL"}
+        with client_env(env):
+            summary = record_series(tmp_path / "s", RecordPlan(60.0, count=3, retries=0),
+                                    AdbSampler(None, timeout=20), clock=FakeClock(),
+                                    after_slot=swap)
+    finally:
+        for phone in [first, *others]:
+            phone.stop()
+    assert (summary.samples, summary.gaps) == (1, 2)
+    header, refs, gaps, _ = read_series(tmp_path / "s")
+    assert len(refs) == 1 and gaps == 2 and header["device"]["serial"] == first.serial

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -28,11 +29,14 @@ from typing import Any
 import pytest
 
 from dmaprof.analyze.binder import binder_report, parse_binder
+from dmaprof.analyze.schema import BINDER_VIEW
 from dmaprof.dump import parse_dump
 from tests.emuphone import scene as S
 from tests.sources.conftest import REPO
 
 BINDER = REPO / "fixtures" / "phones" / "pixel-like.binder.json"
+RUST = REPO / "fixtures" / "binder" / "rust-6.18"  # see its README.md
+BINDERFS = "/dev/binderfs/binder_logs"
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="chroot and uid switching need root")
 TOOLS = pytest.mark.skipif(
     any(shutil.which(t) is None for t in ("toybox", "busybox", "mksh")),
@@ -60,10 +64,15 @@ def dump_of(files: dict[str, str], errors: list[str] = ()) -> bytes:  # type: ig
     return "".join(out).encode()
 
 
+#: the collector's grep patterns for binder files (dmaprof/device/collect.sh)
+_KEPT = re.compile(
+    r"^(proc |context |  buffer|  pages|  free async space|  free oneway space|  ref .*  buffer)"
+)
+
+
 def _keep(text: str) -> str:
     """What the collector's grep keeps of a binder debug file."""
-    prefixes = ("proc ", "context ", "  buffer", "  pages", "  free async space")
-    return "".join(line + "\n" for line in text.splitlines() if line.startswith(prefixes))
+    return "".join(line + "\n" for line in text.splitlines() if _KEPT.match(line))
 
 
 def test_linux_6_1_format_from_the_fake_phone_files() -> None:
@@ -77,7 +86,10 @@ def test_linux_6_1_format_from_the_fake_phone_files() -> None:
     )
     report = binder_report(parse_binder(parse_dump(dump)), {612: "surfaceflinger"})
     assert report["state"] == "present" and report["page_size_known"]
+    assert report["driver"] == "c" and report["note"] is None
     rows = {r["pid"]: r for r in report["processes"]}
+    assert all(list(r) == BINDER_VIEW.names for r in rows.values())
+    assert rows[612]["oneway_buffers"] is None  # the C driver does not say
     assert [r["pid"] for r in report["processes"]] == [1200, 612, 1800, 3100]  # by resident
     sf = rows[612]
     assert sf["name"] == "surfaceflinger" and sf["contexts"] == ["binder", "hwbinder"]
@@ -188,3 +200,134 @@ def test_collector_reads_binder_with_one_grep(tmp_path: Path) -> None:
     run = S.run_collector(root, ["-w", wd], uid=2000, script=f"{wd}/collect.sh")
     shell = binder_report(parse_binder(parse_dump(run.stdout)))
     assert shell["state"] == "denied" and shell["processes"] == []
+
+
+def _rust_files() -> dict[str, str]:
+    return {
+        f"{BINDERFS}/{p.relative_to(RUST)}": p.read_text()
+        for p in sorted(RUST.rglob("*"))
+        if p.is_file() and p.name != "README.md"
+    }
+
+
+def _check_rust_report(report: dict[str, Any]) -> None:
+    """The Rust driver's files (fixtures/binder/rust-6.18), by hand:
+
+    pid   contexts          buffers (size, pid, oneway, state)                  bytes
+    612   binder, hwbinder  248 from 1200; 1040 from 1800 oneway reserved       1288
+                            (the first glued to the ref line before it)
+    1200  binder            4096 from 612; 8216 from 1800 oneway; 65560 from    77872
+                            3100 reserved (tree allocator; the first glued)
+    1800  binder            520 from 1200 (array allocator)                      520
+    3100  binder            -                                                    0
+
+    free oneway space: 612 (520192 - 1040) + 520192 = 1039344; 1200 520192 - 8216 =
+    511976; 1800 and 3100 520192. No page lines: pages held, free, mapped, high
+    watermark unknown (null), not 0.
+    """
+    assert (report["state"], report["driver"], report["root"]) == ("present", "rust", BINDERFS)
+    assert "Rust binder driver prints no page counts" in report["note"]
+    rows = {r["pid"]: r for r in report["processes"]}
+    assert [r["pid"] for r in report["processes"]] == [1200, 612, 1800, 3100]
+    assert all(list(r) == BINDER_VIEW.names for r in report["processes"])  # docs/tables.md
+    expected = {
+        612: (["binder", "hwbinder"], 2, 1288, 1, 1, 1039344),
+        1200: (["binder"], 3, 77872, 1, 1, 511976),
+        1800: (["binder"], 1, 520, 0, 0, 520192),
+        3100: (["binder"], 0, 0, 0, 0, 520192),
+    }
+    for pid, (contexts, n, allocated, oneway, reserved, free_oneway) in expected.items():
+        r = rows[pid]
+        assert r["contexts"] == contexts, pid
+        assert (r["buffers"], r["allocated_bytes"]) == (n, allocated), pid
+        assert (r["oneway_buffers"], r["reserved_buffers"]) == (oneway, reserved), pid
+        assert r["free_async_space_bytes"] == free_oneway, pid
+        assert r["active_buffers"] is None, pid  # the C driver's notion, not printed here
+        for key in ("pages_active", "pages_lru", "pages_free", "pages_high_watermark"):
+            assert r[key] is None, (pid, key)
+        for key in ("resident_bytes", "mapped_bytes", "free_bytes", "high_watermark_bytes"):
+            assert r[key] is None, (pid, key)
+    assert report["totals"] == {
+        "buffers": 6,
+        "allocated_bytes": 1288 + 77872 + 520,
+        "free_bytes": None,
+        "mapped_bytes": None,
+        "resident_bytes": None,
+        "high_watermark_bytes": None,
+    }
+    assert report["unparsed_lines"] == 0
+
+
+def test_rust_driver_format_from_the_kernel_format_strings() -> None:
+    dump = dump_of(
+        {
+            **{path: _keep(text) for path, text in _rust_files().items()},
+            "/proc/self/smaps": "KernelPageSize:        4 kB\n",
+        }
+    )
+    _check_rust_report(binder_report(parse_binder(parse_dump(dump))))
+
+
+def test_rust_driver_buffer_line_variants() -> None:
+    # the array allocator (oneway true/false), the tree allocator (oneway only when set), an
+    # older tree allocator without a space before the state, and a line glued to refs
+    text = (
+        "proc 5\ncontext binder\n"
+        "  buffer 0: 0 size 16 pid 7 oneway true allocated\n"
+        "  buffer: 16 size 32 pid 7 oneway reserved\n"
+        "  buffer 0: 48 size 64 pid 8 oneway falsereserved\n"
+        "  ref 1: desc 0 node 1 s 1 w 1  ref 2: desc 1 dead node 4 s 0 w 1  buffer: 112 size 8 "
+        "pid 9 allocated\n"
+    )
+    report = binder_report(parse_binder(parse_dump(dump_of({f"{BINDERFS}/proc/5": text}))))
+    [row] = report["processes"]
+    assert (row["buffers"], row["allocated_bytes"]) == (4, 16 + 32 + 64 + 8)
+    assert (row["oneway_buffers"], row["reserved_buffers"]) == (2, 2)
+    assert report["unparsed_lines"] == 0
+
+
+@ROOT_ONLY
+@TOOLS
+@pytest.mark.parametrize("toolset", ["mksh+toybox", "busybox"])
+def test_collector_keeps_the_rust_driver_lines(tmp_path: Path, toolset: str) -> None:
+    """The real collector (mksh + toybox, and busybox) on a fake phone whose binderfs logs are
+    the Rust driver's: it keeps the lines the view needs (the glued ref+buffer line, `free
+    oneway space:`), and `show --by binder` gives the figures with unknown pages."""
+    from tests.emuphone.minroot import build_base_root
+    from tests.test_cli import run_dmaprof
+
+    root = tmp_path / "phone"
+    if toolset == "busybox":
+        S.build_busybox_root(root)
+    else:
+        build_base_root(root)
+    S.build_scene(S.load_scene(S.FIXTURES / "pixel-like.json"), root)
+    for path, text in _rust_files().items():
+        dest = root / path.lstrip("/")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_text(text)
+    wd = S.install_collector(root, 0, "dp-rust-binder")
+    run = S.run_collector(root, ["-w", wd], script=f"{wd}/collect.sh")
+    assert run.returncode == 0 and run.stderr == b"", run.stderr
+    dump = parse_dump(run.stdout)
+    section = dump.section("binder")
+    assert section is not None
+    kept = [line.split(b":", 1)[1] for line in section.lines]
+    assert sum(line.startswith(b"  ref ") for line in kept) == 2  # the two glued lines
+    assert not any(line.startswith((b"  thread", b"  node", b"  threads:")) for line in kept)
+    names = {612: "surfaceflinger", 1200: "system_server"}
+    _check_rust_report(binder_report(parse_binder(dump), names))
+    dump_file = tmp_path / "dump"
+    dump_file.write_bytes(run.stdout)
+    capture = tmp_path / "rust.dmaprof"
+    assert run_dmaprof("import", str(dump_file), "-o", str(capture)).returncode == 0
+    shown = run_dmaprof("show", str(capture), "--by", "binder", "--format", "json")
+    assert shown.returncode == 0, shown.stderr
+    report = json.loads(shown.stdout)["binder"]
+    _check_rust_report(report)
+    assert {r["pid"]: r["name"] for r in report["processes"]}[1200] == "system_server"
+    table = run_dmaprof(
+        "show", str(capture), "--by", "binder", env={**os.environ, "COLUMNS": "160"}
+    ).stdout.decode()
+    assert "system_server" in table and "76.0 KiB" in table  # 77872 bytes allocated
+    assert "unknown" in table and "prints no page counts" in table

@@ -106,7 +106,8 @@ def test_android16_bugreport_figures() -> None:
     # system (1000): composer 8355840 + surfaceflinger 12288000; rss: 101 102 201 202 once
     assert (apps[1000]["label"], apps[1000]["pss_bytes"]) == ("system", 20643840)
     assert apps[1000]["rss_bytes"] == 2 * 8355840 + 2 * 3932160 == 24576000
-    assert (apps[10245]["label"], apps[10245]["pss_bytes"]) == ("om.example.game", 4468786)
+    # the app's label is its process's full name (CPU INFO's NAME column), not the comm
+    assert (apps[10245]["label"], apps[10245]["pss_bytes"]) == ("com.example.game", 4468786)
     assert apps[10194]["processes"] == 1
     p = by_pid(report)[1040]
     assert (p["uid"], p["fds"], p["cgroup"]) == (1000, None, None)
@@ -190,7 +191,11 @@ def test_android13_mediatek_bugreport_without_exporter_column() -> None:
     exporters = {e["exporter"]: (e["buffers"], e["bytes"]) for e in report["exporters"]}
     assert exporters == {"mtk_mm": (8, 30412800), "mtk_mm-uncached": (1, 2097664)}
     apps = {x["uid"]: x["label"] for x in report["apps"]}
-    assert apps == {1000: "system", 1047: "cameraserver", 10098: "droid.launcher3"}
+    # full names from dumpsys meminfo's "Total PSS by process:" lines
+    assert apps == {1000: "system", 1047: "cameraserver", 10098: "com.android.launcher3"}
+    names = {p["pid"]: p["display_name"] for p in report["processes"]}
+    assert names[611] == "android.hardware.graphics.composer@2.1-service"
+    assert names[5120] == "com.android.launcher3"
     assert report["meminfo"]["dmabuf_heaps_pool_bytes"] == 12288 * 1024
 
 
@@ -304,3 +309,126 @@ def test_two_bugreports_of_one_device_share_a_boot() -> None:
     _c, _after, _r = analyzed(TOKAY_2)
     names = {n["name"]: n["buffers"] for n in _r["names"]}
     assert names[SV] == 5
+
+
+def test_full_names_from_a_real_meminfo_and_the_comm_rule() -> None:
+    from dmaprof.sources.bugreport import parse_bugreport
+    from dmaprof.sources.build import full_name
+
+    # the real "Total RSS by process:" lines of a Rockchip board (fixtures/bugreports)
+    sample = (REPORTS / "dumpsys_meminfo_summary_rockchip_dmabuf_lines.txt").read_text()
+    text = "== dumpstate: 2024-01-01 00:00:00\n------ DUMPSYS MEMINFO (dumpsys meminfo) ------\n"
+    report = parse_bugreport(text + sample)
+    names = {pid: c[0][0] for pid, c in report.names.items()}
+    assert names[2611] == "com.rockchip.gpadc.yolodemo"
+    assert names[796] == "com.android.systemui"
+    assert names[625] == "system" and names[331] == "surfaceflinger"
+    assert {where for c in report.names.values() for _n, where in c} == {"meminfo"}
+    # a comm of 15 bytes is an app name's tail or an executable name's head; a shorter one is
+    # whole; a pid reused by another process keeps the comm
+    assert full_name("gpadc.yolodemo", "com.rockchip.gpadc.yolodemo") is None  # 14: whole
+    assert full_name(".gpadc.yolodemo", "com.rockchip.gpadc.yolodemo") == (
+        "com.rockchip.gpadc.yolodemo"
+    )
+    assert full_name("android.hardwar", "/vendor/bin/hw/android.hardware.gnss-service") == (
+        "android.hardware.gnss-service"
+    )
+    assert full_name("surfaceflinger", "/system/bin/surfaceflinger") == "surfaceflinger"
+    assert full_name("om.example.game", "com.other.thing") is None
+    assert full_name("N/A", "com.example.game") is None
+
+
+def test_ps_with_a_name_column_gives_full_names() -> None:
+    from dmaprof.sources.bugreport import parse_bugreport
+
+    # `ps -A` (no -T): toybox's default last column is NAME, argv[0]
+    text = (
+        "== dumpstate: 2024-01-01 00:00:00\n"
+        "------ PROCESSES (ps -A) ------\n"
+        "USER            PID   PPID     VSZ    RSS WCHAN            ADDR S NAME\n"
+        "u0_a245        7001    702 12960428 40120 do_epoll_wait       0 S com.example.game\n"
+        "------ 0.1s was the duration of 'PROCESSES' ------\n"
+    )
+    report = parse_bugreport(text)
+    assert report.names == {7001: [("com.example.game", "ps")]}
+    assert report.ps[7001].uid == 10245
+    # ps -A -T: the last column is CMD, the thread name, which is no full name
+    threads = text.replace("NAME\n", "CMD\n").replace("(ps -A)", "(ps -A -T)")
+    assert parse_bugreport(threads).names == {}
+
+
+def test_a_bugreport_without_full_names_says_so() -> None:
+    _c, _a, report = analyzed(A52Q)
+    [lim] = [x for x in report["limitations"] if x["key"] == "comm_names"]
+    assert "droid.launcher3" in lim["message"] and "15-character comm" in lim["message"]
+
+
+def test_a_cut_name_gives_way_to_one_that_fits() -> None:
+    # if a listing cut a name (a `top` line cut at the terminal width), the next list's name
+    # for that pid is taken: the first candidate that fits the comm wins
+    text = TOKAY_1.read_text().replace(" com.example.game\n", " com.example\n", 1)
+    text = text.replace(
+        "Total PSS by category:",
+        "Total PSS by process:\n    96,000K: com.example.game (pid 7001 "
+        "/ activities)\n\nTotal PSS by category:",
+        1,
+    )
+    from dmaprof.sources.bugreport import parse_bugreport
+    from dmaprof.sources.build import build_analysis
+    from dmaprof.sources.inputs import bugreport_input
+
+    report = parse_bugreport(text)
+    assert report.names[7001] == [("com.example", "top"), ("com.example.game", "meminfo")]
+    analysis = build_analysis(bugreport_input(report))
+    argv0 = dict(zip(analysis.processes["pid"], analysis.processes["argv0"], strict=True))
+    assert argv0[7001] == "com.example.game"
+
+
+def test_full_names_let_the_client_policy_find_vendor_services() -> None:
+    """A vendor allocator's comm (`vendor.qti.hard`) matches no service pattern; its full
+    name from the bugreport's CPU INFO does, so under --charge client the app that shares a
+    buffer with it is charged the whole buffer (4 MiB), the allocator nothing."""
+    from dmaprof.sources.bugreport import parse_bugreport
+    from dmaprof.sources.build import build_analysis
+    from dmaprof.sources.inputs import bugreport_input
+
+    row = "%22s %13d kB %13d kB %16d %16d  %22s\n"
+    block = "%16s:%-5d\n" + "%22s %16s %16s %16s %16s %22s\n" % (  # noqa: UP031
+        "Name",
+        "Rss",
+        "Pss",
+        "nr_procs",
+        "Inode",
+        "Exporter",
+    )
+    dump = "".join(
+        block % (comm, pid)
+        + row % ("GraphicBuffer", 4096, 2048, 2, 5001, "qcom,system")
+        + "%22s %13d kB %13d kB %16s\n" % ("PROCESS TOTAL", 4096, 2048, "")  # noqa: UP031
+        + "----------------------\n"
+        for comm, pid in (("vendor.qti.hard", 900), ("om.example.game", 7001))
+    )
+    text = (
+        "== dumpstate: 2025-01-01 00:00:00\n"
+        "------ CPU INFO (top -b -n 1 -H -s 6 -o pid,tid,user,pr,ni,%cpu,s,virt,res,pcy,cmd,"
+        "name) ------\n"
+        "  PID   TID USER         PR  NI[%CPU]S VIRT  RES PCY CMD             NAME\n"
+        "  900   900 system       20   0  1.0 S  12G  40M  fg vendor.qti.hard "
+        "/vendor/bin/hw/vendor.qti.hardware.display.allocator-service\n"
+        " 7001  7001 u0_a245      20   0  0.5 S  12G  40M  fg om.example.game com.example.game\n"
+        "------ PROCESSES AND THREADS (ps -A -T) ------\n"
+        "USER           PID   TID  PPID CMD\n"
+        "system         900   900     1 vendor.qti.hard\n"
+        "u0_a245       7001  7001   702 om.example.game\n"
+        "\n"
+        "------ Dmabuf dump (dmabuf_dump) ------\n" + dump
+    )
+    report = parse_bugreport(text)
+    client = build_analysis(bugreport_input(report), charge="client")
+    charged = dict(zip(client.usage["pid"], client.usage["charged_bytes"], strict=True))
+    assert charged == {900: 0, 7001: 4096 * 1024}
+    # with the comm only, nothing says the allocator is a service: the buffer stays split
+    report.names.clear()
+    comm_only = build_analysis(bugreport_input(report), charge="client")
+    charged = dict(zip(comm_only.usage["pid"], comm_only.usage["charged_bytes"], strict=True))
+    assert charged == {900: 2048 * 1024, 7001: 2048 * 1024}

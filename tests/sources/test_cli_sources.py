@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -65,7 +66,7 @@ def test_diff_of_two_bugreports(pair: tuple[Path, Path]) -> None:
     assert d["totals"]["anon_fds_before"] is None
     assert any("fd_only, map_only" in w for w in d["warnings"])
     table = run_dmaprof("diff", str(before), str(after))
-    assert table.returncode == 0 and b"om.example.game" in table.stdout
+    assert table.returncode == 0 and b"com.example.game" in table.stdout
 
 
 def test_trend_over_bugreports(pair: tuple[Path, Path], tmp_path: Path) -> None:
@@ -87,7 +88,7 @@ def test_export_csv(pair: tuple[Path, Path], tmp_path: Path) -> None:
     assert b"wrote 2 captures of 1 devices" in result.stderr
     with (out / "apps.csv").open() as handle:
         rows = list(csv.DictReader(handle))
-    game = [r for r in rows if r["label"] == "om.example.game"]
+    game = [r for r in rows if r["label"] == "com.example.game"]
     assert [int(r["pss_bytes"]) for r in game] == [4468786, 16252978]
     assert {r["serial"] for r in rows} == {"4B211FDAQ00123"}
     with (out / "processes.csv").open() as handle:
@@ -105,3 +106,51 @@ def test_import_kind_and_errors(tmp_path: Path) -> None:
     nothing.write_text("nothing here\n")
     result = run_dmaprof("import", str(nothing), "-o", str(tmp_path / "y"))
     assert result.returncode == 9 and b"--kind" in result.stderr
+
+
+def _comm_alone(text: str, comm: str) -> bool:
+    """Whether `comm` appears other than as the tail of its full name."""
+    return re.search(r"(?<![\w.])" + re.escape(comm), text) is not None
+
+
+def test_full_names_in_every_view_and_in_budgets(pair: tuple[Path, Path]) -> None:
+    """The bugreport's dmabuf_dump and ps name processes by their 15-byte comm
+    (`om.example.game`, `ndroid.systemui`); its CPU INFO (`top ... cmd,name`) NAME column
+    gives argv[0]: every view and the budget output show that."""
+    before, after = pair
+    wide = {"COLUMNS": "200", "PATH": "/usr/bin:/bin"}
+    outputs = {
+        "table": run_dmaprof("show", str(before), env=wide).stdout.decode(),
+        "process": run_dmaprof("show", str(before), "--by", "process", env=wide).stdout.decode(),
+        "app": run_dmaprof("show", str(before), "--by", "app", env=wide).stdout.decode(),
+        "csv": run_dmaprof("show", str(before), "--format", "csv").stdout.decode(),
+        "markdown": run_dmaprof("show", str(before), "--format", "markdown").stdout.decode(),
+        "app csv": run_dmaprof(
+            "show", str(before), "--by", "app", "--format", "csv"
+        ).stdout.decode(),
+    }
+    for view, text in outputs.items():
+        assert "com.example.game" in text, view
+        if view not in ("app", "app csv"):  # the app view lists apps, not processes
+            assert "com.android.systemui" in text, view
+        assert not _comm_alone(text, "om.example.game"), view
+        assert not _comm_alone(text, "ndroid.systemui"), view
+    report = json.loads(run_dmaprof("show", str(before), "--format", "json").stdout)
+    shown = {p["pid"]: p["display_name"] for p in report["processes"]}
+    assert shown == {
+        812: "android.hardware.graphics.composer3-service.pixel",
+        1040: "surfaceflinger",
+        2100: "com.android.systemui",
+        7001: "com.example.game",
+    }
+    # the comm is kept beside it (it is what dmabuf_dump printed)
+    assert {p["pid"]: p["name"] for p in report["processes"]}[7001] == "om.example.game"
+    assert {a["uid"]: a["label"] for a in report["apps"]}[10245] == "com.example.game"
+    # budgets select and report processes by the full name: +3 x 3932160 - 12288 for the game
+    gate = run_dmaprof(
+        "diff", str(before), str(after), "--fail-on", "process:com.example.game>10MiB"
+    )
+    assert gate.returncode == 10, gate.stderr
+    text = (gate.stdout + gate.stderr).decode()
+    assert "process:com.example.game" in text
+    assert not _comm_alone(text, "om.example.game")

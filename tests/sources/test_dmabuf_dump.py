@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from dmaprof.analyze.report import format_dmabuf_dump
 from dmaprof.errors import BadCaptureError
 from dmaprof.importer import detect_kind, import_file
 from dmaprof.sources.dmabuf_dump import parse_dmabuf_dump
@@ -180,7 +181,34 @@ def test_real_excerpt_cuttlefish_pid_view() -> None:
     # the other holders are not listed: pss is the tool's size // nr_procs
     #   3397: 3840 kB / 3 = 1310720   3398: 12 kB / 3 = 4096
     #   3399: 3840 kB / 2 = 1966080   3400: 12 kB / 2 = 6144      -> 3287040 (3210 kB)
-    assert usage(a) == {19562: (2 * 3932160 + 2 * 12288, 1310720 + 4096 + 1966080 + 6144)}
+    pss_rows = 1310720 + 4096 + 1966080 + 6144
+    assert int(a.holdings["pss_bytes"].sum()) == pss_rows
+    # the rows (3840 + 12 + 3840 + 12 = 7704 kB) do not add up to PROCESS TOTAL 11556 kB /
+    # 5136 kB: the stated total stands for the process, the rows stay what was listed
+    assert usage(a) == {19562: (11556 * 1024, 5136 * 1024)}
+    assert int(a.holdings["size_bytes"].sum()) == 7704 * 1024
+    assert report["process_totals"] == [
+        {
+            "pid": 19562,
+            "name": "droid.bitmaplab",
+            "rows_rss_kb": 7704,
+            "total_rss_kb": 11556,
+            "rows_pss_kb": 3210,
+            "total_pss_kb": 5136,
+        }
+    ]
+    [lim] = [x for x in report["limitations"] if x["key"] == "process_totals"]
+    assert (
+        "droid.bitmaplab (19562): Rss rows 7704 kB, PROCESS TOTAL 11556 kB; "
+        "Pss rows 3210 kB, PROCESS TOTAL 5136 kB" in lim["message"]
+    )
+    row = by_pid(report)[19562]
+    assert (row["rss_bytes"], row["pss_bytes"]) == (11556 * 1024, 5136 * 1024)
+    # `show --format dmabuf_dump` prints the block as the tool did: its rows, its total
+    text = format_dmabuf_dump(a)
+    assert "%22s %13d kB %13d kB %16s\n" % ("PROCESS TOTAL", 11556, 5136, "") in text  # noqa: UP031
+    # a comm of 15 characters and no process list: said, the comm is all there is
+    assert "comm_names" in keys(report)
     holders = dict(zip(a.holdings["inode"], a.holdings["holders"], strict=True))
     assert holders == {3397: 3, 3398: 3, 3399: 2, 3400: 2}
     exporters = {e["exporter"]: e["buffers"] for e in report["exporters"]}
@@ -194,8 +222,15 @@ def test_real_excerpt_cuttlefish_pid_view() -> None:
 
 def test_real_excerpt_mtk_bugreport_section() -> None:
     _c, a, report = analyzed(DUMPS / "dmabuf_dump_default_mtk_bugreport_lamu_excerpt.txt")
-    # 7 rows: 3 x 4512 kB shared by 2, 1604 kB shared by 2, 3 x 4512 kB alone
-    assert usage(a)[828] == (29364224, 21612544)
+    # 7 rows: 3 x 4512 kB shared by 2, 1604 kB shared by 2, 3 x 4512 kB alone = 28676 kB
+    # (29364224 bytes, pss 21612544); PROCESS TOTAL 508116 kB / 497347 kB counts every row
+    # the author cut: it stands
+    assert int(a.holdings["size_bytes"].sum()) == 29364224 == 28676 * 1024
+    assert usage(a)[828] == (508116 * 1024, 497347 * 1024)
+    [stated] = report["process_totals"]
+    assert (stated["rows_rss_kb"], stated["total_rss_kb"]) == (28676, 508116)
+    # the printed Pss column: 3 x 2256 + 802 + 3 x 4512 kB
+    assert (stated["rows_pss_kb"], stated["total_pss_kb"]) == (21106, 497347)
     assert "rows 28676 kB, PROCESS TOTAL 508116 kB" in " ".join(report["warnings"])
     # the shortened banner and the note in Chinese are not dmabuf_dump lines
     assert len(a.unparsed) == 2
@@ -217,8 +252,11 @@ def test_real_excerpt_qcom_all_three_views() -> None:
         (36, 20, {642: (2, 0)}),
         (41, 25920, {1240: (2, 0)}),
     ]
-    # surfaceflinger: 4 + 8192 + 32128 + 28 kB from its block, 25920 kB from the table
-    assert usage(a)[1240][0] == (4 + 8192 + 32128 + 28 + 25920) * 1024
+    # surfaceflinger: 4 + 8192 + 32128 + 28 kB from its block, 25920 kB from the table; the
+    # author elided rows ("..."), and the block's PROCESS TOTAL 388052 kB stands
+    held = a.holdings[a.holdings["pid"] == 1240]
+    assert int(held["size_bytes"].sum()) == (4 + 8192 + 32128 + 28 + 25920) * 1024
+    assert usage(a)[1240] == (388052 * 1024, 388052 * 1024)
     # the table says fds for 2 buffers, the block says nothing for 4: the split is unknown
     assert by_pid(report)[1240]["fds"] is None
     assert "missing from dmabuf_dump -b" in " ".join(report["warnings"])
@@ -286,3 +324,57 @@ def test_show_format_dmabuf_dump_reproduces_the_tools_rows() -> None:
     assert {b.pid: b.total_rss_kb for b in again.processes} == {
         b.pid: b.total_rss_kb for b in original.processes
     }
+
+
+def test_process_total_stands_over_rounded_rows() -> None:
+    """fixtures/dmabuf_dump/android14_odd_sizes.txt: sizes that are not whole kB. Each row is
+    size / 1024 rounded down, PROCESS TOTAL sum(size) / 1024 (dmabuf_dump.cpp sums bytes):
+
+        3300 camera.provider  7001 4608 B (4 kB)  7002 10752 B (10 kB)  7003 1573632 B (1536 kB)
+             rows 1550 kB, PROCESS TOTAL 1551 kB (1588992 B); Pss rows 4 + 10 + 768 = 782 kB,
+             PROCESS TOTAL 783 kB (4608 + 10752 + 786816 = 802176 B)
+        4400 le.cameraviewer  7003 (1536 kB), 7004 8192 B (8 kB): 1544 kB = 1544 kB, agrees
+    """
+    _c, a, report = analyzed(DUMPS / "android14_odd_sizes.txt")
+    # without -b the rows are kB x 1024; the stated total stands for 3300
+    assert usage(a) == {
+        3300: (1551 * 1024, 783 * 1024),
+        4400: (1536 * 1024 + 8192, 1536 * 1024 // 2 + 8192),
+    }
+    assert report["process_totals"] == [
+        {
+            "pid": 3300,
+            "name": "camera.provider",
+            "rows_rss_kb": 1550,
+            "total_rss_kb": 1551,
+            "rows_pss_kb": 782,
+            "total_pss_kb": 783,
+        }
+    ]
+    [lim] = [x for x in report["limitations"] if x["key"] == "process_totals"]
+    assert "camera.provider (3300): Rss rows 1550 kB, PROCESS TOTAL 1551 kB" in lim["message"]
+    # within the rounding of 3 rows: not a cut listing
+    assert not any("listing is cut" in w for w in report["warnings"])
+    row = by_pid(report)[3300]
+    assert (row["rss_bytes"], row["pss_bytes"]) == (1551 * 1024, 783 * 1024)
+    assert report["totals"]["pss_bytes"] == 783 * 1024 + 1536 * 1024 // 2 + 8192
+
+
+def test_process_total_stands_in_the_csv_output_too() -> None:
+    # `dmabuf_dump -o csv` of the same blocks: PROCESS TOTAL is a header line, then values
+    _c, a, report = analyzed(DUMPS / "android14_odd_sizes_csv.txt")
+    assert usage(a)[3300] == (1551 * 1024, 783 * 1024)
+    [stated] = report["process_totals"]
+    assert (stated["rows_rss_kb"], stated["total_rss_kb"]) == (1550, 1551)
+
+
+def test_exact_sizes_that_round_to_the_total_are_kept() -> None:
+    # the same blocks with -b: every row's exact size is known, 1588992 // 1024 == 1551, so
+    # the rows explain the total and the exact bytes (and exact split pss) stand
+    _c, a, report = analyzed(DUMPS / "android14_odd_sizes_b.txt")
+    assert usage(a) == {
+        3300: (4608 + 10752 + 1573632, 4608 + 10752 + 1573632 // 2),
+        4400: (1573632 + 8192, 1573632 // 2 + 8192),
+    }
+    assert report["process_totals"] == []
+    assert "process_totals" not in keys(report)

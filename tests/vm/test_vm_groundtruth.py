@@ -9,8 +9,7 @@ a small independent reader (``vm_dump.py``), and compare ``dmaprof import`` +
 (``vm_truth.expected_report``).
 
 * The collector is ``$DMAPROF_VM_COLLECTOR`` if set, else the output of
-  ``python -m dmaprof collector``; until that command exists, the stand-in
-  ``standin_collect.sh`` (with a warning).
+  ``python -m dmaprof collector`` (the test fails when that command fails).
 * Where qemu (or the kernel download) cannot run, the tests FAIL with the reason.
   ``DMAPROF_SKIP_VM=1`` skips them (local runs only); ``DMAPROF_VM_KERNELS=6.12`` restricts
   the kernels. The host packages are installed by ``scripts/vm/setup.sh`` when missing.

@@ -16,7 +16,6 @@ import json
 import os
 import subprocess
 import sys
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -27,8 +26,6 @@ from vm_dump import Snapshot
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_PY = ROOT / "scripts" / "vm" / "run.py"
-STANDIN = Path(__file__).with_name("standin_collect.sh")
-PRODUCT_COLLECTOR = ROOT / "dmaprof" / "device" / "collect.sh"
 KERNELS = tuple(
     k.strip() for k in os.environ.get("DMAPROF_VM_KERNELS", "6.12,6.1").split(",") if k.strip()
 )
@@ -65,9 +62,8 @@ def fail_vm(what: str, exc: BaseException) -> NoReturn:
 def collector_script(tmp: Path) -> tuple[Path, str]:
     """The collector to push into the guest, and where it came from.
 
-    ``$DMAPROF_VM_COLLECTOR`` if set, else the output of ``python -m dmaprof collector``.
-    The stand-in is used only while dmaprof has no collector at all; if dmaprof has one but
-    cannot print it, the test fails (a broken CLI must not hide behind the stand-in).
+    ``$DMAPROF_VM_COLLECTOR`` if set, else the output of ``python -m dmaprof collector``; if
+    that command fails, the test fails (there is no stand-in to fall back on).
     """
     env = os.environ.get("DMAPROF_VM_COLLECTOR")
     if env:
@@ -79,23 +75,15 @@ def collector_script(tmp: Path) -> tuple[Path, str]:
         timeout=60,
         check=False,
     )
-    if res.returncode == 0 and res.stdout.strip():
-        path = tmp / "collect.sh"
-        path.write_bytes(res.stdout)
-        return path, "dmaprof collector"
-    if PRODUCT_COLLECTOR.exists():
+    if res.returncode != 0 or not res.stdout.strip():
         pytest.fail(
-            f"`python -m dmaprof collector` failed (exit {res.returncode}) although "
-            f"{PRODUCT_COLLECTOR.relative_to(ROOT)} exists:\n"
+            f"`python -m dmaprof collector` failed (exit {res.returncode}):\n"
             + res.stderr.decode(errors="replace")[-2000:],
             pytrace=False,
         )
-    warnings.warn(
-        "dmaprof has no collector yet; the VM test runs the stand-in collector "
-        f"{STANDIN.name} instead",
-        stacklevel=1,
-    )
-    return STANDIN, f"stand-in ({STANDIN.name})"
+    path = tmp / "collect.sh"
+    path.write_bytes(res.stdout)
+    return path, "dmaprof collector"
 
 
 @dataclass
