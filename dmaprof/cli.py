@@ -18,7 +18,9 @@ from dmaprof import __version__
 from dmaprof.commands.common import (
     CONTEXT_SETTINGS,
     EPILOG,
+    INPUT_PATH,
     app_state,
+    check_input,
     load_captures,
     output_format,
     output_stream,
@@ -312,7 +314,13 @@ def _print_default_view(state: AppState, capture: Any) -> None:
     from dmaprof.show import analyze_capture
 
     _analysis, report = analyze_capture(capture)
-    render_default_table(report, 15, state.out)
+    _note_warnings(state, report.get("warnings"))
+    render_default_table({**report, "warnings": []}, 15, state.out)
+
+
+def _note_warnings(state: AppState, warnings: Any) -> None:
+    for warning in warnings or []:
+        state.note(f"warning: {warning}")
 
 
 # --------------------------------------------------------------------------- show
@@ -321,7 +329,7 @@ FORMATS = ["table", "json", "csv", "markdown", "dmabuf_dump"]
 
 
 @cli.command(epilog=EPILOG)
-@click.argument("capture_path", metavar="CAPTURE", type=click.Path(path_type=Path))
+@click.argument("capture_path", metavar="CAPTURE", type=INPUT_PATH)
 @click.option(
     "--by",
     type=click.Choice(
@@ -384,8 +392,6 @@ def show(
     analysis, report = analyze_capture(capture, charge=charge, service_regex=service_regex)
     if pid is not None:
         report = only_pid(report, pid)
-        if not report["processes"]:
-            state.note(f"warning: no process {pid} holds a DMA-BUF in this capture")
     with output_stream(output) as stream:
         _render_report(report, analysis, fmt, by, top, stream, state)
 
@@ -415,6 +421,9 @@ def _render_report(
         stream.write(format_dmabuf_dump(analysis))
     else:
         console = state.out if stream is sys.stdout else state.file_console(stream)
+        if stream is sys.stdout:  # said once, on stderr; a file keeps them
+            _note_warnings(state, report.get("warnings"))
+            report = {**report, "warnings": []}
         if by:
             render.render_view_table(report, by, top or 15, console)
         else:
@@ -425,7 +434,7 @@ def _render_report(
 
 
 @cli.command("import", epilog=EPILOG)
-@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("source", type=INPUT_PATH)
 @click.option(
     "-o",
     "--output",
@@ -453,6 +462,7 @@ def import_(source: Path, output: Path, serial: str | None, kind: str, force: bo
     from dmaprof.importer import import_file
 
     state = app_state()
+    check_input(source)
     capture = import_file(source, kind=kind, serial=serial)
     write_capture(capture, output, overwrite=force)
     state.note(f"wrote {output}")
@@ -473,8 +483,11 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(int(exc.exit_code))
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        exc.show()  # `dmaprof` alone, or a group without its command: the help, as asked
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"dmaprof: error: {_click_message(exc)}", err=True)
         sys.exit(exc.exit_code)
     except (KeyboardInterrupt, click.exceptions.Abort):
         click.echo("dmaprof: interrupted", err=True)
@@ -488,6 +501,15 @@ def main(argv: list[str] | None = None) -> None:
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
+
+
+def _click_message(exc: click.ClickException) -> str:
+    """A usage error as one line, with where to read more (click prints three)."""
+    message = _one_line(exc.format_message())
+    ctx = getattr(exc, "ctx", None)
+    if isinstance(exc, click.UsageError) and ctx is not None:
+        message = message.rstrip(".") + f" (see '{ctx.command_path} --help')"
+    return message
 
 
 from dmaprof.commands.leaks import diff, record, top, trend  # noqa: E402

@@ -90,13 +90,21 @@ class ExportResult:
     fmt: str
     captures: list[dict[str, Any]] = field(default_factory=list)  # id, file, device, rows
     files: int = 0
+    #: captures already in the dataset before this run (same capture id): file, id
+    already: list[dict[str, str]] = field(default_factory=list)
+    #: captures given twice in this run (same capture id as an earlier one): file, id
+    duplicates: list[dict[str, str]] = field(default_factory=list)
 
 
 def capture_paths(paths: Iterable[Path]) -> list[Path]:
     """Files as given; a directory gives its ``*.dmaprof`` files (sorted)."""
     out: list[Path] = []
     for path in paths:
-        if path.is_dir():
+        try:
+            is_dir = path.is_dir()
+        except OSError:  # e.g. a parent directory it may not enter: load_capture says so
+            is_dir = False
+        if is_dir:
             found = sorted(path.glob("*.dmaprof"))
             if not found:
                 raise DmaprofError(f"{path}: no *.dmaprof captures in this directory")
@@ -254,14 +262,17 @@ def export_captures(
             ) from None
         pa, pq = pyarrow, pyarrow.parquet
     files = capture_paths(paths)
-    if directory.exists() and not directory.is_dir():
-        raise DmaprofError(f"{directory} exists and is not a directory")
+    try:
+        if directory.exists() and not directory.is_dir():
+            raise DmaprofError(f"{directory} exists and is not a directory")
+    except OSError as exc:  # a parent it may not enter
+        raise DmaprofError(f"cannot create {directory}: {exc.strerror or exc}") from None
     result = ExportResult(directory, fmt)
     csv_writers: dict[str, Any] = {}
-    if fmt == "csv":
-        existing = [directory / f"{t}.csv" for t in TABLES if (directory / f"{t}.csv").exists()]
-        if existing and not overwrite:
-            raise DmaprofError(f"{existing[0]} exists; will not overwrite it without --force")
+    # capture ids already in the dataset: added to, never rewritten (unless overwrite)
+    present: set[str] = set()
+    if fmt == "csv" and not overwrite:
+        present = _csv_capture_ids(directory)
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -274,10 +285,16 @@ def export_captures(
             capture = load_capture(path)
             cid = capture_id(capture)
             if cid in seen:
+                result.duplicates.append({"file": str(path), "id": cid})
                 if progress:
                     progress(f"skipped {path}: the same capture as an earlier one ({cid})")
                 continue
             seen.add(cid)
+            if not overwrite and (cid in present or _parquet_has(directory, cid, fmt)):
+                result.already.append({"file": str(path), "id": cid})
+                if progress:
+                    progress(f"skipped {path}: already in {directory} (capture {cid})")
+                continue
             analysis = analyze_source(capture, charge=charge)
             meta = _meta(capture, analysis, cid)
             device = partition_value(meta["serial"] or meta["model"] or "unknown")
@@ -288,7 +305,7 @@ def export_captures(
                     pa, pq, directory, device, cid, frames, meta, overwrite
                 )
             else:
-                _write_csv(directory, frames, meta, csv_writers)
+                _write_csv(directory, frames, meta, csv_writers, append=not overwrite)
             result.captures.append({"id": cid, "file": str(path), "device": device, "rows": rows})
             if progress:
                 progress(f"exported {path} (device {device}, capture {cid})")
@@ -313,13 +330,6 @@ def _write_parquet(
     targets = {
         t: directory / t / f"device={device}" / f"capture={cid}" / "part-0.parquet" for t in frames
     }
-    if not overwrite:
-        for target in targets.values():
-            if target.exists():
-                raise DmaprofError(
-                    f"{target.parent} exists (this capture was exported before); "
-                    "use --force to replace it"
-                )
     for table, (frame, schema) in frames.items():
         arrow = _arrow_table(pa, frame, _arrow_schema(pa, table, schema), meta)
         target = targets[table]
@@ -332,6 +342,37 @@ def _write_parquet(
             tmp.unlink(missing_ok=True)
             raise
     return len(targets)
+
+
+def _parquet_has(directory: Path, cid: str, fmt: str) -> bool:
+    """Every table of capture ``cid`` is in the Parquet dataset (a capture whose export was
+    cut short has only some: it is written again)."""
+    if fmt != "parquet":
+        return False
+    return all(any(directory.glob(f"{t}/device=*/capture={cid}/part-0.parquet")) for t in TABLES)
+
+
+def _csv_capture_ids(directory: Path) -> set[str]:
+    """Capture ids found in the dataset's CSV files (a capture may have no rows in a table)."""
+    ids: set[str] = set()
+    for table in TABLES:
+        path = directory / f"{table}.csv"
+        if not path.exists():
+            continue
+        try:
+            with path.open(newline="", encoding="utf-8") as handle:
+                reader = csv.reader(handle)
+                header = next(reader, [])
+                if "capture_id" not in header:
+                    raise DmaprofError(
+                        f"{path} is not a dmaprof CSV table (no capture_id column); "
+                        "use --force to replace it"
+                    )
+                col = header.index("capture_id")
+                ids.update(row[col] for row in reader if len(row) > col)
+        except OSError as exc:
+            raise DmaprofError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    return ids
 
 
 def _csv_rows(frame: pd.DataFrame, columns: list[str], meta: dict[str, Any]) -> Iterator[list[Any]]:
@@ -354,6 +395,8 @@ def _write_csv(
     frames: dict[str, tuple[pd.DataFrame, Schema]],
     meta: dict[str, Any],
     writers: dict[str, Any],
+    *,
+    append: bool,
 ) -> None:
     for table, (frame, schema) in frames.items():
         columns = [c.name for c in schema.columns]
@@ -361,9 +404,24 @@ def _write_csv(
             columns += list(PROCESS_EXTRA)
         columns += [name for name, _kind in META_COLUMNS]
         if table not in writers:
-            handle = (directory / f"{table}.csv").open("w", newline="", encoding="utf-8")
-            writer = csv.writer(handle, lineterminator="\n")
-            writer.writerow(columns)
-            writers[table] = (handle, writer)
+            writers[table] = _csv_writer(directory / f"{table}.csv", columns, append)
         _handle, writer = writers[table]
         writer.writerows(_csv_rows(frame, columns, meta))
+
+
+def _csv_writer(path: Path, columns: list[str], append: bool) -> tuple[Any, Any]:
+    """A writer that adds rows to ``path`` (its header must be ``columns``) or starts it."""
+    if append and path.exists() and path.stat().st_size:
+        with path.open(newline="", encoding="utf-8") as handle:
+            header = next(csv.reader(handle), [])
+        if header != columns:
+            raise DmaprofError(
+                f"{path} has other columns than this dmaprof writes (an older export?); "
+                "use --force to rewrite the dataset"
+            )
+        handle = path.open("a", newline="", encoding="utf-8")
+        return handle, csv.writer(handle, lineterminator="\n")
+    handle = path.open("w", newline="", encoding="utf-8")
+    writer = csv.writer(handle, lineterminator="\n")
+    writer.writerow(columns)
+    return handle, writer

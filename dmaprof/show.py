@@ -40,9 +40,44 @@ def analyze_capture(
     return analysis, report
 
 
+#: report lists that --pid cannot narrow (their rows are sums over other processes too)
+DEVICE_WIDE = ("totals", "apps", "cgroups", "kernel_only", "attached_devices")
+
+
 def only_pid(report: dict[str, Any], pid: int) -> dict[str, Any]:
-    """The report narrowed to one process and the buffers it holds."""
+    """The report narrowed to one process: its row, the buffers it holds, their exporters
+    and names (recounted from those buffers) and its binder row. What cannot be narrowed
+    stays device-wide, listed in ``filter.device_wide``."""
     narrowed = dict(report)
     narrowed["processes"] = [p for p in report.get("processes", []) if p.get("pid") == pid]
-    narrowed["buffers"] = [b for b in report.get("buffers", []) if pid in (b.get("holders") or [])]
+    held = [b for b in report.get("buffers", []) if pid in (b.get("holders") or [])]
+    narrowed["buffers"] = held
+    narrowed["exporters"] = _regroup(held, "exporter")
+    narrowed["names"] = _regroup(held, "name")
+    binder = report.get("binder")
+    if isinstance(binder, dict) and isinstance(binder.get("processes"), list):
+        narrowed["binder"] = {
+            **binder,
+            "processes": [p for p in binder["processes"] if p.get("pid") == pid],
+        }
+    narrowed["filter"] = {"pid": pid, "device_wide": list(DEVICE_WIDE)}
     return narrowed
+
+
+def _regroup(buffers: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    """exporters/names rows (the report's group_usage shape) of some buffers, all held."""
+    groups: dict[str, dict[str, Any]] = {}
+    for b in buffers:
+        label = str(b.get(key) or "")
+        row = groups.setdefault(
+            label,
+            {key: label, "buffers": 0, "bytes": 0, "userspace_buffers": 0,
+             "userspace_bytes": 0, "kernel_only_buffers": 0, "kernel_only_bytes": 0,
+             "holders": 1},
+        )  # fmt: skip
+        size = int(b.get("size_bytes") or 0)
+        row["buffers"] += 1
+        row["bytes"] += size
+        row["userspace_buffers"] += 1
+        row["userspace_bytes"] += size
+    return sorted(groups.values(), key=lambda r: (-r["bytes"], r[key]))

@@ -25,7 +25,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q -e ".[parquet]" --group test 2>/dev/null \
-  || .venv/bin/python -m pip install -q -e ".[parquet]" pytest hypothesis ruff mypy pandas-stubs duckdb
+  || .venv/bin/python -m pip install -q -e ".[parquet]" pytest hypothesis ruff mypy pandas-stubs duckdb matplotlib
 
 .venv/bin/python -m ruff check dmaprof tests scripts
 shellcheck dmaprof/device/collect.sh

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from dmaprof.console import AppState
-from dmaprof.errors import EXIT_CODE_HELP, DmaprofError
+from dmaprof.errors import EXIT_CODE_HELP, BadCaptureError, DmaprofError
 
 if TYPE_CHECKING:
     from dmaprof.capture import Capture
@@ -36,6 +36,33 @@ timeout_option = click.option(
     show_default=True,
     help="Seconds to wait for any one device operation.",
 )
+
+
+#: An input file or directory argument. click's own checks are off (they would make a
+#: missing or unreadable input a usage error, exit 2): :func:`check_input` and the loaders
+#: make it exit 9 in every command, as README's exit-code table says.
+INPUT_PATH = click.Path(path_type=Path, readable=False)
+
+
+def check_input(path: Path, *, directory: bool = False) -> None:
+    """Fail with exit 9 when an input file (``directory``: an input directory) is missing,
+    unreadable or of the wrong kind."""
+    import os
+
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise BadCaptureError(f"{path}: no such {'directory' if directory else 'file'}") from None
+    except OSError as exc:
+        raise BadCaptureError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    import stat
+
+    if directory and not stat.S_ISDIR(st.st_mode):
+        raise BadCaptureError(f"{path}: not a directory")
+    if not directory and stat.S_ISDIR(st.st_mode):
+        raise BadCaptureError(f"{path}: is a directory, not a file")
+    if not os.access(path, os.R_OK | (os.X_OK if directory else 0)):
+        raise BadCaptureError(f"{path}: cannot read: permission denied")
 
 
 def app_state() -> AppState:

@@ -6,13 +6,11 @@ from pathlib import Path
 
 import click
 
-from dmaprof.commands.common import EPILOG, app_state
+from dmaprof.commands.common import EPILOG, INPUT_PATH, app_state
 
 
 @click.command(epilog=EPILOG)
-@click.argument(
-    "captures", metavar="CAPTURE...", nargs=-1, required=True, type=click.Path(path_type=Path)
-)
+@click.argument("captures", metavar="CAPTURE...", nargs=-1, required=True, type=INPUT_PATH)
 @click.option(
     "--format",
     "fmt",
@@ -37,7 +35,12 @@ from dmaprof.commands.common import EPILOG, app_state
     show_default=True,
     help="How shared buffers are charged in the exported pss figures (as in `dmaprof show`).",
 )
-@click.option("--force", is_flag=True, help="Replace captures (or CSV files) exported before.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Rewrite captures exported before (CSV: rewrite the files with these captures only). "
+    "Without it, captures already in the dataset (same capture id) are skipped.",
+)
 def export(captures: tuple[Path, ...], fmt: str, directory: Path, charge: str, force: bool) -> None:
     """Export the tables of many captures as one dataset, for DuckDB, Spark or pandas.
 
@@ -54,7 +57,12 @@ def export(captures: tuple[Path, ...], fmt: str, directory: Path, charge: str, f
         captures, directory, fmt=fmt, charge=charge, overwrite=force, progress=state.note
     )
     devices = len({c["device"] for c in result.captures})
-    state.note(
+    summary = (
         f"wrote {len(result.captures)} captures of {devices} devices to {directory} "
         f"({result.files} {fmt} files)"
     )
+    if result.already:
+        summary += f"; skipped {len(result.already)} already there"
+    if result.duplicates:
+        summary += f"; skipped {len(result.duplicates)} given twice"
+    state.note(summary)

@@ -16,7 +16,9 @@ import click
 
 from dmaprof.commands.common import (
     EPILOG,
+    INPUT_PATH,
     app_state,
+    check_input,
     load_captures,
     output_format,
     output_stream,
@@ -94,8 +96,8 @@ def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> int 
 
 
 @click.command(epilog=EPILOG)
-@click.argument("before", type=click.Path(path_type=Path))
-@click.argument("after", type=click.Path(path_type=Path))
+@click.argument("before", type=INPUT_PATH)
+@click.argument("after", type=INPUT_PATH)
 @click.option("--by", type=click.Choice(VIEWS), help="One view instead of the overview.")
 @click.option("--top", type=click.IntRange(min=1), default=15, show_default=True,
               help="Rows per table (table and markdown; csv and json hold every row).")
@@ -110,7 +112,7 @@ def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> int 
               "(repeatable; quote it in the shell; syntax in docs/ci.md).")
 @click.option("--warn-on", "warn_on", multiple=True, metavar="RULE",
               help="Like --fail-on, but only warn (annotation, summary, JUnit output).")
-@click.option("--budgets", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--budgets", type=INPUT_PATH,
               metavar="FILE.toml", help="Budget file with warn and fail limits (docs/ci.md).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               metavar="FILE", help="Also write the JSON document to FILE (e.g. a CI artifact "
@@ -197,10 +199,8 @@ def diff(
             render.render_markdown(doc, by, top, stream)
         else:
             console = state.out if stream is sys.stdout else state.file_console(stream)
-            if stream is sys.stdout and state.err.is_terminal:
-                doc_shown = {**doc, "warnings": []}  # already on the terminal, via stderr
-            else:
-                doc_shown = doc
+            # on stdout the warnings would be said twice: they are on stderr already
+            doc_shown = {**doc, "warnings": []} if stream is sys.stdout else doc
             render.render_table(doc_shown, by, top, console)
     if json_path is not None:
         with output_stream(json_path) as stream:
@@ -246,6 +246,7 @@ def _checks(fail_on: tuple[str, ...], warn_on: tuple[str, ...], budgets: Path | 
             except RuleError as exc:  # a bad rule on the command line is a usage error
                 raise click.BadParameter(exc.message, param_hint=option) from None
     if budgets is not None:
+        check_input(budgets)
         checks += load_budgets(budgets)
     return checks
 
@@ -314,7 +315,7 @@ def record(
 
 
 @click.command(epilog=EPILOG)
-@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("directory", type=INPUT_PATH)
 @click.option("--by", type=click.Choice(["total", "kernel_only", "process", "app", "exporter",
                                          "name"]),
               help="Only the series of one kind.")
@@ -369,6 +370,7 @@ def trend(
     state = app_state()
     fmt = output_format(fmt, output)
     policy = TrendPolicy(confidence=confidence, min_growth_bytes=min_growth)
+    check_input(directory, directory=True)
     result = run_trend(directory, policy=policy, progress=state.progress, use_cache=not no_cache,
                        serial=serial)
     doc = result.doc
@@ -381,13 +383,21 @@ def trend(
             render.render_trend_markdown(doc, by, top, stream)
         else:
             console = state.out if stream is sys.stdout else state.file_console(stream)
-            render.render_trend_table(doc, by, top, console)
+            render.render_trend_table(_warned(state, doc, stream), by, top, console)
     if plot is not None:
         write_plot(result, plot)
         state.note(f"wrote {plot}")
     if fail_on_leak and doc["leaks"]:
         raise BudgetBreachedError(
             f"{len(doc['leaks'])} leak(s) flagged: {doc['leaks'][0]['reason']}")
+
+
+def _warned(state: Any, doc: dict[str, Any], stream: Any) -> dict[str, Any]:
+    """Say a table's warnings once, on stderr; a table written to stdout leaves them out
+    (a table written to a file keeps them: it must stand on its own)."""
+    for warning in doc.get("warnings") or []:
+        state.note(f"warning: {warning}")
+    return {**doc, "warnings": []} if stream is sys.stdout else doc
 
 
 # --------------------------------------------------------------------------- top

@@ -23,6 +23,7 @@ from dmaprof.render.columns import (
     cell_style,
     cell_text,
     csv_cell,
+    fit_columns,
     markdown_escape,
     markdown_table,
     rich_table,
@@ -145,8 +146,22 @@ def unknown_mark(column: Column) -> str:
     return "?" if column.numeric else ""
 
 
-def _rich_table(title: str, columns: Sequence[Column], rows: Sequence[dict[str, Any]]) -> Table:
-    return rich_table(title, columns, rows, missing=unknown_mark, fold=("reason",))
+#: columns a narrow terminal drops first, in this order (a table drops those it has, while
+#: it is wider than the terminal); text columns are then wrapped, never cut
+NARROW_DROP = ("points", "first_bytes", "rss_bytes_before", "rss_bytes_after", "lost_buffers",
+               "gained_buffers", "freed_buffers", "new_buffers", "delta_kernel_only_bytes",
+               "buffers_after", "rss_bytes_with_descendants_after",
+               "pss_bytes_with_descendants_after", "status", "inode", "delta_buffers",
+               "confidence", "last_bytes")
+
+
+def _rich_table(title: str, columns: Sequence[Column], rows: Sequence[dict[str, Any]],
+                width: int | None = None) -> Table:
+    if width is None:
+        return rich_table(title, columns, rows, missing=unknown_mark, fold=("reason",))
+    kept = fit_columns(columns, rows, width, NARROW_DROP, missing=unknown_mark)
+    fold = [c.key for c in kept if not c.numeric]
+    return rich_table(title, kept, rows, missing=unknown_mark, fold=fold, width=width)
 
 
 def _md_table(columns: Sequence[Column], rows: Sequence[dict[str, Any]]) -> str:
@@ -253,7 +268,8 @@ def render_table(doc: dict[str, Any], by: str | None, top: int, out: Console) ->
     if by is not None:
         view = VIEWS[by]
         rows = view_rows(doc, by, changed_only=True)
-        out.print(_rich_table(f"{view.title} ({len(rows)} changed)", view.columns, rows[:top]))
+        out.print(_rich_table(f"{view.title} ({len(rows)} changed)", view.columns, rows[:top],
+                              out.width))
         _print_unknown_note(doc, out)
         return
     out.print(Text(totals_line(doc)))
@@ -261,10 +277,10 @@ def render_table(doc: dict[str, Any], by: str | None, top: int, out: Console) ->
     budgets = doc.get("budgets")
     if budgets:
         out.print(_rich_table(f"Budgets: {budgets['verdict']}", BUDGET_COLUMNS,
-                              _budget_rows(doc)))
+                              _budget_rows(doc), out.width))
     suspects = doc.get("suspects") or []
     if suspects:
-        out.print(_rich_table("Leak suspects", SUSPECT_COLUMNS, suspects[:top]))
+        out.print(_rich_table("Leak suspects", SUSPECT_COLUMNS, suspects[:top], out.width))
     else:
         out.print(Text("No leak suspects.", style="green"))
     for name in ("process", "exporter"):
@@ -273,7 +289,7 @@ def render_table(doc: dict[str, Any], by: str | None, top: int, out: Console) ->
         if rows:
             shown = f", top {top}" if len(rows) > top else ""
             out.print(_rich_table(f"{view.title} ({len(rows)} changed{shown})", view.columns,
-                                  rows[:top]))
+                                  rows[:top], out.width))
     _print_unknown_note(doc, out)
 
 
@@ -422,7 +438,7 @@ def render_trend_table(doc: dict[str, Any], by: str | None, top: int, out: Conso
     for leak in trend_leaks(doc, by):
         out.print(Text(f"LEAK: {safe_text(leak['reason'])}", style="bold red"))
     out.print(_rich_table("Series (leaks first, then the largest changes)", TREND_COLUMNS,
-                          trend_rows(doc, by, top)))
+                          trend_rows(doc, by, top), out.width))
 
 
 def render_trend_markdown(doc: dict[str, Any], by: str | None, top: int, out: TextIO) -> None:

@@ -17,7 +17,14 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from dmaprof.render.columns import Column, csv_cell, markdown_table, rich_table, unknown_bytes
+from dmaprof.render.columns import (
+    Column,
+    csv_cell,
+    fit_columns,
+    markdown_table,
+    rich_table,
+    unknown_bytes,
+)
 from dmaprof.render.userbuild import print_user_build, restricted, restricted_holders
 from dmaprof.units import human_bytes, safe_text
 
@@ -30,6 +37,13 @@ class View:
     title: str
     columns: tuple[Column, ...]
     sort_key: str
+    #: columns dropped, in this order, when the table is wider than the terminal
+    drop: tuple[str, ...] = ()
+
+    @property
+    def fold(self) -> tuple[str, ...]:
+        """Text columns: wrapped, never cut, when the terminal is narrow."""
+        return tuple(c.key for c in self.columns if not c.numeric)
 
 
 VIEWS: dict[str, View] = {
@@ -48,6 +62,7 @@ VIEWS: dict[str, View] = {
             Column("maps", "vmas", "int"),
         ),
         "pss_bytes",
+        ("cgroup", "uid", "maps", "fds"),
     ),
     "app": View(
         "apps",
@@ -61,6 +76,7 @@ VIEWS: dict[str, View] = {
             Column("buffers", "buffers", "int"),
         ),
         "pss_bytes",
+        ("buffers",),
     ),
     "cgroup": View(
         "cgroups",
@@ -116,6 +132,7 @@ VIEWS: dict[str, View] = {
             Column("holders", "holders (pids)", "list"),
         ),
         "size_bytes",
+        ("exporter",),
     ),
     # binder buffer memory (dmaprof.analyze.binder): not DMA-BUF, the other IPC memory
     "binder": View(
@@ -132,6 +149,7 @@ VIEWS: dict[str, View] = {
             Column("contexts", "contexts", "list"),
         ),
         "resident_bytes",
+        ("high_watermark_bytes", "free_bytes", "contexts"),
     ),
 }
 
@@ -162,19 +180,25 @@ def rows_of(report: dict[str, Any], by: str, top: int | None = None) -> list[dic
 def _table(
     view: View,
     rows: Sequence[dict[str, Any]],
+    width: int,
     title: str | None = None,
     unknown: frozenset[str] = frozenset(),
 ) -> Table:
-    return rich_table(title or view.title, view.columns, rows, unknown, unknown_bytes)
+    columns = fit_columns(view.columns, rows, width, view.drop, unknown, unknown_bytes)
+    return rich_table(title or view.title, columns, rows, unknown, unknown_bytes, view.fold, width)
 
 
 def render_view_table(report: dict[str, Any], by: str, top: int | None, out: Console) -> None:
     _print_header(report, out)
     view = VIEWS[by]
-    out.print(_table(view, rows_of(report, by, top), unknown=_unknown(report, view)))
-    note = _view_note(report, view)
-    if note:
-        out.print(Text(note))
+    rows = rows_of(report, by, top)
+    if rows:
+        out.print(_table(view, rows, out.width, unknown=_unknown(report, view)))
+        note = _filled_note(report, view)
+        if note:
+            out.print(Text(note))
+    else:  # a sentence, not an empty table
+        out.print(Text(_view_note(report, view)))
     if by == "cgroup" and report.get("cgroup_hierarchy"):
         # Android up to 11 keeps its uid/pid tree in v1 cpuacct, later releases in v2
         out.print(
@@ -184,41 +208,93 @@ def render_view_table(report: dict[str, Any], by: str, top: int | None, out: Con
         )
 
 
-def _view_note(report: dict[str, Any], view: View) -> str | None:
-    """Why a view of this capture is empty (its source cannot fill it), if it is."""
-    if view.section == "attached_devices":  # what the view covers, or why it is empty
+def _filled_note(report: dict[str, Any], view: View) -> str | None:
+    """What a view with rows still needs said: what it covers, figures it lacks."""
+    if view.section == "attached_devices":
         return (report.get("attached_devices_summary") or {}).get("note")
     if view.section.startswith("binder"):  # e.g. the Rust driver's unknown page figures
         note = (report.get("binder") or {}).get("note")
-        if _section(report, view.section):
-            return str(note) if note else None
-        return str(note or "no binder buffer data in this capture")
-    if _section(report, view.section):
-        return None
+        return str(note) if note else None
+    return None
+
+
+NO_DMABUFS = "No DMA-BUFs in this capture: no process holds one, and the kernel lists none."
+NO_HELD = (
+    "No process holds a DMA-BUF in this capture; buffers held only by the kernel are unknown "
+    "(the kernel's DMA-BUF list is missing or empty, and empty is not taken as none)."
+)
+#: what an empty view means when the capture's source does not say why
+_EMPTY = {
+    "processes": "No process holds a DMA-BUF in this capture.",
+    "apps": "No app holds a DMA-BUF in this capture.",
+    "cgroups": "No cgroup holds a DMA-BUF in this capture.",
+    "exporters": "No DMA-BUFs in this capture.",
+    "names": "No DMA-BUFs in this capture.",
+    "buffers": "No DMA-BUFs in this capture.",
+    "attached_devices": (
+        "No buffer attached to a device: the importers are listed only by debugfs "
+        "dma_buf/bufinfo (root, and a kernel with debugfs), and none is in this capture."
+    ),
+}
+
+
+def _view_note(report: dict[str, Any], view: View) -> str:
+    """Why a view of this capture is empty, in a sentence."""
+    pid = (report.get("filter") or {}).get("pid")
+    if pid is not None and view.section in ("processes", "buffers", "exporters", "names"):
+        return f"No process {pid} holds a DMA-BUF in this capture."
+    if view.section == "attached_devices":  # why it is empty, when the capture says
+        summary = (report.get("attached_devices_summary") or {}).get("note")
+        if summary:
+            return _sentence(str(summary))
+    if view.section.startswith("binder"):
+        binder = report.get("binder") or {}
+        note = binder.get("note") or "no binder buffer data in this capture"
+        if pid is not None and binder.get("processes") is not None and not binder.get("note"):
+            note = f"no binder buffers of process {pid} in this capture"
+        return _sentence(str(note))
     keys = {"apps": "app", "cgroups": "cgroup"}
     for lim in report.get("limitations") or []:
         if lim.get("view") == keys.get(view.section, view.section):
-            return f"unknown: {lim.get('message')}"
-    return None
+            return f"unknown: {str(lim.get('message')).rstrip('.')}."
+    return _EMPTY.get(view.section, "Nothing to show in this capture.")
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return (text[:1].upper() + text[1:]).rstrip(".") + "."
 
 
 def render_default_table(report: dict[str, Any], top: int, out: Console) -> None:
     _print_header(report, out)
     _print_totals(report, out)
     process, exporter = VIEWS["process"], VIEWS["exporter"]
-    if restricted(report):  # user-build mode: readable processes, then "unknown"
+    if not report.get("processes") and not restricted(report):
+        totals = report.get("totals") or {}
+        if not totals.get("buffers"):
+            out.print(Text(NO_DMABUFS if totals.get("kernel_only_bytes") is not None else NO_HELD))
+            print_user_build(report, out)
+            return
+        out.print(Text(_view_note(report, process)))
+    elif restricted(report):  # user-build mode: readable processes, then "unknown"
         rows = rows_of(report, "process", None)
-        out.print(restricted_holders(rows, process.columns, top, "Top holders (readable)"))
+        columns = fit_columns(process.columns, rows[:top], out.width, process.drop)
+        out.print(restricted_holders(rows, columns, top, "Top holders (readable)", process.fold))
     else:
         out.print(
             _table(
                 process,
                 rows_of(report, "process", top),
+                out.width,
                 "Top holders",
                 unknown=_unknown(report, process),
             )
         )
-    out.print(_table(exporter, rows_of(report, "exporter", None)))
+    exporters = rows_of(report, "exporter", None)
+    if exporters:
+        out.print(_table(exporter, exporters, out.width))
+    elif report.get("processes"):
+        out.print(Text(_view_note(report, exporter)))
     print_user_build(report, out)
 
 
@@ -244,17 +320,64 @@ def _print_header(report: dict[str, Any], out: Console) -> None:
     out.print(Text(line))
     for warning in report.get("warnings") or []:
         out.print(Text(f"warning: {safe_text(warning)}", style="yellow"))
-    for limitation in report.get("limitations") or []:
-        out.print(Text(f"unknown here: {safe_text(limitation.get('message'))}", style="dim"))
+    limits = _limitations_block(report.get("limitations") or [])
+    if limits:
+        out.print(Text(limits, style="dim"))
+    pid_filter = report.get("filter") or {}
+    if pid_filter.get("pid") is not None and report.get("processes"):
+        proc = report["processes"][0]
+        out.print(
+            Text(
+                f"--pid {pid_filter['pid']}: {safe_text(proc.get('display_name'))} and the "
+                f"{len(report.get('buffers') or [])} buffers it holds; the totals, apps, "
+                "cgroups and attached devices are the whole device's."
+            )
+        )
+
+
+#: a few words for each limitation of an imported source (sources/*: limitation keys)
+_LIMITATION_WORDS = {
+    "no_device": "the device (model, build, kernel)",
+    "no_dmabuf_dump": "per-process buffers (no dmabuf_dump section)",
+    "no_dmabuf_dump_b": "exact sizes and kernel-only buffers (no dmabuf_dump -b)",
+    "kernel_only_list": "exact sizes and kernel-only buffers (no dmabuf_dump -b)",
+    "sizes_estimated": "exact sizes and kernel-only buffers (no dmabuf_dump -b)",
+    "no_ps": "uids and apps (no ps section)",
+    "uids": "uids and apps",
+    "some_uids": "some uids",
+    "fd_map_split": "whether a buffer is held by fd or by mapping",
+    "cgroups": "cgroups",
+    "start_times": "process start times",
+    "anon_references": "pre-5.3 fds and mappings",
+}
+
+
+def _limitations_block(limitations: Sequence[dict[str, Any]]) -> str:
+    """What an imported source cannot tell, as one short block (each in full: --format
+    json, "limitations")."""
+    words: list[str] = []
+    for lim in limitations:
+        word = _LIMITATION_WORDS.get(str(lim.get("key")))
+        if word is None:
+            word = safe_text(str(lim.get("message") or lim.get("key") or "")).split(":")[0]
+        if word and word not in words:
+            words.append(word)
+    if not words:
+        return ""
+    return (
+        "Unknown in this capture (shown as unknown, never 0): "
+        + "; ".join(words)
+        + ". Each in full: --format json (limitations), docs/sources.md."
+    )
 
 
 def _print_totals(report: dict[str, Any], out: Console) -> None:
     totals = report.get("totals") or {}
     partial = _lower_bound(report)
     table = Table(title="Totals", title_justify="left", show_header=False)
-    table.add_column("what")
-    table.add_column("bytes", justify="right")
-    table.add_column("note")
+    table.add_column("what", no_wrap=True)
+    table.add_column("bytes", justify="right", no_wrap=True)
+    table.add_column("note", overflow="fold")
     total = totals.get("bytes")
     has_inventory = totals.get("kernel_only_bytes") is not None or (
         restricted(report) and totals.get("inventory_source") is not None

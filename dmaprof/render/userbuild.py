@@ -55,14 +55,18 @@ def pss_text(row: dict[str, Any]) -> Text | None:
 
 
 def restricted_holders(
-    rows: Sequence[dict[str, Any]], columns: Sequence[Column], top: int, title: str
+    rows: Sequence[dict[str, Any]],
+    columns: Sequence[Column],
+    top: int,
+    title: str,
+    fold: Sequence[str] = (),
 ) -> Table:
     """Top holders of a restricted capture: the readable processes (a pss that depends on
     unreadable holders shown as its range), then one row for the processes that could not
     be read, all "unknown". ``columns``: the process view's (key, header, kind) columns."""
     readable = [r for r in rows if not r.get("unreadable")][:top]
     unknown = sum(1 for r in rows if r.get("unreadable"))
-    table = rich_table(title, columns, [], missing=unknown_bytes)
+    table = rich_table(title, columns, [], missing=unknown_bytes, fold=fold)
     for row in readable:
         table.add_row(*(_cell(row, c) for c in columns))
     if unknown:

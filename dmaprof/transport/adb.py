@@ -106,6 +106,32 @@ def _server_reachable(address: ServerAddress, timeout: float = 1.0) -> bool:
         return False
 
 
+# How long a server may take to answer `host:version`: a real one answers in milliseconds.
+_HANDSHAKE_TIMEOUT_S = 3.0
+
+
+def _check_is_adb(address: ServerAddress, timeout: float = _HANDSHAKE_TIMEOUT_S) -> None:
+    """Ask ``host:version`` on a raw socket: something else on the port (an HTTP server, a
+    socket that closes at once, a listener that never replies) would otherwise make adbutils
+    hang or fail with a confusing protocol error."""
+    request = b"host:version"
+    try:
+        with socket.create_connection((address.host, address.port), timeout=timeout) as conn:
+            conn.settimeout(timeout)
+            conn.sendall(b"%04x" % len(request) + request)
+            reply = _read_exact(conn, 8)
+    except TimeoutError:
+        raise AdbUnavailableError(
+            f"not an adb server at {address}: no reply within {timeout:g} s"
+        ) from None
+    except (OSError, EOFError) as exc:
+        reason = "it closed the connection" if isinstance(exc, EOFError) else str(exc)
+        raise AdbUnavailableError(f"not an adb server at {address}: {reason}") from None
+    if reply[:4] != b"OKAY" or not all(c in b"0123456789abcdefABCDEF" for c in reply[4:]):
+        shown = reply.decode("ascii", "replace").strip() or repr(reply)
+        raise AdbUnavailableError(f"not an adb server at {address}: it answered {shown!r}")
+
+
 def _start_server(address: ServerAddress) -> None:
     """Start the adb server the way `adb` itself would, on the port the user chose."""
     adb = shutil.which("adb")
@@ -140,6 +166,7 @@ class AdbServer:
                     f"cannot reach the adb server at {address} (is `adb start-server` running?)"
                 )
             _start_server(address)
+        _check_is_adb(address)
         import adbutils  # imported here: it is slow to import and only device commands need it
 
         self.address = address

@@ -221,3 +221,49 @@ def test_binder_view_of_a_phone_snapshot(
         assert "system_server" in text and "76.0 KiB" in text  # 77872 bytes allocated
     finally:
         phone.stop()
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_export_adds_to_a_dataset_and_skips_what_is_there(
+    fleet: tuple[Path, list[Path]], tmp_path: Path, fmt: str
+) -> None:
+    _dataset, captures = fleet
+    ds = tmp_path / "ds"
+
+    def export(*args: str | Path) -> str:
+        result = run_dmaprof("export", "--format", fmt, *args, "-o", ds, env=_env())
+        assert result.returncode == 0, result.stderr
+        return result.stderr.decode()
+
+    def capture_ids() -> list[str]:
+        if fmt == "parquet":
+            parts = (ds / "processes").glob("device=*/capture=*/part-0.parquet")
+            return sorted(p.parent.name.removeprefix("capture=") for p in parts)
+        import csv
+
+        with (ds / "processes.csv").open(newline="") as handle:
+            return sorted({row["capture_id"] for row in csv.DictReader(handle)})
+
+    first = export(captures[0], captures[3])
+    assert "wrote 2 captures" in first
+    before = capture_ids()
+    assert len(before) == 2
+    text_before = (ds / "processes.csv").read_text() if fmt == "csv" else ""
+    # the whole fleet on top: the two already there are skipped, the three others added
+    again = export(*captures)
+    assert "wrote 3 captures" in again and "skipped 2 already there" in again
+    assert "exists" not in again
+    after = capture_ids()
+    assert len(after) == 5 and set(before) <= set(after)
+    if fmt == "csv":
+        # appended, not rewritten: the first export's lines are still the file's first lines
+        text = (ds / "processes.csv").read_text()
+        assert text.startswith(text_before) and len(text) > len(text_before)
+    # nothing new: nothing written, every capture counted as skipped
+    third = export(*captures)
+    assert "wrote 0 captures" in third and "skipped 5 already there" in third
+    assert capture_ids() == after
+    # --force rewrites
+    forced = run_dmaprof("export", "--format", fmt, "--force", *captures[:2], "-o", ds, env=_env())
+    assert forced.returncode == 0 and b"wrote 2 captures" in forced.stderr
+    assert len(capture_ids()) == (5 if fmt == "parquet" else 2)

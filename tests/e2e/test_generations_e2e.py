@@ -307,3 +307,30 @@ def test_vendor_named_services_are_charged_nothing_for_app_buffers(
                 assert app_share == int(holdings.loc[(pid, inode), "size_bytes"])
                 checked += 1
     assert checked >= len(VENDOR_SERVICES[phone])
+
+
+def test_the_device_view_of_every_generation(capture: tuple[str, Path]) -> None:
+    """`show --by device`: per importing device, the buffers its debugfs bufinfo lists as
+    attached to it, worked out from the scene's `attached` lists; a phone whose kernel keeps
+    no bufinfo (sysfs stats, the BPF iterator) says so instead of showing an empty table."""
+    phone, path = capture
+    scene = scene_of(phone)
+    report = _report(path, "shared")
+    rows = {r["device"]: (r["buffers"], r["attachments"], r["bytes"])
+            for r in report["attached_devices"]}
+    if kernel_variant(phone).debugfs:
+        want: dict[str, list[int]] = {}
+        for b in scene["buffers"]:
+            for dev in sorted(set(b.get("attached", []))):
+                got = want.setdefault(dev, [0, 0, 0])
+                got[0] += 1
+                got[1] += b["attached"].count(dev)
+                got[2] += int(b["size"])
+        assert want, phone  # the phones with bufinfo have attached buffers
+        assert rows == {d: tuple(v) for d, v in want.items()}
+    else:
+        assert rows == {}
+        sentence = report["attached_devices_summary"]["note"]
+        assert "bufinfo" in sentence
+    table = run_dmaprof("show", path, "--by", "device", env={**os.environ, "COLUMNS": "200"})
+    assert table.returncode == 0, table.stderr.decode()

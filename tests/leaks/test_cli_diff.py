@@ -161,15 +161,20 @@ def test_different_devices_are_refused_unless_forced(captures: Captures, dmaprof
     assert "compared anyway (--force)" in forced.stderr
 
 
-def test_reboot_is_loud(captures: Captures, dmaprof: Any) -> None:
+def test_reboot_is_loud(captures: Captures, dmaprof: Any, tmp_path: Path) -> None:
     run = dmaprof(*args(captures.pair("reboot", reboot), "--format", "json"))
     assert run.code == 0
     assert "WARNING: REBOOT: the device rebooted between the captures" in run.stderr
     doc = json.loads(run.stdout)
     assert doc["warnings"][0].startswith("REBOOT") and doc["buffers"]["compared"] is False
     table = dmaprof(*args(captures.pair("reboot", reboot)))
-    # not a terminal: the table repeats the warning, so a saved report carries it too
-    assert "warning: REBOOT" in table.stdout
+    # piped: said once, on stderr; the table on stdout does not repeat it (issue 15)
+    assert table.stderr.count("REBOOT: the device rebooted") == 1
+    assert "REBOOT" not in table.stdout
+    # a table saved with -o stands on its own: it carries the warning
+    saved = tmp_path / "diff.txt"
+    dmaprof(*args(captures.pair("reboot", reboot), "-o", saved))
+    assert "warning: REBOOT: the device rebooted" in saved.read_text()
 
 
 def test_summary_can_be_turned_off(captures: Captures, dmaprof: Any, tmp_path: Path) -> None:

@@ -94,8 +94,16 @@ def test_export_csv(pair: tuple[Path, Path], tmp_path: Path) -> None:
     with (out / "processes.csv").open() as handle:
         procs = list(csv.DictReader(handle))
     assert {r["fds"] for r in procs} == {""}  # unknown: empty, never 0
+    # exported again: already there, skipped, the files untouched (issue 15: export adds)
+    text = (out / "apps.csv").read_text()
     again = run_dmaprof("export", str(pair[0]), "--format", "csv", "-o", str(out))
-    assert again.returncode == 1 and b"--force" in again.stderr
+    assert again.returncode == 0 and b"skipped 1 already there" in again.stderr
+    assert (out / "apps.csv").read_text() == text
+    forced = run_dmaprof("export", str(pair[0]), "--format", "csv", "--force", "-o", str(out))
+    assert forced.returncode == 0 and b"wrote 1 captures" in forced.stderr
+    with (out / "apps.csv").open() as handle:
+        assert [int(r["pss_bytes"]) for r in csv.DictReader(handle)
+                if r["label"] == "com.example.game"] == [4468786]
 
 
 def test_import_kind_and_errors(tmp_path: Path) -> None:
