@@ -288,6 +288,8 @@ def record(
     One capture every --interval, --count times or for --duration. A failed sample is
     retried, then recorded as a gap in DIR/samples.ndjson and DIR/series.json; the series
     goes on. Captures go to disk at once, so memory stays flat however long it runs.
+    Each sample's trend figures are computed beside the sampling (one worker process),
+    so `dmaprof trend DIR` is fast as soon as recording stops.
     Ctrl-C ends the series cleanly (exit 130): every file in DIR is complete and
     series.json says "interrupted".
 
@@ -297,6 +299,7 @@ def record(
     devices, an unauthorized device or no adb end the series at its first sample; after
     the first sample the series follows that device (and only it) through unplugs.
     """
+    from dmaprof.leaks.precompute import SampleFigures
     from dmaprof.leaks.series import AdbSampler, RecordPlan, record_series
 
     if (count is None) == (duration is None):
@@ -305,7 +308,10 @@ def record(
     state = app_state()
     plan = RecordPlan(interval_s=interval, count=count, duration_s=duration, retries=retries)
     sampler = AdbSampler(serial, root_mode=root_mode, timeout=timeout)
-    summary = record_series(out_dir, plan, sampler, progress=state.progress, force=force)
+    with SampleFigures() as figures:  # each sample's trend figures, beside the sampling
+        summary = record_series(out_dir, plan, sampler, progress=state.progress, force=force,
+                                on_sample=figures.submit)
+        state.progress("computing the trend figures of the last samples")
     state.note(summary.line)
 
 

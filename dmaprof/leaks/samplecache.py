@@ -50,8 +50,12 @@ def _entry_path(capture: Path, charge: str) -> Path | None:
     return capture.parent / CACHE_DIR / f"{key[:32]}.json.gz"
 
 
-def load(capture: Path, charge: str) -> tuple[CaptureInfo, pd.DataFrame] | None:
-    """The cached identity and trend rows of a capture, or None."""
+Columns = dict[str, list[Any]]  # ROW_COLUMNS -> values; None: an unknown figure
+
+
+def load_columns(capture: Path, charge: str) -> tuple[CaptureInfo, Columns] | None:
+    """The cached identity and trend rows of a capture as plain columns, or None (what
+    `trend` reads for thousands of samples: no DataFrame per sample)."""
     entry = _entry_path(capture, charge)
     if entry is None:
         return None
@@ -62,11 +66,28 @@ def load(capture: Path, charge: str) -> tuple[CaptureInfo, pd.DataFrame] | None:
         names = {f.name for f in fields(CaptureInfo)}
         known = {k: v for k, v in doc["info"].items() if k in names}
         info = CaptureInfo(**{**known, "label": str(capture)})
-        rows = pd.DataFrame({c: doc["rows"][c] for c in ROW_COLUMNS})
-        rows = rows.astype({"bytes": "Int64", "buffers": "Int64"})  # null: an unknown figure
+        columns = {c: doc["rows"][c] for c in ROW_COLUMNS}
+        if len({len(v) for v in columns.values()}) != 1:
+            return None
     except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError):
         return None  # absent, or unreadable: computed again
-    return info, rows
+    return info, columns
+
+
+def load(capture: Path, charge: str) -> tuple[CaptureInfo, pd.DataFrame] | None:
+    """The cached identity and trend rows of a capture, or None."""
+    loaded = load_columns(capture, charge)
+    if loaded is None:
+        return None
+    info, columns = loaded
+    rows = pd.DataFrame(columns)
+    return info, rows.astype({"bytes": "Int64", "buffers": "Int64"})  # null: unknown
+
+
+def columns_of(rows: pd.DataFrame) -> Columns:
+    """A trend rows frame as plain columns (``<NA>`` as None)."""
+    return {c: rows[c].astype(object).where(rows[c].notna(), None).tolist()
+            for c in ROW_COLUMNS}
 
 
 def store(capture: Path, charge: str, info: CaptureInfo, rows: pd.DataFrame) -> None:
@@ -78,8 +99,7 @@ def store(capture: Path, charge: str, info: CaptureInfo, rows: pd.DataFrame) -> 
     doc: dict[str, Any] = {
         "schema": CACHE_SCHEMA,
         "info": asdict(info),
-        "rows": {c: rows[c].astype(object).where(rows[c].notna(), None).tolist()
-                 for c in ROW_COLUMNS},
+        "rows": columns_of(rows),
     }
     try:
         entry.parent.mkdir(exist_ok=True)

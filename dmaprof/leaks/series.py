@@ -289,6 +289,7 @@ def record_series(
     progress: Callable[[str], None] | None = None,
     after_slot: Callable[[int], None] | None = None,
     force: bool = False,
+    on_sample: Callable[[Path], None] | None = None,
 ) -> RecordSummary:
     """Sample every ``plan.interval_s`` until ``plan.count`` slots or ``plan.duration_s``.
 
@@ -296,7 +297,8 @@ def record_series(
     once and the schedule continues from there (no bursts to catch up). A failed sample is
     retried ``plan.retries`` times (never past its slot's end, when it can be avoided); if
     all attempts fail the slot is recorded as a gap and the series goes on.
-    ``after_slot(index)`` is called after every slot (tests use it to change the device).
+    ``after_slot(index)`` is called after every slot (tests use it to change the device);
+    ``on_sample(path)`` after each sample is written (`record` computes its trend figures).
     """
     if plan.count is None and plan.duration_s is None:
         raise ValueError("a plan needs a count or a duration")
@@ -319,7 +321,8 @@ def record_series(
             if due > now:
                 clock.sleep(due - now)
             slot_end = due + plan.interval_s
-            error = _one_slot(writer, index, plan, sampler, clock, slot_end, say) or error
+            error = _one_slot(writer, index, plan, sampler, clock, slot_end, say,
+                              on_sample) or error
             if writer.samples == 0 and isinstance(error, FIRST_SAMPLE_FATAL):
                 break
             if after_slot is not None:
@@ -358,6 +361,7 @@ def _one_slot(
     clock: Clock,
     slot_end: float,
     say: Callable[[str], None],
+    on_sample: Callable[[Path], None] | None = None,
 ) -> DmaprofError | None:
     """One sample (with its retries); the error of its last failed attempt, if any."""
     total = f"/{plan.count}" if plan.count is not None else ""
@@ -392,6 +396,8 @@ def _one_slot(
             error, failure = f"cannot write the capture: {exc.message}", exc
             break
         say(f"sample {index + 1}{total}: ok ({len(capture.dump):,} bytes, {elapsed:.1f} s)")
+        if on_sample is not None and capture.path is not None:
+            on_sample(capture.path)
         return None
     writer.add_gap(index, t=wall, error=error, attempts=attempts)
     say(f"sample {index + 1}{total}: gap recorded after {attempts} attempts")

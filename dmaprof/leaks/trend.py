@@ -32,8 +32,13 @@ several devices are refused unless one is chosen (``serial=``).
 from __future__ import annotations
 
 import itertools
+import logging
 import math
-from collections.abc import Callable
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,12 +48,14 @@ import numpy.typing as npt
 import pandas as pd
 
 from dmaprof.errors import BadCaptureError, DmaprofError, SeveralDevicesError
+from dmaprof.leaks.samplecache import Columns
 from dmaprof.leaks.series import SampleRef, read_series
 from dmaprof.leaks.side import CaptureInfo, Side, side_from_capture
 from dmaprof.timing import stage
 from dmaprof.units import human_bytes, safe_text, signed_bytes
 
 TREND_SCHEMA = "dmaprof.trend/2"
+log = logging.getLogger(__name__)
 F64 = npt.NDArray[np.float64]
 KINDS = ("total", "kernel_only", "process", "app", "exporter", "name")
 KIND_ORDER = {"process": 0, "name": 1, "app": 2, "exporter": 3, "kernel_only": 4, "total": 5}
@@ -200,38 +207,160 @@ def _sample(path: Path, charge: str, use_cache: bool) -> tuple[CaptureInfo, pd.D
     return side.info, rows
 
 
+Outcome = tuple[CaptureInfo, Columns] | str  # a sample's figures, or why it was skipped
+
+
+def sample_outcome(path: Path, charge: str, use_cache: bool) -> Outcome:
+    """A sample's identity and trend rows as plain columns (cached when it has them), or the
+    message of a bad capture (what a worker process returns)."""
+    from dmaprof.leaks import samplecache
+
+    cached = samplecache.load_columns(path, charge) if use_cache else None
+    if cached is not None:
+        return cached
+    try:
+        info, rows = _sample(path, charge, use_cache)
+    except BadCaptureError as exc:
+        return exc.message
+    return info, samplecache.columns_of(rows)
+
+
+#: below this many samples to analyse, starting worker processes costs more than it saves
+PARALLEL_FROM = 16
+
+
+def default_workers() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def _outcomes(refs: list[SampleRef], charge: str, use_cache: bool, workers: int,
+              say: Callable[[str], None]) -> Iterator[tuple[int, Outcome]]:
+    """(position, outcome) of every sample, cached ones first (each handed on at once:
+    memory holds one sample's columns, not a series'), then the others, analysed on
+    ``workers`` processes (every core: a cold hour-long series is minutes of CPU)."""
+    from dmaprof.leaks import samplecache
+
+    missing: list[int] = []
+    for n, ref in enumerate(refs):
+        cached = samplecache.load_columns(ref.path, charge) if use_cache else None
+        if cached is None:
+            missing.append(n)
+        else:
+            yield n, cached
+    if workers > 1 and len(missing) >= PARALLEL_FROM:
+        say(f"analysing {len(missing)} samples on {workers} processes")
+        yield from _in_parallel(refs, missing, charge, use_cache, workers)
+        return
+    for count, n in enumerate(missing, start=1):
+        say(f"analysing {refs[n].path.name} ({count}/{len(missing)})")
+        yield n, sample_outcome(refs[n].path, charge, use_cache)
+
+
+def _in_parallel(refs: list[SampleRef], missing: list[int], charge: str, use_cache: bool,
+                 workers: int) -> Iterator[tuple[int, Outcome]]:
+    """The outcomes of ``missing`` samples from a pool of processes (forkserver: no fork of
+    a process with threads); a pool that breaks leaves the rest to this process."""
+    done: set[int] = set()
+    context = multiprocessing.get_context("forkserver")
+    try:
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            outcomes = pool.map(sample_outcome, [refs[n].path for n in missing],
+                                itertools.repeat(charge), itertools.repeat(use_cache),
+                                chunksize=4)
+            for n, outcome in zip(missing, outcomes, strict=False):
+                done.add(n)
+                yield n, outcome
+    except (BrokenProcessPool, OSError, RuntimeError) as exc:
+        log.debug("analysing in this process: the pool failed (%s)", exc)
+    for n in missing:
+        if n not in done:
+            yield n, sample_outcome(refs[n].path, charge, use_cache)
+
+
+class _LongTable:
+    """The long table of a series, built once from every sample's columns (a DataFrame
+    per sample costs more than its analysis when cached). Each (kind, key, label) is kept
+    once: the text columns are categorical (a steady series repeats the same keys in
+    every sample; an hour of samples would otherwise hold millions of copies)."""
+
+    def __init__(self) -> None:
+        self.index: dict[tuple[str, str, str], int] = {}
+        self.ids: list[npt.NDArray[np.int64]] = []
+        self.values: list[F64] = []
+        self.counts: list[F64] = []
+        self.samples: list[tuple[int, float, str]] = []  # position, t, boot_id
+        self._last: tuple[list[Any], list[Any], list[Any]] | None = None
+
+    def add(self, position: int, t: float, boot_id: str, columns: Columns) -> None:
+        keys = (columns["kind"], columns["key"], columns["label"])
+        if self._last is not None and keys == self._last:  # the same keys as the sample before
+            ids = self.ids[-1]
+        else:
+            index = self.index
+            ids = np.array([index.setdefault(k, len(index)) for k in zip(*keys, strict=True)],
+                           dtype=np.int64)
+            self._last = keys
+        self.ids.append(ids)
+        self.values.append(np.array(columns["bytes"], dtype=np.float64))  # None: NaN
+        self.counts.append(np.array(columns["buffers"], dtype=np.float64))
+        self.samples.append((position, t, boot_id))
+
+    def frame(self) -> pd.DataFrame:
+        """Samples in the order of their positions, numbered 0, 1, ..."""
+        order = sorted(range(len(self.samples)), key=lambda i: self.samples[i][0])
+        sizes = np.array([self.ids[i].size for i in order], dtype=np.int64)
+        ids = np.concatenate([self.ids[i] for i in order])
+        sample = np.repeat(np.arange(len(order), dtype=np.int64), sizes)
+        t = np.repeat(np.array([self.samples[i][1] for i in order], dtype=np.float64), sizes)
+        boot = np.repeat(np.array([self.samples[i][2] for i in order], dtype=object), sizes)
+        out = pd.DataFrame({"sample": sample, "t": t,
+                            "boot_id": pd.Categorical(boot.astype(str))})
+        triples = list(zip(*self.index, strict=True))
+        for column, values in zip(("kind", "key", "label"), triples, strict=True):
+            categories, codes = np.unique(np.array(values, dtype=object), return_inverse=True)
+            out[column] = pd.Categorical.from_codes(codes[ids], categories=pd.Index(categories))
+        for column, parts in (("bytes", self.values), ("buffers", self.counts)):
+            v = np.concatenate([parts[i] for i in order])
+            unknown = np.isnan(v)
+            out[column] = pd.arrays.IntegerArray(np.where(unknown, 0, v).astype(np.int64),
+                                                 unknown)
+        return out
+
+
 def collect_points(
     refs: list[SampleRef],
     *,
     charge: str = "shared",
     progress: Callable[[str], None] | None = None,
     use_cache: bool = True,
+    workers: int | None = None,
 ) -> tuple[pd.DataFrame, list[CaptureInfo], list[str]]:
-    """Analyse the samples one by one; the long table of their figures (all boots)."""
+    """Analyse the samples (those not cached on every core); the long table of their
+    figures (all boots)."""
     say = progress or (lambda _m: None)
-    frames: list[pd.DataFrame] = []
-    infos: list[CaptureInfo] = []
-    warnings: list[str] = []
-    for n, ref in enumerate(refs):
-        say(f"analysing {ref.path.name} ({n + 1}/{len(refs)})")
-        try:
-            info, frame = _sample(ref.path, charge, use_cache)
-        except BadCaptureError as exc:
-            warnings.append(f"skipped {ref.path.name}: {exc.message}")
+    table = _LongTable()
+    kept: dict[int, CaptureInfo] = {}
+    skipped: dict[int, str] = {}
+    for n, outcome in _outcomes(refs, charge, use_cache, workers or default_workers(), say):
+        ref = refs[n]
+        if isinstance(outcome, str):
+            skipped[n] = f"skipped {ref.path.name}: {outcome}"
             continue
+        info, columns = outcome
         t = ref.t if ref.t is not None else info.wallclock
         if t is None:
-            warnings.append(f"skipped {ref.path.name}: no time recorded")
+            skipped[n] = f"skipped {ref.path.name}: no time recorded"
             continue
-        frame = frame.assign(sample=len(infos))
-        frame["t"] = t
-        frame["boot_id"] = info.boot_id
-        frames.append(frame)
-        infos.append(info)
-    if not frames:
+        table.add(n, t, info.boot_id, columns)
+        kept[n] = info
+    infos = [kept[n] for n in sorted(kept)]
+    warnings = [skipped[n] for n in sorted(skipped)]
+    if not infos:
         return pd.DataFrame(columns=["sample", "t", "boot_id", "kind", "key", "label", "bytes",
                                      "buffers"]), infos, warnings
-    return pd.concat(frames, ignore_index=True), infos, warnings
+    return table.frame(), infos, warnings
 
 
 # --------------------------------------------------------------------------- estimates
@@ -445,6 +574,7 @@ def trend(
     progress: Callable[[str], None] | None = None,
     use_cache: bool = True,
     serial: str | None = None,
+    workers: int | None = None,
 ) -> TrendResult:
     """Read a series directory and estimate every series of its last boot (each sample's
     figures are cached beside it: :mod:`dmaprof.leaks.samplecache`)."""
@@ -454,7 +584,7 @@ def trend(
         raise DmaprofError(f"{directory}: no samples to analyse")
     with stage(f"figures of {len(refs)} samples"):
         points, infos, more = collect_points(
-            refs, charge=charge, progress=progress, use_cache=use_cache
+            refs, charge=charge, progress=progress, use_cache=use_cache, workers=workers
         )
     warnings += more
     if points.empty:

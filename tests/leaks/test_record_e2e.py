@@ -18,8 +18,9 @@ import pytest
 
 from dmaprof.capture import load_capture
 from dmaprof.errors import ExitCode
-from dmaprof.leaks.series import AdbSampler, RecordPlan, read_series, record_series
-from dmaprof.leaks.trend import trend
+from dmaprof.leaks import samplecache
+from dmaprof.leaks.series import CACHE_DIR, AdbSampler, RecordPlan, read_series, record_series
+from dmaprof.leaks.trend import sample_outcome, trend
 from tests.e2e.conftest import DMAPROF, start_dmaprof, wait_for_path
 from tests.emuphone import scene as S
 from tests.emuphone.harness import AdbServer, EmulatedPhone, client_env
@@ -115,6 +116,15 @@ def test_record_trend_and_plot_commands(fake_phone: Any, tmp_path: Path, dmaprof
     assert run.stdout == b""  # progress only on a terminal; data: none
     assert f"wrote 3 samples (0 gaps) to {out}".encode() in run.stderr
     assert json.loads((out / "series.json").read_text())["status"] == "complete"
+    # record computed every sample's trend figures as it went: trend finds them all cached,
+    # and they are the figures a fresh analysis gives
+    _, refs, _, _ = read_series(out)
+    for ref in refs:
+        cached = samplecache.load(ref.path, "shared")
+        assert cached is not None, ref.path
+        fresh = sample_outcome(ref.path, "shared", use_cache=False)
+        assert not isinstance(fresh, str)
+        assert cached[1].to_dict("list") == fresh[1]
     plot = tmp_path / "trend.html"
     shown = dmaprof("trend", out, "--format", "json", "--plot", plot)
     assert shown.code == 0, shown.stderr
@@ -148,7 +158,9 @@ def test_record_ctrl_c_exits_130_and_leaves_a_consistent_directory(
     assert header["status"] == "interrupted" and header["samples"] == len(refs) >= 2
     for ref in refs:
         load_capture(ref.path)  # every listed sample is complete
-    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp files
+    # no temp files; the only hidden entry is the trend figures record computed as it went
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] in ([], [CACHE_DIR])
+    assert not list(out.rglob(".*.tmp"))
     deadline = time.monotonic() + 10
     while list((root / "data/local/tmp").iterdir()) and time.monotonic() < deadline:
         time.sleep(0.05)
