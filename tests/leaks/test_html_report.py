@@ -276,3 +276,34 @@ def test_without_plotly_one_line_and_no_file(
     assert run.code == 0, run.stderr
     page = plot.read_text()
     assert "<svg" in page and "<script" not in page
+
+
+@pytest.mark.parametrize(
+    "phone", ["android9-4.14", "android11-5.4", "android13-5.15", "android16-6.6"]
+)
+def test_show_report_of_each_generation_phone(
+    tmp_path: Path, dmaprof: Any, open_page: Any, phone: str, need_device_tools: None
+) -> None:
+    """The fixture phones of every Android generation (fixtures/phones), collected by the
+    real collector with their kernel's formats: each page opens cleanly and its treemap and
+    process table hold the report's figures."""
+    from tests.emuphone.scene import load_scene
+
+    capture = tmp_path / f"{phone}.dmaprof"
+    P.capture(load_scene(REPO / "fixtures" / "phones" / f"{phone}.json"), capture,
+              variant=phone)
+    out = tmp_path / f"{phone}.html"
+    assert dmaprof("show", capture, "--format", "html", "-o", out).code == 0
+    report = json.loads(dmaprof("show", capture, "--format", "json").stdout)
+    page = open_page(out)
+    nodes = treemap(page)
+    roots = {i: v for i, (_, parent, v) in nodes.items() if parent == ""}
+    totals = report["totals"]
+    assert sum(roots.values()) == totals["bytes"]
+    assert roots["kernel"] == totals["kernel_only_bytes"]
+    for proc in report["processes"]:
+        drawn = sum(v for i, (_, _, v) in nodes.items()
+                    if i.count("/") == 3 and i.endswith(f"/{proc['pid']}"))
+        assert drawn == proc["charged_bytes"], (phone, proc["name"])
+    assert len(page.rows("processes")) == len(report["processes"])
+    assert len(page.rows("buffers")) == len(report["buffers"])
