@@ -20,8 +20,16 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def dmaprof(*args: str) -> None:
@@ -37,20 +45,36 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         dump, capture, page = work / "big.dump", work / "big.dmaprof", work / "big.html"
-        subprocess.run([sys.executable, str(REPO / "scripts" / "bench_analyze.py"), "--repeat",
-                        "1", "--save", str(dump)], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                sys.executable,
+                str(REPO / "scripts" / "bench_analyze.py"),
+                "--repeat",
+                "1",
+                "--save",
+                str(dump),
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         dmaprof("import", str(dump), "-o", str(capture))
         started = time.perf_counter()
         dmaprof("show", str(capture), "--format", "html", "-o", str(page))
         written = time.perf_counter() - started
         load = os.getloadavg()[0]
-        print(f"report: {page.stat().st_size / 2**20:.2f} MiB, written in {written:.1f} s "
-              f"(load average {load:.2f} on {os.cpu_count()} CPUs)")
+        print(
+            f"report: {page.stat().st_size / 2**20:.2f} MiB, written in {written:.1f} s "
+            f"(load average {load:.2f} on {os.cpu_count()} CPUs)"
+        )
         times = []
         with sync_playwright() as pw:
             context = pw.chromium.launch_persistent_context(
-                str(work / "profile"), executable_path="/usr/bin/chromium", headless=True,
-                args=FLAGS, viewport={"width": 1280, "height": 900})
+                str(work / "profile"),
+                executable_path="/usr/bin/chromium",
+                headless=True,
+                args=FLAGS,
+                viewport={"width": 1280, "height": 900},
+            )
             for _ in range(args.rounds):
                 tab = context.new_page()
                 t0 = time.perf_counter()
@@ -59,8 +83,10 @@ def main() -> int:
                 times.append(time.perf_counter() - t0)
                 tab.close()
             context.close()
-        print(f"drawn in Chromium: best {min(times):.2f} s, median "
-              f"{sorted(times)[len(times) // 2]:.2f} s over {len(times)} rounds (goal < 3 s)")
+        print(
+            f"drawn in Chromium: best {min(times):.2f} s, median "
+            f"{sorted(times)[len(times) // 2]:.2f} s over {len(times)} rounds (goal < 3 s)"
+        )
     return 0
 
 
