@@ -20,16 +20,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+sys.path.insert(0, str(REPO))
+
+from tests.leaks.test_html_report import CHROMIUM, FLAGS  # noqa: E402  (the tests' browser)
 
 
 def dmaprof(*args: str) -> None:
@@ -70,7 +63,7 @@ def main() -> int:
         with sync_playwright() as pw:
             context = pw.chromium.launch_persistent_context(
                 str(work / "profile"),
-                executable_path="/usr/bin/chromium",
+                executable_path=CHROMIUM,
                 headless=True,
                 args=FLAGS,
                 viewport={"width": 1280, "height": 900},

@@ -794,6 +794,11 @@ def py(value: Any) -> Any:
     return value
 
 
+def nullable_values(column: pd.Series) -> list[Any]:
+    """A column's values as Python objects, ``None`` where ``<NA>`` (an unknown figure)."""
+    return column.astype(object).where(column.notna(), None).tolist()
+
+
 _PLAIN = (str, int, bool, list)  # already JSON-ready (holder lists hold Python ints)
 
 
@@ -807,7 +812,7 @@ def records(df: pd.DataFrame, columns: dict[str, str]) -> list[dict[str, Any]]:
         if s.dtype.kind in "iub" and not s.hasnans:
             cols.append(s.to_numpy().tolist())
         elif s.dtype.kind in "iub":  # Int64 with <NA>: unknown figures are null
-            cols.append(s.astype(object).where(s.notna(), None).tolist())
+            cols.append(nullable_values(s))
         else:
             cols.append([v if type(v) in _PLAIN else py(v) for v in s.to_numpy(dtype=object)])
     keys = list(columns.values())

@@ -458,8 +458,9 @@ _COLUMN = {"rss": "rss_bytes", "pss": "pss_bytes", "buffers": "buffers", "bytes"
 
 def _figures(column: pd.Series) -> list[int | None]:
     """A column's values as ints, None where unknown (``<NA>``)."""
-    return [None if v is None or v is pd.NA else int(v)
-            for v in column.astype(object).where(column.notna(), None).tolist()]
+    from dmaprof.leaks.diff import nullable_values
+
+    return [None if v is None else int(v) for v in nullable_values(column)]
 
 
 def why_unknown(d: DiffResult) -> str:
