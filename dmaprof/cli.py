@@ -26,8 +26,8 @@ from dmaprof.commands.common import (
     output_stream,
     timeout_option,
 )
-from dmaprof.console import AppState
 from dmaprof.errors import DmaprofError, ExitCode
+from dmaprof.render.console import AppState
 
 
 @click.group(context_settings=CONTEXT_SETTINGS, epilog=EPILOG)
@@ -64,9 +64,9 @@ def devices(fmt: str) -> None:
     One shell round trip per device: model, Android release and API level, kernel, whether
     root is available (adbd root or su), and which DMA-BUF sources are readable.
     """
-    from dmaprof.probe import probe_devices
+    from dmaprof.collect.adb import AdbServer, ServerAddress
+    from dmaprof.collect.probe import probe_devices
     from dmaprof.render.devices import render_devices_json, render_devices_table
-    from dmaprof.transport.adb import AdbServer, ServerAddress
 
     state = app_state()
     server = AdbServer(ServerAddress.from_env())
@@ -91,7 +91,7 @@ def collector() -> None:
       sh collect.sh > dump          # on the device, as root for the full picture
       dmaprof import dump -o device.dmaprof
     """
-    from dmaprof.device import collector_script
+    from dmaprof.collect import collector_script
 
     sys.stdout.buffer.write(collector_script())
     sys.stdout.buffer.flush()
@@ -101,7 +101,7 @@ def collector() -> None:
 
 
 def _default_capture_name(serial: str) -> Path:
-    from dmaprof.multi import capture_name
+    from dmaprof.collect.multi import capture_name
 
     return Path(capture_name(serial, time.time()))
 
@@ -184,9 +184,9 @@ def snapshot(
     such: system totals from dumpsys meminfo, graphic buffers from SurfaceFlinger, and with
     --app the exact figures of a debuggable app.
     """
-    from dmaprof.capture import write_capture
-    from dmaprof.snapshot import take_snapshot
-    from dmaprof.transport.adb import AdbServer, ServerAddress
+    from dmaprof.capture.container import write_capture
+    from dmaprof.collect.adb import AdbServer, ServerAddress
+    from dmaprof.collect.snapshot import take_snapshot
 
     state = app_state()
     if local and ssh_target:
@@ -242,9 +242,9 @@ def _multi_snapshot(
     force: bool,
 ) -> None:
     """Several devices at once: one capture each, in DIR; one failure does not stop the rest."""
-    from dmaprof.multi import snapshot_devices
+    from dmaprof.collect.adb import AdbServer, ServerAddress
+    from dmaprof.collect.multi import snapshot_devices
     from dmaprof.render.multi import render_multi
-    from dmaprof.transport.adb import AdbServer, ServerAddress
 
     directory = output or Path()
     if directory.exists() and not directory.is_dir():
@@ -280,9 +280,9 @@ def _direct_snapshot(
 ) -> tuple[Any, str]:
     import socket
 
-    from dmaprof.device import collector_script
-    from dmaprof.snapshot import finish_direct_snapshot
-    from dmaprof.transport.direct import SshTarget, run_local, run_ssh
+    from dmaprof.collect import collector_script
+    from dmaprof.collect.direct import SshTarget, run_local, run_ssh
+    from dmaprof.collect.snapshot import finish_direct_snapshot
 
     if output is not None and output.exists() and not force:
         raise DmaprofError(f"{output} exists; will not overwrite it without --force")
@@ -311,7 +311,7 @@ def _direct_snapshot(
 
 def _print_default_view(state: AppState, capture: Any) -> None:
     from dmaprof.render.report import render_default_table
-    from dmaprof.show import analyze_capture
+    from dmaprof.sources.show import analyze_capture
 
     _analysis, report = analyze_capture(capture)
     _note_warnings(state, report.get("warnings"))
@@ -386,8 +386,8 @@ def show(
     """
     state = app_state()
     fmt = output_format(fmt, output)
-    [capture] = load_captures([capture_path], "dmaprof.show")
-    from dmaprof.show import analyze_capture, only_pid
+    [capture] = load_captures([capture_path], "dmaprof.sources.show")
+    from dmaprof.sources.show import analyze_capture, only_pid
 
     analysis, report = analyze_capture(capture, charge=charge, service_regex=service_regex)
     if pid is not None:
@@ -462,8 +462,8 @@ def import_(source: Path, output: Path, serial: str | None, kind: str, force: bo
     main text is read, never extracted) or its .txt, or the output of `dmabuf_dump` (default
     view, -a, -b, -o csv). The capture keeps SOURCE's text byte for byte.
     """
-    from dmaprof.capture import write_capture
-    from dmaprof.importer import import_file
+    from dmaprof.capture.container import write_capture
+    from dmaprof.sources.importer import import_file
 
     state = app_state()
     check_input(source)

@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT / "tests" / "analyze"))
 from analyze_dumpgen import Buf, Proc, Scene  # noqa: E402
 
 from dmaprof.analyze import analyze, build_report  # noqa: E402
-from dmaprof.dump import parse_dump  # noqa: E402
+from dmaprof.capture.dump import parse_dump  # noqa: E402
 
 EXPORTERS = [
     "system",

@@ -2,7 +2,7 @@
 """Benchmark dmaprof's collector: process spawns, wall time and dump size.
 
 Builds the benchmark phone (tests/emuphone/scene.generate_large: 500 processes, 20,000 fds by
-default) on a fake root, runs dmaprof/device/collect.sh chrooted into it under mksh + toybox
+default) on a fake root, runs dmaprof/collect/collect.sh chrooted into it under mksh + toybox
 and under busybox sh + busybox applets, then on this machine's real /proc. Spawns are counted
 exactly: each run happens in a new PID namespace where the collector is pid 2, so the pid of a
 probe process forked after it tells how many processes it (and its children) started.

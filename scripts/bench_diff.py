@@ -33,8 +33,9 @@ from dmaprof.leaks.diff import diff_sides  # noqa: E402
 from dmaprof.leaks.side import CaptureInfo, side_from_analysis  # noqa: E402
 
 
-def evolve(scene: object, *, freed: int, allocated: int, leaked: int, moved: int,
-           seed: int = 2) -> object:
+def evolve(
+    scene: object, *, freed: int, allocated: int, leaked: int, moved: int, seed: int = 2
+) -> object:
     """AFTER: the same device some time later."""
     from analyze_dumpgen import Buf  # on sys.path through bench_analyze
 
@@ -51,12 +52,16 @@ def evolve(scene: object, *, freed: int, allocated: int, leaked: int, moved: int
     for i in range(allocated):
         inode = first + i
         leak = i < leaked
-        after.buffers.append(Buf(  # type: ignore[attr-defined]
-            inode=inode, size=4194304 if leak else rng.choice(SIZES),
-            exporter="system" if leak else rng.choice(EXPORTERS),
-            name="SurfaceView - com.example.app42#0" if leak else f"new-{i % 50}", count=1))
-        holders = [procs[min(42, len(procs) - 1)]] if leak else rng.sample(
-            procs, rng.randint(1, 3))
+        after.buffers.append(
+            Buf(  # type: ignore[attr-defined]
+                inode=inode,
+                size=4194304 if leak else rng.choice(SIZES),
+                exporter="system" if leak else rng.choice(EXPORTERS),
+                name="SurfaceView - com.example.app42#0" if leak else f"new-{i % 50}",
+                count=1,
+            )
+        )
+        holders = [procs[min(42, len(procs) - 1)]] if leak else rng.sample(procs, rng.randint(1, 3))
         for p in holders:
             p.fds[10_000 + len(p.fds)] = inode
     donors = [p for p in procs if len(p.fds) > 40]
@@ -79,18 +84,29 @@ def main() -> int:
     t = time.perf_counter()
     before_scene = make_scene(args.processes, args.fds, args.buffers, args.maps)
     allocated = args.buffers // 10
-    after_scene = evolve(before_scene, freed=allocated, allocated=allocated,
-                         leaked=min(500, allocated // 2), moved=min(2000, args.fds // 100))
+    after_scene = evolve(
+        before_scene,
+        freed=allocated,
+        allocated=allocated,
+        leaked=min(500, allocated // 2),
+        moved=min(2000, args.fds // 100),
+    )
     dumps = [before_scene.build(), after_scene.build()]  # type: ignore[attr-defined]
-    print(f"two dumps of {len(dumps[0]) / 1e6:.1f} and {len(dumps[1]) / 1e6:.1f} MB generated "
-          f"in {time.perf_counter() - t:.1f} s ({args.processes} processes, {args.fds} dma-buf "
-          f"fds, {args.buffers} buffers, {args.maps} mappings each)")
+    print(
+        f"two dumps of {len(dumps[0]) / 1e6:.1f} and {len(dumps[1]) / 1e6:.1f} MB generated "
+        f"in {time.perf_counter() - t:.1f} s ({args.processes} processes, {args.fds} dma-buf "
+        f"fds, {args.buffers} buffers, {args.maps} mappings each)"
+    )
     t, c = time.perf_counter(), time.process_time()
     analyses = [analyze(d) for d in dumps]
-    print(f"{'analysis of both captures:':27}{(time.perf_counter() - t) * 1000:8.0f} ms wall "
-          f"{(time.process_time() - c) * 1000:8.0f} ms cpu   (not part of the diff)")
-    infos = [CaptureInfo("before", serial="bench", boot_id="b"),
-             CaptureInfo("after", serial="bench", boot_id="b")]
+    print(
+        f"{'analysis of both captures:':27}{(time.perf_counter() - t) * 1000:8.0f} ms wall "
+        f"{(time.process_time() - c) * 1000:8.0f} ms cpu   (not part of the diff)"
+    )
+    infos = [
+        CaptureInfo("before", serial="bench", boot_id="b"),
+        CaptureInfo("after", serial="bench", boot_id="b"),
+    ]
     best = {"sides": float("inf"), "diff": float("inf"), "json": float("inf")}
     cpu = dict(best)
     doc: dict[str, object] = {}
@@ -102,23 +118,32 @@ def main() -> int:
         w2, c2 = time.perf_counter(), time.process_time()
         doc = result.to_json()
         w3, c3 = time.perf_counter(), time.process_time()
-        for key, wall, used in (("sides", w1 - w0, c1 - c0), ("diff", w2 - w1, c2 - c1),
-                                ("json", w3 - w2, c3 - c2)):
+        for key, wall, used in (
+            ("sides", w1 - w0, c1 - c0),
+            ("diff", w2 - w1, c2 - c1),
+            ("json", w3 - w2, c3 - c2),
+        ):
             best[key] = min(best[key], wall)
             cpu[key] = min(cpu[key], used)
-    for key, label in (("sides", "project analyses -> sides"),
-                       ("diff", "diff engine + suspects"),
-                       ("json", "dmaprof.diff/2 document")):
+    for key, label in (
+        ("sides", "project analyses -> sides"),
+        ("diff", "diff engine + suspects"),
+        ("json", "dmaprof.diff/2 document"),
+    ):
         print(f"{label + ':':27}{best[key] * 1000:8.0f} ms wall {cpu[key] * 1000:8.0f} ms cpu")
-    print(f"{'diff itself, total:':27}{sum(best.values()) * 1000:8.0f} ms wall "
-          f"{sum(cpu.values()) * 1000:8.0f} ms cpu   (goal <= 1000 ms; best of {args.repeat})")
+    print(
+        f"{'diff itself, total:':27}{sum(best.values()) * 1000:8.0f} ms wall "
+        f"{sum(cpu.values()) * 1000:8.0f} ms cpu   (goal <= 1000 ms; best of {args.repeat})"
+    )
     buffers = doc["buffers"]
     assert isinstance(buffers, dict)
     suspects = doc["suspects"]
     assert isinstance(suspects, list)
-    print(f"found: {buffers['new_count']} new, {buffers['freed_count']} freed, "
-          f"{buffers['moved_count']} kept buffers with changed holders, {len(suspects)} suspects;"
-          f" top: {suspects[0]['reason'] if suspects else '-'}")
+    print(
+        f"found: {buffers['new_count']} new, {buffers['freed_count']} freed, "
+        f"{buffers['moved_count']} kept buffers with changed holders, {len(suspects)} suspects;"
+        f" top: {suspects[0]['reason'] if suspects else '-'}"
+    )
     return 0
 
 

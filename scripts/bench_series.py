@@ -62,7 +62,7 @@ def _variants(n: int, processes: int, fds: int, buffers: int, maps: int) -> list
 
 
 def generate(directory: Path, samples: int, variants: int, args: argparse.Namespace) -> None:
-    from dmaprof.capture import Capture, write_capture
+    from dmaprof.capture.container import Capture, write_capture
 
     t = time.perf_counter()
     dumps = _variants(variants, args.processes, args.fds, args.buffers, args.maps)

@@ -33,8 +33,9 @@ def _snapshot(phone: EmulatedPhone, out: Path, *args: str) -> None:
 
 
 def make(scene: str) -> list[Path]:
-    outs = [REPO / "fixtures" / "captures" / f"{scene}{suffix}.dmaprof"
-            for suffix in ("", "-shell")]
+    outs = [
+        REPO / "fixtures" / "captures" / f"{scene}{suffix}.dmaprof" for suffix in ("", "-shell")
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "root"
         build_base_root(root)

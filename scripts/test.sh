@@ -31,6 +31,7 @@ fi
        duckdb matplotlib plotly playwright
 
 .venv/bin/python -m ruff check dmaprof tests scripts
-shellcheck dmaprof/device/collect.sh
+.venv/bin/python -m ruff format --check dmaprof tests scripts
+shellcheck dmaprof/collect/collect.sh
 .venv/bin/python -m mypy
 exec .venv/bin/python -m pytest -q "$@"

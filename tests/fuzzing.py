@@ -15,8 +15,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from dmaprof.capture import DUMP_MEMBER, META_MEMBER, ZIP_COMMENT, load_capture
-from dmaprof.dump import parse_dump
+from dmaprof.capture.container import DUMP_MEMBER, META_MEMBER, ZIP_COMMENT, load_capture
+from dmaprof.capture.dump import parse_dump
 from dmaprof.errors import BadCaptureError
 
 REPO = Path(__file__).resolve().parent.parent

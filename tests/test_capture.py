@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dmaprof.capture import (
+from dmaprof.capture.container import (
     DUMP_MEMBER,
     MAX_META_BYTES,
     META_MEMBER,

@@ -84,7 +84,7 @@ def test_usage_error_is_exit_2() -> None:
 
 
 def test_collector_prints_the_shipped_script() -> None:
-    from dmaprof.device import collector_script
+    from dmaprof.collect import collector_script
 
     result = run_dmaprof("collector")
     assert result.returncode == 0

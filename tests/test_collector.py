@@ -1,4 +1,4 @@
-"""The collector (dmaprof/device/collect.sh) against fake phone roots and the host's /proc.
+"""The collector (dmaprof/collect/collect.sh) against fake phone roots and the host's /proc.
 
 Each run chroots into a fake phone (tests/emuphone/scene.py on top of minroot's mksh + toybox,
 or a busybox-only root), as root and as the shell uid 2000, and checks the framed dump of

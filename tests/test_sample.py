@@ -83,10 +83,24 @@ def test_bundled_root_and_shell_pair_diff_is_no_leak() -> None:
     is unknown, and the buffer inventory is exact."""
     captures = REPO / "fixtures" / "captures"
     result = subprocess.run(
-        [sys.executable, "-m", "dmaprof", "diff", str(captures / "pixel-like.dmaprof"),
-         str(captures / "pixel-like-shell.dmaprof"), "--format", "json", "--fail-on",
-         "kernel_only>1MiB", "--fail-on", "total>1MiB"],
-        capture_output=True, text=True, timeout=120, check=False,
+        [
+            sys.executable,
+            "-m",
+            "dmaprof",
+            "diff",
+            str(captures / "pixel-like.dmaprof"),
+            str(captures / "pixel-like-shell.dmaprof"),
+            "--format",
+            "json",
+            "--fail-on",
+            "kernel_only>1MiB",
+            "--fail-on",
+            "total>1MiB",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert result.returncode == 12, result.stderr  # unknown: neither a pass nor a breach
     doc = json.loads(result.stdout)
@@ -98,19 +112,26 @@ def test_bundled_root_and_shell_pair_diff_is_no_leak() -> None:
     unknown = sorted(r["pid"] for r in doc["processes"] if r["delta_rss_bytes"] is None)
     assert unknown == [1, 590, 598, 612, 640, 700, 1200, 1800, 3100, 3160, 3300]
     known = [r for r in doc["processes"] if r["delta_rss_bytes"] is not None]
-    assert [(r["pid"], r["delta_rss_bytes"], r["delta_buffers"]) for r in known] == [
-        (4100, 0, 0)]
+    assert [(r["pid"], r["delta_rss_bytes"], r["delta_buffers"]) for r in known] == [(4100, 0, 0)]
     assert doc["buffers"]["moved_count"] == 0 and doc["buffers"]["new_count"] == 0
 
 
 def test_readme_bundled_pair_command_runs_as_written() -> None:
     text = (REPO / "README.md").read_text()
-    match = re.search(r"```sh\n(dmaprof diff fixtures/captures/pixel-like\.dmaprof .+?)\n```",
-                      text, re.DOTALL)
+    match = re.search(
+        r"```sh\n(dmaprof diff fixtures/captures/pixel-like\.dmaprof .+?)\n```", text, re.DOTALL
+    )
     assert match, "README shows no diff of the bundled pair"
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    result = subprocess.run(["bash", "-c", match.group(1)], cwd=REPO, env=env,
-                            capture_output=True, text=True, timeout=120, check=False)
+    result = subprocess.run(
+        ["bash", "-c", match.group(1)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 12, result.stderr  # as the README's comment says
     assert "No leak suspects." in result.stdout and "| UNKNOWN" not in result.stdout
     assert "UNKNOWN │ kernel_only>1MiB" in result.stdout

@@ -15,7 +15,7 @@ up to millions of lines. Their parsers work on arrays of positions into one shar
   values, and :func:`lookup` / :func:`uniq` / :func:`sort_order` are the integer helpers
   (sort based: numpy 2's hash-based ``np.unique`` and stable int64 argsorts are slow).
 
-The buffer must be followed by at least 16 zero bytes (:data:`dmaprof.dump.PAD`), so that a
+The buffer must be followed by at least 16 zero bytes (:data:`dmaprof.capture.dump.PAD`), so that a
 window starting at any position up to the end of the data stays inside it.
 """
 

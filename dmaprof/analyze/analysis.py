@@ -47,7 +47,7 @@ from dmaprof.analyze.system import (
 )
 from dmaprof.analyze.unparsed import Unparsed
 from dmaprof.analyze.userbuild import merge_run_as
-from dmaprof.dump import Dump, DumpError, parse_dump
+from dmaprof.capture.dump import Dump, DumpError, parse_dump
 
 __all__ = ["Analysis", "Coverage", "Totals", "analyze"]
 

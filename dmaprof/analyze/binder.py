@@ -60,7 +60,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from dmaprof.dump import Dump
+from dmaprof.capture.dump import Dump
 
 __all__ = ["BinderContext", "BinderInfo", "binder_report", "parse_binder"]
 

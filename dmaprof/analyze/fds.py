@@ -44,7 +44,7 @@ from dmaprof.analyze._scan import (
     uniq_index,
 )
 from dmaprof.analyze.unparsed import Unparsed
-from dmaprof.dump import Dump
+from dmaprof.capture.dump import Dump
 
 OWNER_SHIFT = np.int64(1 << 32)
 #: A value range whose end is "the next newline" (resolved only for values actually read).
@@ -189,8 +189,10 @@ def parse_fdlinks(dump: Dump, scan: Scan, unparsed: Unparsed) -> Links:
             setattr(out, name, np.concatenate([getattr(p, name) for p in pieces]))
         for piece in pieces:  # a process's records may straddle two pieces
             out.pids_seen |= piece.pids_seen
-            for counts, more in ((out.fds_seen, piece.fds_seen), (out.unreadable,
-                                                                   piece.unreadable)):
+            for counts, more in (
+                (out.fds_seen, piece.fds_seen),
+                (out.unreadable, piece.unreadable),
+            ):
                 for pid, n in more.items():
                     counts[pid] = counts.get(pid, 0) + n
     out.present = True

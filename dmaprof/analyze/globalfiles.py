@@ -13,7 +13,7 @@ import numpy as np
 
 from dmaprof.analyze._scan import I64, Scan
 from dmaprof.analyze.unparsed import Unparsed
-from dmaprof.dump import Dump, DumpError
+from dmaprof.capture.dump import Dump, DumpError
 
 VERSION = "/proc/version"
 UPTIME = "/proc/uptime"

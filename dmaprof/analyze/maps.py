@@ -18,7 +18,7 @@ import pandas as pd
 from dmaprof.analyze._scan import Scan, hexnum, nullable, proc_paths, skip_byte, uniq
 from dmaprof.analyze.fds import TARGET_ANON, TARGET_DMABUF, TARGET_OTHER, _categorical_by_inode
 from dmaprof.analyze.unparsed import Unparsed
-from dmaprof.dump import Dump
+from dmaprof.capture.dump import Dump
 
 _LINE = re.compile(
     rb"([0-9A-Fa-f]+)-([0-9A-Fa-f]+)\s+(\S+)\s+([0-9A-Fa-f]+)\s+(\S+)\s+(\d+)(?:[ \t]+(.*))?\Z",

@@ -16,7 +16,7 @@ import pandas as pd
 from dmaprof.analyze._scan import I64, Scan, decode, proc_paths, uniq
 from dmaprof.analyze.schema import CGROUPS
 from dmaprof.analyze.unparsed import Unparsed
-from dmaprof.dump import Dump
+from dmaprof.capture.dump import Dump
 
 _FILES = (
     (b"status:", "status"),

@@ -19,7 +19,7 @@ import pandas as pd
 from dmaprof.analyze._scan import objects
 from dmaprof.analyze.analysis import Analysis
 from dmaprof.analyze.devices import attached_device_rows, attached_device_summary
-from dmaprof.analyze.userbuild import extend_report
+from dmaprof.analyze.restricted import extend_report
 
 REPORT_SCHEMA = "dmaprof.report/1"
 

@@ -15,7 +15,7 @@ import pandas as pd
 
 from dmaprof.analyze._scan import Scan, decode, factorize_ranges, nullable, uniq
 from dmaprof.analyze.unparsed import Unparsed
-from dmaprof.dump import Dump
+from dmaprof.capture.dump import Dump
 
 ROOT = b"/sys/kernel/dmabuf/buffers/"
 

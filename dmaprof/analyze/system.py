@@ -21,7 +21,7 @@ from dmaprof.analyze.globalfiles import (
 from dmaprof.analyze.ion import IonHeap, parse_ion_heap
 from dmaprof.analyze.schema import ION_CLIENTS, PACKAGES, TASKS
 from dmaprof.analyze.unparsed import Unparsed
-from dmaprof.dump import Dump
+from dmaprof.capture.dump import Dump
 
 _PROP = re.compile(r"^\[(.*?)\]:\s*\[(.*)\]\s*$")
 _PACKAGE = re.compile(r"^package:(\S+)\s+uid:(\d+(?:,\d+)*)\s*$")

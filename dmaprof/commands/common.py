@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from dmaprof.console import AppState
 from dmaprof.errors import EXIT_CODE_HELP, BadCaptureError, DmaprofError
+from dmaprof.render.console import AppState
 
 if TYPE_CHECKING:
-    from dmaprof.capture import Capture
+    from dmaprof.capture.container import Capture
 
 CONTEXT_SETTINGS: dict[str, Any] = {
     "help_option_names": ["-h", "--help"],
@@ -92,19 +92,27 @@ def load_captures(paths: Sequence[Path], *modules: str) -> list[Capture]:
     import importlib
     from concurrent.futures import ThreadPoolExecutor
 
-    from dmaprof.capture import load_capture
+    from dmaprof.capture.container import load_capture
     from dmaprof.timing import stage
 
-    with stage("load the captures (and import the analysis)"), ThreadPoolExecutor(
-            max_workers=1) as pool:
+    with (
+        stage("load the captures (and import the analysis)"),
+        ThreadPoolExecutor(max_workers=1) as pool,
+    ):
         jobs = [pool.submit(load_capture, path) for path in paths]
         for module in modules:
             importlib.import_module(module)
         return [job.result() for job in jobs]
 
 
-_FORMAT_BY_SUFFIX = {".json": "json", ".csv": "csv", ".md": "markdown", ".txt": "table",
-                    ".html": "html", ".htm": "html"}
+_FORMAT_BY_SUFFIX = {
+    ".json": "json",
+    ".csv": "csv",
+    ".md": "markdown",
+    ".txt": "table",
+    ".html": "html",
+    ".htm": "html",
+}
 
 
 def output_format(fmt: str | None, output: Path | None) -> str:

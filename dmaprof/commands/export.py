@@ -50,7 +50,7 @@ def export(captures: tuple[Path, ...], fmt: str, directory: Path, charge: str, f
     (serial, model, fingerprint, release, sdk, kernel_release, boot_id, wallclock) and its id.
     Query examples: docs/fleet.md.
     """
-    from dmaprof.export import export_captures
+    from dmaprof.render.export import export_captures
 
     state = app_state()
     result = export_captures(

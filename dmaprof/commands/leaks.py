@@ -99,36 +99,76 @@ def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> int 
 @click.argument("before", type=INPUT_PATH)
 @click.argument("after", type=INPUT_PATH)
 @click.option("--by", type=click.Choice(VIEWS), help="One view instead of the overview.")
-@click.option("--top", type=click.IntRange(min=1), default=15, show_default=True,
-              help="Rows per table (table and markdown; csv and json hold every row).")
+@click.option(
+    "--top",
+    type=click.IntRange(min=1),
+    default=15,
+    show_default=True,
+    help="Rows per table (table and markdown; csv and json hold every row).",
+)
 @charge_option
 @service_option
 @format_option
 @output_option
-@click.option("--force", is_flag=True,
-              help="Compare captures of different devices anyway.")
-@click.option("--fail-on", "fail_on", multiple=True, metavar="RULE",
-              help="Exit 10 when RULE is breached, e.g. 'total>10MiB', 'app:*>20MiB' "
-              "(repeatable; quote it in the shell; syntax in docs/ci.md).")
-@click.option("--warn-on", "warn_on", multiple=True, metavar="RULE",
-              help="Like --fail-on, but only warn (annotation, summary, JUnit output).")
-@click.option("--budgets", type=INPUT_PATH,
-              metavar="FILE.toml", help="Budget file with warn and fail limits (docs/ci.md).")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
-              metavar="FILE", help="Also write the JSON document to FILE (e.g. a CI artifact "
-              "while the table goes to the log).")
-@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
-              help="Write one JUnit <testcase classname=\"dmaprof.budget\"> per rule.")
-@click.option("--on-unknown", "on_unknown", type=click.Choice(["error", "warn", "pass"]),
-              default="error", show_default=True,
-              help="A rule whose figure a side could not see (e.g. kernel_only as the shell "
-              "user): error exits 12, warn warns and exits 0, pass only records it. Never a "
-              "breach (exit 10 is only for real breaches).")
-@click.option("--summary/--no-summary", default=True, show_default=True,
-              help="Append a markdown summary to $GITHUB_STEP_SUMMARY when it is set.")
-@click.option("--annotations", type=click.Choice(["auto", "github", "none"]), default="auto",
-              show_default=True,
-              help="GitHub ::error/::warning lines on stderr (auto: when GITHUB_ACTIONS=true).")
+@click.option("--force", is_flag=True, help="Compare captures of different devices anyway.")
+@click.option(
+    "--fail-on",
+    "fail_on",
+    multiple=True,
+    metavar="RULE",
+    help="Exit 10 when RULE is breached, e.g. 'total>10MiB', 'app:*>20MiB' "
+    "(repeatable; quote it in the shell; syntax in docs/ci.md).",
+)
+@click.option(
+    "--warn-on",
+    "warn_on",
+    multiple=True,
+    metavar="RULE",
+    help="Like --fail-on, but only warn (annotation, summary, JUnit output).",
+)
+@click.option(
+    "--budgets",
+    type=INPUT_PATH,
+    metavar="FILE.toml",
+    help="Budget file with warn and fail limits (docs/ci.md).",
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="Also write the JSON document to FILE (e.g. a CI artifact "
+    "while the table goes to the log).",
+)
+@click.option(
+    "--junit",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help='Write one JUnit <testcase classname="dmaprof.budget"> per rule.',
+)
+@click.option(
+    "--on-unknown",
+    "on_unknown",
+    type=click.Choice(["error", "warn", "pass"]),
+    default="error",
+    show_default=True,
+    help="A rule whose figure a side could not see (e.g. kernel_only as the shell "
+    "user): error exits 12, warn warns and exits 0, pass only records it. Never a "
+    "breach (exit 10 is only for real breaches).",
+)
+@click.option(
+    "--summary/--no-summary",
+    default=True,
+    show_default=True,
+    help="Append a markdown summary to $GITHUB_STEP_SUMMARY when it is set.",
+)
+@click.option(
+    "--annotations",
+    type=click.Choice(["auto", "github", "none"]),
+    default="auto",
+    show_default=True,
+    help="GitHub ::error/::warning lines on stderr (auto: when GITHUB_ACTIONS=true).",
+)
 def diff(
     before: Path,
     after: Path,
@@ -171,10 +211,10 @@ def diff(
     checks = _checks(fail_on, warn_on, budgets)
     fmt = output_format(fmt, output)
     captures = load_captures([before, after], "dmaprof.leaks.side", "dmaprof.leaks.diff")
-    from dmaprof.leaks import ci
     from dmaprof.leaks.diff import diff_sides
     from dmaprof.leaks.rules import evaluate
     from dmaprof.leaks.side import side_from_capture
+    from dmaprof.render import ci
     from dmaprof.render import diff as render
 
     sides = [
@@ -188,8 +228,12 @@ def diff(
         doc["budgets"] = report.as_dict()
     for warning in result.warnings:
         loud = warning.startswith(("REBOOT", "BEFORE ("))
-        state.err.print(f"[bold red]WARNING:[/bold red] {warning}" if loud else
-                        f"[yellow]warning:[/yellow] {warning}", highlight=False)
+        state.err.print(
+            f"[bold red]WARNING:[/bold red] {warning}"
+            if loud
+            else f"[yellow]warning:[/yellow] {warning}",
+            highlight=False,
+        )
     with output_stream(output) as stream:
         if fmt == "json":
             render.render_json(doc, stream)
@@ -211,8 +255,10 @@ def diff(
             render.render_json(doc, stream)
     if junit is not None:
         if report is None:
-            state.note("warning: --junit without --fail-on/--warn-on/--budgets: no rules, "
-                       "an empty test suite")
+            state.note(
+                "warning: --junit without --fail-on/--warn-on/--budgets: no rules, "
+                "an empty test suite"
+            )
         from dmaprof.leaks.rules import BudgetReport
 
         ci.write_junit(junit, report or BudgetReport([]), elapsed_s=time.monotonic() - started)
@@ -242,7 +288,9 @@ def _checks(fail_on: tuple[str, ...], warn_on: tuple[str, ...], budgets: Path | 
 
     checks = []
     levels: tuple[tuple[str, tuple[str, ...], Level], ...] = (
-        ("--fail-on", fail_on, "fail"), ("--warn-on", warn_on, "warn"))
+        ("--fail-on", fail_on, "fail"),
+        ("--warn-on", warn_on, "warn"),
+    )
     for option, rules, level in levels:
         for rule in rules:
             try:
@@ -260,15 +308,36 @@ def _checks(fail_on: tuple[str, ...], warn_on: tuple[str, ...], budgets: Path | 
 
 @click.command(epilog=EPILOG)
 @serial_option
-@click.option("--interval", default="5s", show_default=True, callback=_duration,
-              metavar="DURATION", help="Time between samples (500ms, 5s, 2m, ...).")
+@click.option(
+    "--interval",
+    default="5s",
+    show_default=True,
+    callback=_duration,
+    metavar="DURATION",
+    help="Time between samples (500ms, 5s, 2m, ...).",
+)
 @click.option("--count", type=click.IntRange(min=1), help="Number of samples to take.")
-@click.option("--duration", callback=_duration, metavar="DURATION",
-              help="Or: sample for this long (10m, 2h, ...).")
-@click.option("-o", "--output", "out_dir", required=True,
-              type=click.Path(file_okay=False, path_type=Path), help="Directory of the series.")
-@click.option("--retries", type=click.IntRange(min=0), default=2, show_default=True,
-              help="Extra attempts of a failed sample before its gap is recorded.")
+@click.option(
+    "--duration",
+    callback=_duration,
+    metavar="DURATION",
+    help="Or: sample for this long (10m, 2h, ...).",
+)
+@click.option(
+    "-o",
+    "--output",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory of the series.",
+)
+@click.option(
+    "--retries",
+    type=click.IntRange(min=0),
+    default=2,
+    show_default=True,
+    help="Extra attempts of a failed sample before its gap is recorded.",
+)
 @root_option
 @timeout_option
 @click.option("--force", is_flag=True, help="Replace a series already in the directory.")
@@ -299,8 +368,9 @@ def record(
     devices, an unauthorized device or no adb end the series at its first sample; after
     the first sample the series follows that device (and only it) through unplugs.
     """
+    from dmaprof.collect.sampler import AdbSampler
     from dmaprof.leaks.precompute import SampleFigures
-    from dmaprof.leaks.series import AdbSampler, RecordPlan, record_series
+    from dmaprof.leaks.series import RecordPlan, record_series
 
     if (count is None) == (duration is None):
         raise click.UsageError("give exactly one of --count N or --duration DURATION")
@@ -309,8 +379,9 @@ def record(
     plan = RecordPlan(interval_s=interval, count=count, duration_s=duration, retries=retries)
     sampler = AdbSampler(serial, root_mode=root_mode, timeout=timeout)
     with SampleFigures() as figures:  # each sample's trend figures, beside the sampling
-        summary = record_series(out_dir, plan, sampler, progress=state.progress, force=force,
-                                on_sample=figures.submit)
+        summary = record_series(
+            out_dir, plan, sampler, progress=state.progress, force=force, on_sample=figures.submit
+        )
         state.progress("computing the trend figures of the last samples")
     state.note(summary.line)
 
@@ -320,26 +391,55 @@ def record(
 
 @click.command(epilog=EPILOG)
 @click.argument("directory", type=INPUT_PATH)
-@click.option("--by", type=click.Choice(["total", "kernel_only", "process", "app", "exporter",
-                                         "name"]),
-              help="Only the series of one kind.")
-@click.option("--top", type=click.IntRange(min=1), default=20, show_default=True,
-              help="Rows in table and markdown (leaks are always shown).")
+@click.option(
+    "--by",
+    type=click.Choice(["total", "kernel_only", "process", "app", "exporter", "name"]),
+    help="Only the series of one kind.",
+)
+@click.option(
+    "--top",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="Rows in table and markdown (leaks are always shown).",
+)
 @format_option
 @output_option
-@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
-              help="Write charts: FILE.html (the interactive report) or FILE.png (matplotlib).")
-@click.option("--min-growth", callback=_size, default="1MiB", show_default=True, metavar="SIZE",
-              help="Growth over the window below which no series is a leak.")
-@click.option("--confidence", type=click.FloatRange(0.5, 1.0, max_open=True), default=0.95,
-              show_default=True, help="Mann-Kendall confidence a leak needs.")
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="Write charts: FILE.html (the interactive report) or FILE.png (matplotlib).",
+)
+@click.option(
+    "--min-growth",
+    callback=_size,
+    default="1MiB",
+    show_default=True,
+    metavar="SIZE",
+    help="Growth over the window below which no series is a leak.",
+)
+@click.option(
+    "--confidence",
+    type=click.FloatRange(0.5, 1.0, max_open=True),
+    default=0.95,
+    show_default=True,
+    help="Mann-Kendall confidence a leak needs.",
+)
 @click.option("--fail-on-leak", is_flag=True, help="Exit 10 when a leak is flagged (CI).")
-@click.option("--no-cache", is_flag=True,
-              help="Analyse every sample again (by default each sample's figures are kept in "
-              "a .dmaprof-cache directory beside it).")
-@click.option("-s", "--serial", "serial", metavar="SERIAL",
-              help="The device whose samples to trend, when DIR holds several (exit 5 "
-              "without it).")
+@click.option(
+    "--no-cache",
+    is_flag=True,
+    help="Analyse every sample again (by default each sample's figures are kept in "
+    "a .dmaprof-cache directory beside it).",
+)
+@click.option(
+    "-s",
+    "--serial",
+    "serial",
+    metavar="SERIAL",
+    help="The device whose samples to trend, when DIR holds several (exit 5 without it).",
+)
 def trend(
     directory: Path,
     by: str | None,
@@ -366,17 +466,18 @@ def trend(
     series; a sample that cannot be placed is kept in the current boot. Figures a sample
     could not see (e.g. taken as the shell user) are left out of their series.
     """
-    from dmaprof.leaks.plot import write_plot
     from dmaprof.leaks.trend import TrendPolicy
     from dmaprof.leaks.trend import trend as run_trend
     from dmaprof.render import diff as render
+    from dmaprof.render.plot import write_plot
 
     state = app_state()
     fmt = output_format(fmt, output)
     policy = TrendPolicy(confidence=confidence, min_growth_bytes=min_growth)
     check_input(directory, directory=True)
-    result = run_trend(directory, policy=policy, progress=state.progress, use_cache=not no_cache,
-                       serial=serial)
+    result = run_trend(
+        directory, policy=policy, progress=state.progress, use_cache=not no_cache, serial=serial
+    )
     doc = result.doc
     with output_stream(output) as stream:
         if fmt == "json":
@@ -400,7 +501,8 @@ def trend(
         state.note(f"wrote {plot}")
     if fail_on_leak and doc["leaks"]:
         raise BudgetBreachedError(
-            f"{len(doc['leaks'])} leak(s) flagged: {doc['leaks'][0]['reason']}")
+            f"{len(doc['leaks'])} leak(s) flagged: {doc['leaks'][0]['reason']}"
+        )
 
 
 def _warned(state: Any, doc: dict[str, Any], stream: Any) -> dict[str, Any]:
@@ -416,12 +518,22 @@ def _warned(state: Any, doc: dict[str, Any], stream: Any) -> dict[str, Any]:
 
 @click.command(epilog=EPILOG)
 @serial_option
-@click.option("--interval", default="2s", show_default=True, callback=_duration,
-              metavar="DURATION", help="Time between refreshes.")
-@click.option("--count", type=click.IntRange(min=1),
-              help="Quit after this many refreshes (default: until Ctrl-C).")
-@click.option("--rows", type=click.IntRange(min=1), default=20, show_default=True,
-              help="Holders shown.")
+@click.option(
+    "--interval",
+    default="2s",
+    show_default=True,
+    callback=_duration,
+    metavar="DURATION",
+    help="Time between refreshes.",
+)
+@click.option(
+    "--count",
+    type=click.IntRange(min=1),
+    help="Quit after this many refreshes (default: until Ctrl-C).",
+)
+@click.option(
+    "--rows", type=click.IntRange(min=1), default=20, show_default=True, help="Holders shown."
+)
 @charge_option
 @service_option
 @root_option
@@ -444,14 +556,21 @@ def top(
     exits with that error's code (4 no device, 5 several, 6 unauthorized, 7 offline...);
     after a first success a failed refresh is shown and retried.
     """
-    from dmaprof.leaks.live import run_top
-    from dmaprof.leaks.series import AdbSampler
+    from dmaprof.collect.sampler import AdbSampler
+    from dmaprof.render.live import run_top
 
     assert interval is not None
     state = app_state()
     sampler = AdbSampler(serial, root_mode=root_mode, timeout=timeout)
-    run_top(sampler, interval_s=interval, out=state.out, count=count, rows=rows, charge=charge,
-            service_regex=service_regex)
+    run_top(
+        sampler,
+        interval_s=interval,
+        out=state.out,
+        count=count,
+        rows=rows,
+        charge=charge,
+        service_regex=service_regex,
+    )
 
 
 __all__ = ["DmaprofError", "diff", "record", "top", "trend"]

@@ -16,5 +16,5 @@ Layout, one module per concept:
 * ``live``: ``dmaprof top``.
 
 Nothing here imports click; ``live`` and ``series`` are the only modules that talk to a
-device (through ``dmaprof.snapshot``).
+device (through ``dmaprof.collect.snapshot``).
 """

@@ -28,7 +28,7 @@ mode is never growth.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -36,90 +36,21 @@ import numpy.typing as npt
 import pandas as pd
 
 from dmaprof.errors import DmaprofError
+from dmaprof.leaks.diffresult import (
+    APP_METRICS,
+    CGROUP_METRICS,
+    GROUP_METRICS,
+    PROCESS_METRICS,
+    DiffResult,
+)
 from dmaprof.leaks.side import TOTAL_KEYS, CaptureInfo, Coverage, Side, masked
 from dmaprof.timing import stage
 
-SCHEMA = "dmaprof.diff/2"
-
 I64 = npt.NDArray[np.int64]
-
-# Side column -> metric name used in the JSON (``<metric>_before``, ``_after``, ``delta_``).
-PROCESS_METRICS = {
-    "rss": "rss_bytes",
-    "pss": "pss_bytes",
-    "shared_pss": "shared_pss_bytes",
-    "buffers": "buffers",
-    "fd_only": "fd_only",
-    "map_only": "map_only",
-    "both": "both",
-    "map_only_bytes": "map_only_bytes",
-    "fds": "fds",
-    "maps": "maps",
-}
-APP_METRICS = {
-    "rss": "rss_bytes",
-    "pss": "pss_bytes",
-    "shared_pss": "shared_pss_bytes",
-    "buffers": "buffers",
-    "processes": "processes",
-}
-CGROUP_METRICS = {
-    "rss": "rss_bytes",
-    "pss": "pss_bytes",
-    "rss_tree": "rss_bytes_with_descendants",
-    "pss_tree": "pss_bytes_with_descendants",
-    "processes": "processes",
-}
-GROUP_METRICS = {
-    "buffers": "buffers",
-    "bytes": "bytes",
-    "userspace_buffers": "userspace_buffers",
-    "userspace_bytes": "userspace_bytes",
-    "kernel_only_buffers": "kernel_only_buffers",
-    "kernel_only_bytes": "kernel_only_bytes",
-    "holders": "holders",
-}
 
 
 class DifferentDevicesError(DmaprofError):
     """The two captures come from different devices (exit 1; ``--force`` compares anyway)."""
-
-
-@dataclass
-class DiffResult:
-    before: CaptureInfo
-    after: CaptureInfo
-    charge: str
-    same_device: bool | None
-    same_boot: bool
-    forced: bool
-    totals: dict[str, int | None]
-    processes: pd.DataFrame
-    apps: pd.DataFrame
-    cgroups: pd.DataFrame
-    exporters: pd.DataFrame
-    names: pd.DataFrame
-    new_buffers: pd.DataFrame  # inode, size, exporter, name, name_key, held, holders
-    freed_buffers: pd.DataFrame
-    kept: dict[str, int]  # buffers, bytes, moved (holders changed)
-    gained: pd.DataFrame  # holdings that appeared: proc, bid, new_buffer, size, fds, maps, ...
-    lost: pd.DataFrame  # holdings that went away
-    warnings: list[str] = field(default_factory=list)
-    lower_bound: bool = False
-    suspects: list[dict[str, Any]] = field(default_factory=list)
-    unknown: list[str] = field(default_factory=list)  # process metrics a side cannot give
-    coverage_before: Coverage = field(default_factory=Coverage)
-    coverage_after: Coverage = field(default_factory=Coverage)
-    # why figures are unknown, one sentence each (shown once below the tables)
-    unknown_reasons: list[str] = field(default_factory=list)
-
-    @property
-    def identity(self) -> bool:
-        """Per-buffer identity is meaningful (same boot): new/freed lists exist."""
-        return self.same_boot
-
-    def to_json(self) -> dict[str, Any]:
-        return diff_json(self)
 
 
 # --------------------------------------------------------------------------- devices
@@ -136,9 +67,9 @@ def same_device(before: CaptureInfo, after: CaptureInfo) -> bool | None:
     return None
 
 
-def check_devices(before: CaptureInfo, after: CaptureInfo, *, force: bool) -> tuple[
-    bool | None, bool, list[str]
-]:
+def check_devices(
+    before: CaptureInfo, after: CaptureInfo, *, force: bool
+) -> tuple[bool | None, bool, list[str]]:
     """(same device, same boot, warnings); raises DifferentDevicesError unless ``force``."""
     warnings: list[str] = []
     same = same_device(before, after)
@@ -152,8 +83,10 @@ def check_devices(before: CaptureInfo, after: CaptureInfo, *, force: bool) -> tu
                 f"{message}: refusing to compare captures of different devices "
                 "(use --force to compare them anyway)"
             )
-        warnings.append(f"{message}; compared anyway (--force): buffer identities mean "
-                        "nothing across devices, so only aggregate changes are shown")
+        warnings.append(
+            f"{message}; compared anyway (--force): buffer identities mean "
+            "nothing across devices, so only aggregate changes are shown"
+        )
     elif same is None:
         warnings.append(
             "cannot tell whether both captures come from the same device (no serial, model "
@@ -219,8 +152,9 @@ def _describe(info: CaptureInfo) -> str:
 # --------------------------------------------------------------------------- helpers
 
 
-def _side_values(column: pd.Series, present: npt.NDArray[np.bool_], complete: bool
-                 ) -> tuple[I64, npt.NDArray[np.bool_]]:
+def _side_values(
+    column: pd.Series, present: npt.NDArray[np.bool_], complete: bool
+) -> tuple[I64, npt.NDArray[np.bool_]]:
     """One side's figure per merged row and whether it is unknown: where the row is absent
     it is 0, unless that side's table is incomplete (then unknown)."""
     values = column.astype("Int64")
@@ -244,7 +178,12 @@ def _outer(
     new/``gone``/kept and labels from AFTER (else BEFORE). ``complete``: whether a row absent
     from BEFORE / AFTER means zero (else unknown: that side's source cannot list them)."""
     m = b.merge(
-        a, on=key, how="outer", suffixes=("_b", "_a"), indicator=True, validate="one_to_one",
+        a,
+        on=key,
+        how="outer",
+        suffixes=("_b", "_a"),
+        indicator=True,
+        validate="one_to_one",
         sort=False,
     )
     ind = m["_merge"].to_numpy(dtype=object)
@@ -252,8 +191,9 @@ def _outer(
     # absent from a side that cannot list every key (names unseen as the shell user): unknown
     gone_or = gone if complete[1] else "unknown"
     new_or = "new" if complete[0] else "unknown"
-    data["status"] = np.where(ind == "left_only", gone_or,
-                              np.where(ind == "right_only", new_or, "kept"))
+    data["status"] = np.where(
+        ind == "left_only", gone_or, np.where(ind == "right_only", new_or, "kept")
+    )
     for column in labels:
         after = m[f"{column}_a"].to_numpy(dtype=object)
         before = m[f"{column}_b"].to_numpy(dtype=object)
@@ -324,8 +264,7 @@ def _diff_sides(before: Side, after: Side, *, force: bool, suspects: bool) -> Di
     for side, word in ((before, "BEFORE"), (after, "AFTER")):
         if side.lower_bound and side.coverage.holders_complete:
             warnings.append(
-                f"{word}: some sources could not be read; its per-process figures are lower "
-                "bounds"
+                f"{word}: some sources could not be read; its per-process figures are lower bounds"
             )
     for text in dict.fromkeys([*before.limitations, *after.limitations]):
         word = "BEFORE and AFTER"
@@ -334,8 +273,10 @@ def _diff_sides(before: Side, after: Side, *, force: bool, suspects: bool) -> Di
         elif text not in before.limitations:
             word = "AFTER"
         warnings.append(f"{word}: {text}")
-    anon = [sum((side.totals.get(k) or 0) for k in ("anon_fds", "anon_maps"))
-            for side in (before, after)]
+    anon = [
+        sum((side.totals.get(k) or 0) for k in ("anon_fds", "anon_maps"))
+        for side in (before, after)
+    ]
     if any(anon):
         warnings.append(
             f"fds and mappings without per-buffer identity (BEFORE {anon[0]}, AFTER {anon[1]}; "
@@ -361,20 +302,40 @@ def _diff_sides(before: Side, after: Side, *, force: bool, suspects: bool) -> Di
         totals=_totals(before, after),
         processes=procs,
         apps=_sort(
-            _held_something(_outer(before.apps, after.apps, ["uid"], APP_METRICS,
-                                   ["label", "kind", "packages"], complete=(cb.uids, ca.uids)),
-                            APP_METRICS),
+            _held_something(
+                _outer(
+                    before.apps,
+                    after.apps,
+                    ["uid"],
+                    APP_METRICS,
+                    ["label", "kind", "packages"],
+                    complete=(cb.uids, ca.uids),
+                ),
+                APP_METRICS,
+            ),
             [("delta_pss_bytes", True), ("delta_rss_bytes", True), ("uid", False)],
         ),
         cgroups=_sort(
-            _outer(before.cgroups, after.cgroups, ["path"], CGROUP_METRICS, [],
-                   complete=(cb.cgroups, ca.cgroups)),
+            _outer(
+                before.cgroups,
+                after.cgroups,
+                ["path"],
+                CGROUP_METRICS,
+                [],
+                complete=(cb.cgroups, ca.cgroups),
+            ),
             [("delta_pss_bytes_with_descendants", True), ("path", False)],
         ),
-        exporters=_groups(before.exporters, after.exporters, bufs, "exporter",
-                          (cb.exporters_listed, ca.exporters_listed)),
-        names=_groups(before.names, after.names, bufs, "name_key",
-                      (cb.names_listed, ca.names_listed)),
+        exporters=_groups(
+            before.exporters,
+            after.exporters,
+            bufs,
+            "exporter",
+            (cb.exporters_listed, ca.exporters_listed),
+        ),
+        names=_groups(
+            before.names, after.names, bufs, "name_key", (cb.names_listed, ca.names_listed)
+        ),
         new_buffers=bufs.new,
         freed_buffers=bufs.freed,
         kept=bufs.kept,
@@ -407,9 +368,13 @@ def _comparable_inventories(before: Side, after: Side) -> tuple[Side, Side]:
         if side.coverage.inventory:
             return side
         totals = {**side.totals, "buffers": None, "bytes": None}
-        groups = [g.assign(buffers=pd.array([None] * len(g), dtype="Int64"),
-                           bytes=pd.array([None] * len(g), dtype="Int64"))
-                  for g in (side.exporters, side.names)]
+        groups = [
+            g.assign(
+                buffers=pd.array([None] * len(g), dtype="Int64"),
+                bytes=pd.array([None] * len(g), dtype="Int64"),
+            )
+            for g in (side.exporters, side.names)
+        ]
         return replace(side, totals=totals, exporters=groups[0], names=groups[1])
 
     return held_only(before), held_only(after)
@@ -438,8 +403,11 @@ class _BufferDiff:
     def empty(cls, before: Side, after: Side) -> _BufferDiff:
         cols = ["inode", "size", "exporter", "name", "name_key", "held", "holders"]
         return cls(
-            pd.DataFrame({c: [] for c in cols}), pd.DataFrame({c: [] for c in cols}),
-            {"buffers": 0, "bytes": 0, "moved": 0}, np.zeros(0, np.int64), np.zeros(0, np.int64),
+            pd.DataFrame({c: [] for c in cols}),
+            pd.DataFrame({c: [] for c in cols}),
+            {"buffers": 0, "bytes": 0, "moved": 0},
+            np.zeros(0, np.int64),
+            np.zeros(0, np.int64),
             0,
         )
 
@@ -451,8 +419,19 @@ class _HoldingDiff:
 
     @classmethod
     def empty(cls) -> _HoldingDiff:
-        cols = ["proc", "bid", "pid", "inode", "size", "fds", "maps", "name_key", "exporter",
-                "new_buffer", "freed_buffer"]
+        cols = [
+            "proc",
+            "bid",
+            "pid",
+            "inode",
+            "size",
+            "fds",
+            "maps",
+            "name_key",
+            "exporter",
+            "new_buffer",
+            "freed_buffer",
+        ]
         return cls(pd.DataFrame({c: [] for c in cols}), pd.DataFrame({c: [] for c in cols}))
 
 
@@ -462,9 +441,15 @@ _BUFFER_KEY = ["inode", "size", "exporter"]
 def _buffer_diff(before: Side, after: Side) -> _BufferDiff:
     bb, ba = before.buffers, after.buffers
     nb, na = len(bb), len(ba)
-    m = bb[_BUFFER_KEY].assign(ib=np.arange(nb)).merge(
-        ba[_BUFFER_KEY].assign(ia=np.arange(na)), on=_BUFFER_KEY, how="outer",
-        indicator=True,
+    m = (
+        bb[_BUFFER_KEY]
+        .assign(ib=np.arange(nb))
+        .merge(
+            ba[_BUFFER_KEY].assign(ia=np.arange(na)),
+            on=_BUFFER_KEY,
+            how="outer",
+            indicator=True,
+        )
     )
     both = (m["_merge"] == "both").to_numpy()
     ib = m["ib"].to_numpy(dtype=np.float64)
@@ -483,12 +468,23 @@ def _buffer_diff(before: Side, after: Side) -> _BufferDiff:
     ha_bid = np.where(ha_row >= 0, after_bid[np.maximum(ha_row, 0)], -1)
 
     new = ba[is_new].reset_index(drop=True)
-    new = new.assign(holders=pd.Series(holder_lists(
-        after_bid[is_new], ha_bid, ha["pid"].to_numpy(dtype=np.int64)), dtype=object))
+    new = new.assign(
+        holders=pd.Series(
+            holder_lists(after_bid[is_new], ha_bid, ha["pid"].to_numpy(dtype=np.int64)),
+            dtype=object,
+        )
+    )
     freed = bb[is_freed].reset_index(drop=True)
-    freed = freed.assign(holders=pd.Series(holder_lists(
-        np.flatnonzero(is_freed).astype(np.int64), hb_bid, hb["pid"].to_numpy(dtype=np.int64)),
-        dtype=object))
+    freed = freed.assign(
+        holders=pd.Series(
+            holder_lists(
+                np.flatnonzero(is_freed).astype(np.int64),
+                hb_bid,
+                hb["pid"].to_numpy(dtype=np.int64),
+            ),
+            dtype=object,
+        )
+    )
     kept_sizes = bb["size"].to_numpy(dtype=np.int64)[kept_b]
     return _BufferDiff(
         new=_sort(new, [("size", True), ("inode", False)]),
@@ -510,9 +506,16 @@ def _process_ids(before: pd.DataFrame, after: pd.DataFrame) -> tuple[I64, I64]:
     """Process identity ids: BEFORE rows get their row number; an AFTER row gets the id of
     the BEFORE process it continues (same pid and start time), else a fresh one."""
     nb, na = len(before), len(after)
-    m = before[["pid", "start", "comm"]].assign(ib=np.arange(nb)).merge(
-        after[["pid", "start", "comm"]].assign(ia=np.arange(na)), on="pid", how="inner",
-        suffixes=("_b", "_a"), validate="one_to_one",
+    m = (
+        before[["pid", "start", "comm"]]
+        .assign(ib=np.arange(nb))
+        .merge(
+            after[["pid", "start", "comm"]].assign(ia=np.arange(na)),
+            on="pid",
+            how="inner",
+            suffixes=("_b", "_a"),
+            validate="one_to_one",
+        )
     )
     sb = m["start_b"].to_numpy(dtype=np.int64)
     sa = m["start_a"].to_numpy(dtype=np.int64)
@@ -531,7 +534,11 @@ def _process_diff_same_boot(
     id_b, id_a = _process_ids(pb, pa)
     labels = ["pid", "start", "name", "comm", "uid", "owner_uid", "cgroup", "unreadable"]
     procs = _outer(
-        pb.assign(proc=id_b), pa.assign(proc=id_a), ["proc"], PROCESS_METRICS, labels,
+        pb.assign(proc=id_b),
+        pa.assign(proc=id_a),
+        ["proc"],
+        PROCESS_METRICS,
+        labels,
         gone="exited",
     )
     procs["unreadable"] = procs["unreadable"].astype(bool)
@@ -560,30 +567,35 @@ def _process_diff_same_boot(
     name_by_bid[:nb] = before.buffers["name_key"].to_numpy(dtype=object)
     exp_by_bid[:nb] = before.buffers["exporter"].to_numpy(dtype=object)
     new_rows = np.flatnonzero(bufs.after_bid >= nb)
-    name_by_bid[bufs.after_bid[new_rows]] = after.buffers["name_key"].to_numpy(
-        dtype=object)[new_rows]
-    exp_by_bid[bufs.after_bid[new_rows]] = after.buffers["exporter"].to_numpy(
-        dtype=object)[new_rows]
+    name_by_bid[bufs.after_bid[new_rows]] = after.buffers["name_key"].to_numpy(dtype=object)[
+        new_rows
+    ]
+    exp_by_bid[bufs.after_bid[new_rows]] = after.buffers["exporter"].to_numpy(dtype=object)[
+        new_rows
+    ]
     freed_by_bid = np.zeros(n_bids, dtype=bool)
     freed_by_bid[:nb] = True
     freed_by_bid[bufs.after_bid[bufs.after_bid < nb]] = False
 
-    def side_frame(h: pd.DataFrame, proc: I64, bid: I64, mask: npt.NDArray[np.bool_]
-                   ) -> pd.DataFrame:
+    def side_frame(
+        h: pd.DataFrame, proc: I64, bid: I64, mask: npt.NDArray[np.bool_]
+    ) -> pd.DataFrame:
         b = bid[mask]
-        return pd.DataFrame({
-            "proc": proc[mask],
-            "bid": b,
-            "pid": h["pid"].to_numpy(dtype=np.int64)[mask],
-            "inode": h["inode"].to_numpy(dtype=np.int64)[mask],
-            "size": h["size"].to_numpy(dtype=np.int64)[mask],
-            "fds": h["fds"].to_numpy(dtype=np.int64)[mask],
-            "maps": h["maps"].to_numpy(dtype=np.int64)[mask],
-            "name_key": name_by_bid[b],
-            "exporter": exp_by_bid[b],
-            "new_buffer": b >= nb,
-            "freed_buffer": freed_by_bid[b],
-        })
+        return pd.DataFrame(
+            {
+                "proc": proc[mask],
+                "bid": b,
+                "pid": h["pid"].to_numpy(dtype=np.int64)[mask],
+                "inode": h["inode"].to_numpy(dtype=np.int64)[mask],
+                "size": h["size"].to_numpy(dtype=np.int64)[mask],
+                "fds": h["fds"].to_numpy(dtype=np.int64)[mask],
+                "maps": h["maps"].to_numpy(dtype=np.int64)[mask],
+                "name_key": name_by_bid[b],
+                "exporter": exp_by_bid[b],
+                "new_buffer": b >= nb,
+                "freed_buffer": freed_by_bid[b],
+            }
+        )
 
     gained = side_frame(ha, proc_a, bid_a, gained_mask)
     lost = side_frame(hb, proc_b, bid_b, lost_mask)
@@ -630,13 +642,20 @@ def known_sum(frame: pd.DataFrame, by: str | list[str], columns: Sequence[str]) 
     an unknown part is unknown, not the sum of the known parts)."""
     g = frame.groupby(by, sort=False, dropna=False)
     sums = g[list(columns)].sum()
-    gaps = frame[list(columns)].isna().groupby(
-        [frame[k] for k in ([by] if isinstance(by, str) else by)], sort=False, dropna=False
-    ).any()
+    gaps = (
+        frame[list(columns)]
+        .isna()
+        .groupby(
+            [frame[k] for k in ([by] if isinstance(by, str) else by)], sort=False, dropna=False
+        )
+        .any()
+    )
     out = pd.DataFrame(index=sums.index)
     for column in columns:
-        out[column] = masked(sums[column].to_numpy(dtype=np.int64, na_value=0),
-                             gaps[column].reindex(sums.index).to_numpy(dtype=bool))
+        out[column] = masked(
+            sums[column].to_numpy(dtype=np.int64, na_value=0),
+            gaps[column].reindex(sums.index).to_numpy(dtype=bool),
+        )
     return out
 
 
@@ -682,12 +701,19 @@ def _finish_processes(procs: pd.DataFrame) -> pd.DataFrame:
     procs = _held_something(procs, {m: m for m in ("rss_bytes", "fds", "maps", "buffers")})
     for column in ("pid", "start", "uid", "owner_uid"):
         procs[column] = procs[column].to_numpy(dtype=np.int64)
-    return _sort(procs, [("delta_pss_bytes", True), ("delta_rss_bytes", True), ("pid", False),
-                         ("status", False)])
+    return _sort(
+        procs,
+        [("delta_pss_bytes", True), ("delta_rss_bytes", True), ("pid", False), ("status", False)],
+    )
 
 
-def _groups(b: pd.DataFrame, a: pd.DataFrame, bufs: _BufferDiff, column: str,
-            complete: tuple[bool, bool] = (True, True)) -> pd.DataFrame:
+def _groups(
+    b: pd.DataFrame,
+    a: pd.DataFrame,
+    bufs: _BufferDiff,
+    column: str,
+    complete: tuple[bool, bool] = (True, True),
+) -> pd.DataFrame:
     out = _outer(b, a, ["key"], GROUP_METRICS, [], complete=complete)
     # per key: new and freed buffers (same boot only)
     for kind, frame in (("new", bufs.new), ("freed", bufs.freed)):
@@ -720,13 +746,19 @@ def unknown_reasons(d: DiffResult) -> list[str]:
             out.append(
                 f"{word} was collected {c.describe}: their figures, the apps and cgroups they "
                 "belong to, pss shared with them, and the kernel-only and held-by-process "
-                "totals are unknown there" + ("" if c.inventory else
-                                              ", and so are the buffer totals (no inventory)"))
-        if c.holders_complete and not c.inventory and (
-                d.coverage_before.inventory or d.coverage_after.inventory):
-            out.append(f"{word} read no buffer inventory (BPF, sysfs or debugfs): its buffer "
-                       "totals and per-exporter and per-name figures count held buffers only, "
-                       "so they are unknown against the other side's")
+                "totals are unknown there"
+                + ("" if c.inventory else ", and so are the buffer totals (no inventory)")
+            )
+        if (
+            c.holders_complete
+            and not c.inventory
+            and (d.coverage_before.inventory or d.coverage_after.inventory)
+        ):
+            out.append(
+                f"{word} read no buffer inventory (BPF, sysfs or debugfs): its buffer "
+                "totals and per-exporter and per-name figures count held buffers only, "
+                "so they are unknown against the other side's"
+            )
         if not c.cgroups:
             out.append(f"{word} ({c.source}) records no cgroups: cgroup figures are unknown")
         if not c.uids:
@@ -740,8 +772,12 @@ def comparability(d: DiffResult) -> str | None:
     """One line on what a pair collected differently can compare, or None when both sides
     saw everything the same way."""
     cb, ca = d.coverage_before, d.coverage_after
-    if (cb.mode, cb.source) == (ca.mode, ca.source) and cb.holders_complete and (
-            ca.holders_complete) and not d.unknown:
+    if (
+        (cb.mode, cb.source) == (ca.mode, ca.source)
+        and cb.holders_complete
+        and (ca.holders_complete)
+        and not d.unknown
+    ):
         return None
     exact, unknown = [], []
     if cb.inventory and ca.inventory:
@@ -754,8 +790,10 @@ def comparability(d: DiffResult) -> str | None:
         exact.append(f"{_count(readable, 'process')} seen on both sides (rss, buffers)")
     if not (cb.holders_complete and ca.holders_complete):
         unknown.append("kernel-only and held-by-process figures")
-        unknown.append(f"{_count(n_unknown, 'process')} unreadable on a side, with their apps "
-                       "and cgroups, and pss shared with them")
+        unknown.append(
+            f"{_count(n_unknown, 'process')} unreadable on a side, with their apps "
+            "and cgroups, and pss shared with them"
+        )
     if d.unknown:
         unknown.append(", ".join(d.unknown))
     if not (cb.cgroups and ca.cgroups):
@@ -774,133 +812,3 @@ def _count(n: int, noun: str) -> str:
 
 def _how(c: Coverage) -> str:
     return f"imported from a {c.source}" if c.source != "collector" else f"collected {c.describe}"
-
-
-# --------------------------------------------------------------------------- JSON
-
-
-def py(value: Any) -> Any:
-    """numpy/pandas scalars and containers -> JSON-ready Python values."""
-    if value is None or value is pd.NA:
-        return None
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    if isinstance(value, float | np.floating):
-        return None if np.isnan(value) else float(value)
-    if isinstance(value, tuple | list | np.ndarray):
-        return [py(v) for v in value]
-    return value
-
-
-def nullable_values(column: pd.Series) -> list[Any]:
-    """A column's values as Python objects, ``None`` where ``<NA>`` (an unknown figure)."""
-    return column.astype(object).where(column.notna(), None).tolist()
-
-
-_PLAIN = (str, int, bool, list)  # already JSON-ready (holder lists hold Python ints)
-
-
-def records(df: pd.DataFrame, columns: dict[str, str]) -> list[dict[str, Any]]:
-    """Rows as dicts (``source column -> key``), converting column by column."""
-    if len(df) == 0:
-        return []
-    cols: list[list[Any]] = []
-    for src in columns:
-        s = df[src]
-        if s.dtype.kind in "iub" and not s.hasnans:
-            cols.append(s.to_numpy().tolist())
-        elif s.dtype.kind in "iub":  # Int64 with <NA>: unknown figures are null
-            cols.append(nullable_values(s))
-        else:
-            cols.append([v if type(v) in _PLAIN else py(v) for v in s.to_numpy(dtype=object)])
-    keys = list(columns.values())
-    return [dict(zip(keys, row, strict=True)) for row in zip(*cols, strict=True)]
-
-
-def _metric_columns(metrics: dict[str, str]) -> dict[str, str]:
-    return {column: column for metric in metrics.values()
-            for column in (f"{metric}_before", f"{metric}_after", f"delta_{metric}")}
-
-
-def buffer_records(frame: pd.DataFrame, holders_complete: bool = True) -> list[dict[str, Any]]:
-    """New or freed buffers; ``kernel_only`` is unknown (null) for a buffer with no holder
-    seen in a capture that could not read every holder."""
-    rows = records(frame, {"inode": "inode", "size": "size_bytes", "exporter": "exporter",
-                           "name": "name", "holders": "holders"})
-    for row in rows:
-        row["kernel_only"] = None if not (holders_complete or row["holders"]) else (
-            not row["holders"])
-    return rows
-
-
-def diff_json(d: DiffResult) -> dict[str, Any]:
-    process_columns = {
-        "pid": "pid", "name": "name", "status": "status",
-        "delta_rss_bytes": "delta_rss_bytes", "delta_pss_bytes": "delta_pss_bytes",
-        "delta_buffers": "delta_buffers", "start": "start_time_ticks", "comm": "comm",
-        "uid": "uid", "owner_uid": "owner_uid", "cgroup": "cgroup",
-        **_metric_columns(PROCESS_METRICS),
-        "gained_buffers": "gained_buffers", "lost_buffers": "lost_buffers",
-        "gained_new_buffers": "gained_new_buffers", "lost_freed_buffers": "lost_freed_buffers",
-        "unreadable": "unreadable",
-    }
-    processes = records(d.processes, process_columns)
-    if not d.same_boot:
-        pids = d.processes["pids"].to_numpy(dtype=object)
-        for row, group in zip(processes, pids, strict=True):
-            row["pids"] = py(group) if isinstance(group, tuple) else []
-            row["start_time_ticks"] = None
-    for row in processes:
-        if row["start_time_ticks"] is not None and row["start_time_ticks"] < 0:
-            row["start_time_ticks"] = None
-        for column in d.unknown:  # a source without them (bugreport): null, not a false 0
-            metric = PROCESS_METRICS.get(column, column)
-            for key in (f"{metric}_before", f"{metric}_after", f"delta_{metric}"):
-                if key in row:
-                    row[key] = None
-    apps = records(d.apps, {
-        "uid": "uid", "label": "label", "kind": "kind", "packages": "packages",
-        "status": "status", **_metric_columns(APP_METRICS),
-    })
-    cgroups = records(d.cgroups, {"path": "path", "status": "status",
-                                  **_metric_columns(CGROUP_METRICS)})
-    group_columns = {**_metric_columns(GROUP_METRICS), "new_buffers": "new_buffers",
-                     "new_bytes": "new_bytes", "freed_buffers": "freed_buffers",
-                     "freed_bytes": "freed_bytes"}
-    exporters = records(d.exporters, {"key": "exporter", "status": "status", **group_columns})
-    names = records(d.names, {"key": "name", "status": "status", **group_columns})
-    totals = dict(d.totals)
-    return {
-        "schema": SCHEMA,
-        "charge": d.charge,
-        "before": d.before.as_dict(),
-        "after": d.after.as_dict(),
-        "same_device": d.same_device,
-        "same_boot": d.same_boot,
-        "forced": d.forced,
-        "lower_bound": d.lower_bound,
-        "coverage": {"before": d.coverage_before.as_dict(), "after": d.coverage_after.as_dict()},
-        "unknown_reasons": list(d.unknown_reasons),
-        "warnings": list(d.warnings),
-        "totals": totals,
-        "buffers": {
-            "compared": d.same_boot,
-            "new": buffer_records(d.new_buffers, d.coverage_after.holders_complete),
-            "freed": buffer_records(d.freed_buffers, d.coverage_before.holders_complete),
-            "new_count": len(d.new_buffers),
-            "new_bytes": int(d.new_buffers["size"].sum()) if len(d.new_buffers) else 0,
-            "freed_count": len(d.freed_buffers),
-            "freed_bytes": int(d.freed_buffers["size"].sum()) if len(d.freed_buffers) else 0,
-            "kept_count": d.kept["buffers"],
-            "kept_bytes": d.kept["bytes"],
-            "moved_count": d.kept["moved"],
-        },
-        "processes": processes,
-        "apps": apps,
-        "cgroups": cgroups,
-        "exporters": exporters,
-        "names": names,
-        "suspects": [dict(s) for s in d.suspects],
-    }

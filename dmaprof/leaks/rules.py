@@ -50,7 +50,7 @@ from dmaprof.leaks.quantities import QuantityError, parse_size
 from dmaprof.units import human_bytes, safe_text
 
 if TYPE_CHECKING:
-    from dmaprof.leaks.diff import DiffResult
+    from dmaprof.leaks.diffresult import DiffResult
 
 Level = Literal["fail", "warn"]
 Status = Literal["pass", "warn", "fail", "skip", "unknown"]
@@ -70,10 +70,17 @@ KINDS: dict[str, tuple[tuple[str, ...], bool]] = {
     "exporter": (("bytes", "buffers"), True),
     "name": (("bytes", "buffers"), True),
 }
-_NOUN = {"process": "process", "app": "app", "cgroup": "cgroup", "exporter": "exporter",
-         "name": "buffer name"}
-_RULE = re.compile(r"^\s*(?P<sel>[^<>=]+?)\s*(?P<op>>=|>)\s*(?P<val>[^,]+?)\s*"
-                   r"(?:,\s*(?P<opts>.*?))?\s*$")
+_NOUN = {
+    "process": "process",
+    "app": "app",
+    "cgroup": "cgroup",
+    "exporter": "exporter",
+    "name": "buffer name",
+}
+_RULE = re.compile(
+    r"^\s*(?P<sel>[^<>=]+?)\s*(?P<op>>=|>)\s*(?P<val>[^,]+?)\s*"
+    r"(?:,\s*(?P<opts>.*?))?\s*$"
+)
 _SELECTOR = re.compile(r"^(?P<kind>[a-z_]+)(?:\.(?P<metric>[a-z_]+))?(?::(?P<pattern>.+))?$")
 
 
@@ -146,8 +153,10 @@ class Check:
 def parse_selector(text: str, *, where: str = "rule") -> Selector:
     match = _SELECTOR.match(text.strip())
     if not match:
-        raise RuleError(f"{where}: cannot read the selector {text.strip()!r} (examples: total, "
-                        "buffers, process:surfaceflinger, app.pss:*, exporter:system)")
+        raise RuleError(
+            f"{where}: cannot read the selector {text.strip()!r} (examples: total, "
+            "buffers, process:surfaceflinger, app.pss:*, exporter:system)"
+        )
     kind, metric, pattern = match.group("kind"), match.group("metric"), match.group("pattern")
     if kind not in KINDS:
         raise RuleError(f"{where}: unknown kind {kind!r} (one of {', '.join(KINDS)})")
@@ -179,8 +188,10 @@ def parse_limit(text: str | int, selector: Selector, *, where: str = "rule") -> 
         return Threshold(pct, relative=True)
     if selector.is_count:
         if not re.fullmatch(r"\d+", value):
-            raise RuleError(f"{where}: {selector.text} counts buffers: the limit must be a whole "
-                            f"number or a percentage, got {value!r}")
+            raise RuleError(
+                f"{where}: {selector.text} counts buffers: the limit must be a whole "
+                f"number or a percentage, got {value!r}"
+            )
         return Threshold(float(int(value)))
     size = _size(value, where)
     if size < 0:
@@ -188,8 +199,9 @@ def parse_limit(text: str | int, selector: Selector, *, where: str = "rule") -> 
     return Threshold(float(size))
 
 
-def parse_rule(text: str, level: Level = "fail", *, source: str = "--fail-on",
-               default_min: int | None = None) -> Check:
+def parse_rule(
+    text: str, level: Level = "fail", *, source: str = "--fail-on", default_min: int | None = None
+) -> Check:
     """``total>10MiB`` -> a Check with a ``fail`` (or ``warn``) limit."""
     where = f"{source} {text!r}"
     match = _RULE.match(text)
@@ -248,8 +260,10 @@ def load_budgets(path: Path) -> list[Check]:
         raise RuleError(f"{path}: not valid TOML: {exc}") from exc
     unknown = set(data) - _TOP_KEYS
     if unknown:
-        raise RuleError(f"{path}: unknown key(s) {', '.join(sorted(unknown))} (known: "
-                        f"{', '.join(sorted(_TOP_KEYS))})")
+        raise RuleError(
+            f"{path}: unknown key(s) {', '.join(sorted(unknown))} (known: "
+            f"{', '.join(sorted(_TOP_KEYS))})"
+        )
     default_min: int | None = None
     if "min" in data:
         default_min = _size(data["min"], f"{path}: min")
@@ -259,8 +273,10 @@ def load_budgets(path: Path) -> list[Check]:
         rules = data.get(f"{level}_on", [])
         if not isinstance(rules, list) or not all(isinstance(r, str) for r in rules):
             raise RuleError(f"{path}: {level}_on must be a list of rules (strings)")
-        checks += [parse_rule(r, level, source=f"{path} {level}_on",
-                              default_min=default_min) for r in rules]
+        checks += [
+            parse_rule(r, level, source=f"{path} {level}_on", default_min=default_min)
+            for r in rules
+        ]
     budgets = data.get("budget", [])
     if not isinstance(budgets, list):
         raise RuleError(f"{path}: budget must be an array of tables ([[budget]])")
@@ -274,10 +290,12 @@ def _budget(entry: Any, where: str, default_min: int | None) -> Check:
         raise RuleError(f"{where}: must be a table")
     unknown = set(entry) - _BUDGET_KEYS
     if unknown:
-        raise RuleError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} (known: "
-                        f"{', '.join(sorted(_BUDGET_KEYS))})")
+        raise RuleError(
+            f"{where}: unknown key(s) {', '.join(sorted(unknown))} (known: "
+            f"{', '.join(sorted(_BUDGET_KEYS))})"
+        )
     if not isinstance(entry.get("select"), str):
-        raise RuleError(f"{where}: needs select = \"SELECTOR\" (e.g. select = \"total\")")
+        raise RuleError(f'{where}: needs select = "SELECTOR" (e.g. select = "total")')
     selector = parse_selector(entry["select"], where=where)
     if "fail" not in entry and "warn" not in entry:
         raise RuleError(f"{where}: needs a fail or a warn limit")
@@ -397,7 +415,8 @@ class BudgetReport:
         if self.status == "warn":
             over = f"{len(self.warned)} of {n} rules over warn" if self.warned else ""
             return "within budget, with warnings: " + "; ".join(
-                x for x in (over, cannot.removeprefix("; ")) if x)
+                x for x in (over, cannot.removeprefix("; ")) if x
+            )
         if unknown:
             return f"within budget: {n - unknown} of {n} rules passed{cannot}"
         return f"within budget: {n} rules passed"
@@ -418,9 +437,13 @@ def _result_dict(r: CheckResult) -> dict[str, Any]:
 
     def obs(o: Observation) -> dict[str, Any]:
         pct = o.pct
-        return {"key": o.key, "before": o.before, "after": o.after,
-                "delta": o.delta if o.known else None,
-                "delta_pct": None if pct is None or not math.isfinite(pct) else round(pct, 3)}
+        return {
+            "key": o.key,
+            "before": o.before,
+            "after": o.after,
+            "delta": o.delta if o.known else None,
+            "delta_pct": None if pct is None or not math.isfinite(pct) else round(pct, 3),
+        }
 
     return {
         "name": c.name,
@@ -442,9 +465,11 @@ def _result_dict(r: CheckResult) -> dict[str, Any]:
 def _limit_dict(t: Threshold | None, s: Selector) -> dict[str, Any] | None:
     if t is None:
         return None
-    return {"value": t.value if t.relative else int(t.value),
-            "unit": "percent" if t.relative else ("buffers" if s.is_count else "bytes"),
-            "inclusive": t.inclusive}
+    return {
+        "value": t.value if t.relative else int(t.value),
+        "unit": "percent" if t.relative else ("buffers" if s.is_count else "bytes"),
+        "inclusive": t.inclusive,
+    }
 
 
 _TOTALS = {
@@ -458,7 +483,7 @@ _COLUMN = {"rss": "rss_bytes", "pss": "pss_bytes", "buffers": "buffers", "bytes"
 
 def _figures(column: pd.Series) -> list[int | None]:
     """A column's values as ints, None where unknown (``<NA>``)."""
-    from dmaprof.leaks.diff import nullable_values
+    from dmaprof.leaks.diffresult import nullable_values
 
     return [None if v is None else int(v) for v in nullable_values(column)]
 
@@ -487,8 +512,9 @@ def observe(check: Check, d: DiffResult) -> tuple[list[Observation], str | None]
     if (s.kind, s.metric) in _TOTALS:
         key = _TOTALS[s.kind, s.metric]
         b, a = d.totals.get(f"{key}_before"), d.totals.get(f"{key}_after")
-        return [Observation(s.kind, None if b is None else int(b),
-                            None if a is None else int(a))], None
+        return [
+            Observation(s.kind, None if b is None else int(b), None if a is None else int(a))
+        ], None
     assert s.pattern is not None
     column = _COLUMN[s.metric]
     if s.kind == "process":
@@ -504,13 +530,23 @@ def observe(check: Check, d: DiffResult) -> tuple[list[Observation], str | None]
     elif s.kind == "app":
         x = d.apps
         packages = x["packages"].map(lambda ps: " ".join(ps) if isinstance(ps, tuple) else "")
-        mask = (_match(x["label"], s.pattern) | _match(x["uid"].astype(str), s.pattern)
-                | np.array([any(fnmatch.fnmatchcase(p, s.pattern) for p in ps.split())
-                            for ps in packages.tolist()], dtype=bool))
+        mask = (
+            _match(x["label"], s.pattern)
+            | _match(x["uid"].astype(str), s.pattern)
+            | np.array(
+                [
+                    any(fnmatch.fnmatchcase(p, s.pattern) for p in ps.split())
+                    for ps in packages.tolist()
+                ],
+                dtype=bool,
+            )
+        )
         sub = x[mask]
         labels = sub["label"].astype(object).where(sub["label"].astype(object) != "", None)
-        keys = [lbl if lbl else f"uid {uid}" for lbl, uid in
-                zip(labels.tolist(), sub["uid"].tolist(), strict=True)]
+        keys = [
+            lbl if lbl else f"uid {uid}"
+            for lbl, uid in zip(labels.tolist(), sub["uid"].tolist(), strict=True)
+        ]
         before = _figures(sub[f"{column}_before"])
         after = _figures(sub[f"{column}_after"])
     elif s.kind == "cgroup":
@@ -574,8 +610,7 @@ def evaluate_check(check: Check, d: DiffResult) -> CheckResult:
             floor = ""
             if limit.relative and check.min_delta is not None:
                 floor = f" and at least {_amount(check.min_delta, s.is_count)}"
-            shown = "; ".join(
-                f"{safe_text(o.key)} {_describe(o, s, limit)}" for o in over[:5])
+            shown = "; ".join(f"{safe_text(o.key)} {_describe(o, s, limit)}" for o in over[:5])
             more = f" (+{len(over) - 5} more)" if len(over) > 5 else ""
             if s.pattern is None or (len(over) == 1 and not s.is_glob):
                 text = f"{label} grew by {_describe(over[0], s, limit)}"
@@ -586,10 +621,17 @@ def evaluate_check(check: Check, d: DiffResult) -> CheckResult:
     if unknown:
         keys = ", ".join(safe_text(o.key) for o in unknown[:3])
         more = f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""
-        what = f"{keys}{more} could not be measured on both sides" if s.pattern else (
-            "not measured on both sides")
-        return CheckResult(check, "unknown", (
-            f"{label}: unknown: {what} ({why_unknown(d)}); neither passed nor breached"), obs)
+        what = (
+            f"{keys}{more} could not be measured on both sides"
+            if s.pattern
+            else ("not measured on both sides")
+        )
+        return CheckResult(
+            check,
+            "unknown",
+            (f"{label}: unknown: {what} ({why_unknown(d)}); neither passed nor breached"),
+            obs,
+        )
     worst = obs[0]
     limit = check.fail or check.warn
     growth = _describe(worst, s, limit)
@@ -599,6 +641,5 @@ def evaluate_check(check: Check, d: DiffResult) -> CheckResult:
     return CheckResult(check, "pass", f"{label} {verb} {growth}{who}; limit {shown_limit}", obs)
 
 
-def evaluate(checks: list[Check], d: DiffResult, on_unknown: OnUnknown = "error"
-             ) -> BudgetReport:
+def evaluate(checks: list[Check], d: DiffResult, on_unknown: OnUnknown = "error") -> BudgetReport:
     return BudgetReport([evaluate_check(c, d) for c in checks], on_unknown)

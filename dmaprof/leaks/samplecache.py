@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from dmaprof.capture import capture_identity
+from dmaprof.capture.container import capture_identity
 from dmaprof.files import write_atomic
 from dmaprof.leaks.series import CACHE_DIR
 from dmaprof.leaks.side import CaptureInfo
@@ -86,8 +86,7 @@ def load(capture: Path, charge: str) -> tuple[CaptureInfo, pd.DataFrame] | None:
 
 def columns_of(rows: pd.DataFrame) -> Columns:
     """A trend rows frame as plain columns (``<NA>`` as None)."""
-    return {c: rows[c].astype(object).where(rows[c].notna(), None).tolist()
-            for c in ROW_COLUMNS}
+    return {c: rows[c].astype(object).where(rows[c].notna(), None).tolist() for c in ROW_COLUMNS}
 
 
 def store(capture: Path, charge: str, info: CaptureInfo, rows: pd.DataFrame) -> None:

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from dmaprof import __version__
-from dmaprof.capture import Capture, write_capture
+from dmaprof.capture.container import Capture, write_capture
 from dmaprof.errors import (
     AdbUnavailableError,
     DmaprofError,
@@ -55,8 +55,7 @@ CACHE_DIR = ".dmaprof-cache"
 RECENT_GAPS = 20
 #: errors that end a series before its first sample: no device to wait for will come back by
 #: retrying (a device that goes offline or times out is retried as planned)
-FIRST_SAMPLE_FATAL = (AdbUnavailableError, NoDeviceError, SeveralDevicesError,
-                      UnauthorizedError)
+FIRST_SAMPLE_FATAL = (AdbUnavailableError, NoDeviceError, SeveralDevicesError, UnauthorizedError)
 
 
 class Clock(Protocol):
@@ -85,42 +84,15 @@ class RecordPlan:
     retry_delay_s: float = 1.0
 
     def as_dict(self) -> dict[str, Any]:
-        return {"interval_s": self.interval_s, "count": self.count,
-                "duration_s": self.duration_s, "retries": self.retries}
+        return {
+            "interval_s": self.interval_s,
+            "count": self.count,
+            "duration_s": self.duration_s,
+            "retries": self.retries,
+        }
 
 
 Sampler = Callable[[], Capture]
-
-
-class AdbSampler:
-    """Takes one capture per call from a device selected like `dmaprof snapshot` does; after
-    a failure the device (and the adb server) is looked up again on the next call."""
-
-    def __init__(self, serial: str | None, *, root_mode: str = "auto", timeout: float = 120.0
-                 ) -> None:
-        self.serial = serial
-        self.root_mode = root_mode
-        self.timeout = timeout
-        self._device: Any = None
-
-    def __call__(self) -> Capture:
-        from dmaprof.snapshot import take_snapshot
-        from dmaprof.transport.adb import AdbServer, ServerAddress
-
-        if self._device is None:
-            device = AdbServer(ServerAddress.from_env()).select(self.serial)
-            device.timeout = self.timeout
-            self._device = device
-        try:
-            capture = take_snapshot(self._device, root_mode=self.root_mode).capture  # type: ignore[arg-type]
-            # one series, one device: after a failure look for this one, never another
-            self.serial = self.serial or self._device.serial
-            return capture
-        except InterruptedByUser:
-            raise
-        except DmaprofError:
-            self._device = None
-            raise
 
 
 @contextlib.contextmanager
@@ -167,18 +139,23 @@ class SeriesWriter:
     _updated: float = 0.0
 
     @classmethod
-    def create(cls, directory: Path, plan: RecordPlan, *, started: float, force: bool
-               ) -> SeriesWriter:
+    def create(
+        cls, directory: Path, plan: RecordPlan, *, started: float, force: bool
+    ) -> SeriesWriter:
         try:
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise DmaprofError(f"cannot create {directory}: {exc.strerror or exc}") from exc
-        ours = [p for p in directory.iterdir()
-                if p.name in (SERIES_FILE, SAMPLES_FILE)
-                or (p.name.startswith(SAMPLE_PREFIX) and p.suffix == ".dmaprof")]
+        ours = [
+            p
+            for p in directory.iterdir()
+            if p.name in (SERIES_FILE, SAMPLES_FILE)
+            or (p.name.startswith(SAMPLE_PREFIX) and p.suffix == ".dmaprof")
+        ]
         if ours and not force:
-            raise DmaprofError(f"{directory} already holds a series; will not overwrite it "
-                               "without --force")
+            raise DmaprofError(
+                f"{directory} already holds a series; will not overwrite it without --force"
+            )
         for path in ours:
             path.unlink()
         if ours:  # the old samples' cached trend figures go with them
@@ -193,13 +170,20 @@ class SeriesWriter:
             handle.flush()
             os.fsync(handle.fileno())
 
-    def add_sample(self, index: int, capture: Capture, *, t: float, elapsed_s: float,
-                   attempts: int) -> None:
+    def add_sample(
+        self, index: int, capture: Capture, *, t: float, elapsed_s: float, attempts: int
+    ) -> None:
         name = f"{SAMPLE_PREFIX}{index:05d}.dmaprof"
         device = capture.device
-        entry = {"index": index, "status": "ok", "file": name, "t": round(t, 3),
-                 "elapsed_s": round(elapsed_s, 3), "attempts": attempts,
-                 "boot_id": device.get("boot_id") or None}
+        entry = {
+            "index": index,
+            "status": "ok",
+            "file": name,
+            "t": round(t, 3),
+            "elapsed_s": round(elapsed_s, 3),
+            "attempts": attempts,
+            "boot_id": device.get("boot_id") or None,
+        }
         self._pending = entry
         write_capture(capture, self.directory / name, overwrite=True)
         with _sigint_deferred():
@@ -223,8 +207,13 @@ class SeriesWriter:
         self._pending = None
 
     def add_gap(self, index: int, *, t: float, error: str, attempts: int) -> None:
-        entry = {"index": index, "status": "gap", "t": round(t, 3), "error": error,
-                 "attempts": attempts}
+        entry = {
+            "index": index,
+            "status": "gap",
+            "t": round(t, 3),
+            "error": error,
+            "attempts": attempts,
+        }
         with _sigint_deferred():
             self._line(entry)
             self.gaps += 1
@@ -243,24 +232,27 @@ class SeriesWriter:
 
     def _save(self, now: float, ended: bool = False) -> None:
         self._updated = now
-        _atomic_json(self.directory / SERIES_FILE, {
-            "schema": SERIES_SCHEMA,
-            "dmaprof_version": __version__,
-            "status": self.status,
-            "plan": self.plan.as_dict(),
-            "started_utc": _utc(self.started),
-            "updated_utc": _utc(now),
-            "ended_utc": _utc(now) if ended else None,
-            "device": self.device,
-            "boot_ids": self.boot_ids,
-            "slots": self.slots,
-            "samples": self.samples,
-            "gaps": self.gaps,
-            "first_sample": self.first_sample,
-            "last_sample": self.last_sample,
-            "recent_gaps": list(self.recent_gaps),
-            "samples_file": SAMPLES_FILE,
-        })
+        _atomic_json(
+            self.directory / SERIES_FILE,
+            {
+                "schema": SERIES_SCHEMA,
+                "dmaprof_version": __version__,
+                "status": self.status,
+                "plan": self.plan.as_dict(),
+                "started_utc": _utc(self.started),
+                "updated_utc": _utc(now),
+                "ended_utc": _utc(now) if ended else None,
+                "device": self.device,
+                "boot_ids": self.boot_ids,
+                "slots": self.slots,
+                "samples": self.samples,
+                "gaps": self.gaps,
+                "first_sample": self.first_sample,
+                "last_sample": self.last_sample,
+                "recent_gaps": list(self.recent_gaps),
+                "samples_file": SAMPLES_FILE,
+            },
+        )
 
 
 @dataclass
@@ -321,8 +313,9 @@ def record_series(
             if due > now:
                 clock.sleep(due - now)
             slot_end = due + plan.interval_s
-            error = _one_slot(writer, index, plan, sampler, clock, slot_end, say,
-                              on_sample) or error
+            error = (
+                _one_slot(writer, index, plan, sampler, clock, slot_end, say, on_sample) or error
+            )
             if writer.samples == 0 and isinstance(error, FIRST_SAMPLE_FATAL):
                 break
             if after_slot is not None:
@@ -441,9 +434,14 @@ def read_series(directory: Path) -> tuple[dict[str, Any], list[SampleRef], int, 
                     if entry.get("status") == "gap":
                         gaps += 1
                         continue
-                    refs.append(SampleRef(int(entry["index"]), directory / str(entry["file"]),
-                                          float(entry["t"]) if entry.get("t") is not None
-                                          else None, entry.get("boot_id")))
+                    refs.append(
+                        SampleRef(
+                            int(entry["index"]),
+                            directory / str(entry["file"]),
+                            float(entry["t"]) if entry.get("t") is not None else None,
+                            entry.get("boot_id"),
+                        )
+                    )
                 except (ValueError, KeyError, TypeError):
                     warnings.append(f"{samples_file}:{number}: unreadable line skipped")
         missing = [r for r in refs if not r.path.exists()]

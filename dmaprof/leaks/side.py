@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from dmaprof.analyze.analysis import Analysis
-from dmaprof.capture import Capture
+from dmaprof.capture.container import Capture
 
 UNKNOWN = "<unknown>"  # the key dmaprof's roll-ups use for a missing exporter or name
 
@@ -166,8 +166,11 @@ class Coverage:
     def describe(self) -> str:
         if self.source != "collector":
             return f"imported from a {self.source}"
-        who = "as root" if self.mode == "root" else (
-            f"as uid {self.uid}" if self.uid is not None else "without root")
+        who = (
+            "as root"
+            if self.mode == "root"
+            else (f"as uid {self.uid}" if self.uid is not None else "without root")
+        )
         if self.mode == "run-as":
             who += " with run-as"
         if self.unreadable:
@@ -175,10 +178,16 @@ class Coverage:
         return who
 
     def as_dict(self) -> dict[str, Any]:
-        return {"mode": self.mode, "source": self.source, "uid": self.uid,
-                "processes_unreadable": self.unreadable,
-                "holders_complete": self.holders_complete, "inventory": self.inventory,
-                "cgroups": self.cgroups, "uids": self.uids}
+        return {
+            "mode": self.mode,
+            "source": self.source,
+            "uid": self.uid,
+            "processes_unreadable": self.unreadable,
+            "holders_complete": self.holders_complete,
+            "inventory": self.inventory,
+            "cgroups": self.cgroups,
+            "uids": self.uids,
+        }
 
 
 @dataclass
@@ -261,8 +270,7 @@ def _source_unknown(a: Analysis) -> dict[str, list[str]]:
     return dict(a.unknown) if isinstance(a, SourceAnalysis) else {}
 
 
-def side_from_analysis(analysis: Analysis, info: CaptureInfo, *, source: str = "collector"
-                       ) -> Side:
+def side_from_analysis(analysis: Analysis, info: CaptureInfo, *, source: str = "collector") -> Side:
     """Project an ``Analysis`` onto the frames of a ``Side`` (vectorised; no row loops).
 
     Figures the capture could not see are ``<NA>`` (docs/coverage.md): the usage of an
@@ -331,8 +339,9 @@ def _pss_inexact_pids(a: Analysis) -> np.ndarray:
     return np.unique(h["pid"].to_numpy(dtype=np.int64)[~exact])
 
 
-def _processes(a: Analysis, coverage: Coverage, unknown_columns: list[str]
-               ) -> tuple[pd.DataFrame, np.ndarray]:
+def _processes(
+    a: Analysis, coverage: Coverage, unknown_columns: list[str]
+) -> tuple[pd.DataFrame, np.ndarray]:
     """The process frame (``Int64`` figures, ``<NA>`` where unknown) and, per row, whether
     its pss is unknown."""
     u = a.usage
@@ -344,9 +353,11 @@ def _processes(a: Analysis, coverage: Coverage, unknown_columns: list[str]
     pid = _i64(m["pid"])
     h = a.holdings
     map_only = (h["fds"].to_numpy() == 0) & (h["maps"].to_numpy() > 0)
-    mob = pd.Series(h["size_bytes"].to_numpy(dtype=np.int64)[map_only]).groupby(
-        h["pid"].to_numpy(dtype=np.int64)[map_only]
-    ).sum()
+    mob = (
+        pd.Series(h["size_bytes"].to_numpy(dtype=np.int64)[map_only])
+        .groupby(h["pid"].to_numpy(dtype=np.int64)[map_only])
+        .sum()
+    )
     unreadable = m["unreadable"].to_numpy(dtype=bool)
     pss_unknown = unreadable.copy()
     if not coverage.holders_complete:
@@ -416,8 +427,9 @@ def _buffers(a: Analysis) -> pd.DataFrame:
     )
 
 
-def _apps(a: Analysis, procs: pd.DataFrame, pss_unknown: np.ndarray, coverage: Coverage
-          ) -> pd.DataFrame:
+def _apps(
+    a: Analysis, procs: pd.DataFrame, pss_unknown: np.ndarray, coverage: Coverage
+) -> pd.DataFrame:
     """Apps by owner uid; an app with an unreadable process is listed (held nothing, or
     not: unknown) and its figures are ``<NA>``."""
     from dmaprof.analyze.attribution import app_label
@@ -449,13 +461,27 @@ def _apps(a: Analysis, procs: pd.DataFrame, pss_unknown: np.ndarray, coverage: C
     return pd.DataFrame(
         {
             "uid": all_uids,
-            "label": np.concatenate([_text(x["label"]), np.array(
-                [app_label(int(u), p) for u, p in zip(extra.tolist(), extra_pkgs, strict=True)],
-                dtype=object)]),
-            "kind": np.concatenate([_text(x["kind"]), np.array(
-                [uid_kind(int(u)) for u in extra.tolist()], dtype=object)]),
-            "packages": np.concatenate([x["packages"].to_numpy(dtype=object),
-                                        _objects(extra_pkgs)]),
+            "label": np.concatenate(
+                [
+                    _text(x["label"]),
+                    np.array(
+                        [
+                            app_label(int(u), p)
+                            for u, p in zip(extra.tolist(), extra_pkgs, strict=True)
+                        ],
+                        dtype=object,
+                    ),
+                ]
+            ),
+            "kind": np.concatenate(
+                [
+                    _text(x["kind"]),
+                    np.array([uid_kind(int(u)) for u in extra.tolist()], dtype=object),
+                ]
+            ),
+            "packages": np.concatenate(
+                [x["packages"].to_numpy(dtype=object), _objects(extra_pkgs)]
+            ),
             "processes": masked(col("processes"), rss_unknown),
             "rss": masked(col("rss_bytes"), rss_unknown),
             "pss": masked(col("charged_bytes"), charged_unknown),
@@ -466,8 +492,14 @@ def _apps(a: Analysis, procs: pd.DataFrame, pss_unknown: np.ndarray, coverage: C
 
 
 def _empty_apps() -> pd.DataFrame:
-    frame = pd.DataFrame({"uid": np.zeros(0, np.int64), "label": np.zeros(0, object),
-                          "kind": np.zeros(0, object), "packages": np.zeros(0, object)})
+    frame = pd.DataFrame(
+        {
+            "uid": np.zeros(0, np.int64),
+            "label": np.zeros(0, object),
+            "kind": np.zeros(0, object),
+            "packages": np.zeros(0, object),
+        }
+    )
     for column in APP_INTS:
         frame[column] = pd.array([], dtype="Int64")
     return frame

@@ -26,19 +26,22 @@ that both captures saw.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from dmaprof.leaks.diffresult import DiffResult
 from dmaprof.units import human_bytes, safe_text
 
-if TYPE_CHECKING:
-    from dmaprof.leaks.diff import DiffResult
-
-KIND_ORDER = {"process_buffers": 0, "mapped_without_fd": 1, "kernel_only": 2, "process": 3,
-              "name": 4}
+KIND_ORDER = {
+    "process_buffers": 0,
+    "mapped_without_fd": 1,
+    "kernel_only": 2,
+    "process": 3,
+    "name": 4,
+}
 
 
 @dataclass(frozen=True)
@@ -105,10 +108,13 @@ def _process_buffers(
     if len(g) == 0:
         return []
     # group key: (process id, name code), one int64; aggregates with bincount
-    codes, names = pd.factorize(np.concatenate([g["name_key"].to_numpy(dtype=object),
-                                                lost["name_key"].to_numpy(dtype=object)]))
+    codes, names = pd.factorize(
+        np.concatenate(
+            [g["name_key"].to_numpy(dtype=object), lost["name_key"].to_numpy(dtype=object)]
+        )
+    )
     n_names = max(len(names), 1)
-    g_code, l_code = codes[: len(g)], codes[len(g):]
+    g_code, l_code = codes[: len(g)], codes[len(g) :]
     g_proc = g["proc"].to_numpy(dtype=np.int64)
     l_proc = lost["proc"].to_numpy(dtype=np.int64)
     g_key = g_proc * n_names + g_code
@@ -125,20 +131,23 @@ def _process_buffers(
     l_pos = np.searchsorted(keys, l_key)
     l_hit = (l_pos < n) & (keys[np.minimum(l_pos, n - 1)] == l_key)
     l_count = np.bincount(l_pos[l_hit], minlength=n).astype(np.int64)
-    l_bytes = np.bincount(l_pos[l_hit], weights=lost["size"].to_numpy(dtype=np.float64)[l_hit],
-                          minlength=n).astype(np.int64)
-    m = pd.DataFrame({
-        "proc": keys // n_names,
-        "name_key": np.asarray(names, dtype=object)[keys % n_names],
-        "g_count": per_key(),
-        "g_bytes": per_key(sizes),
-        "g_new": per_key(g["new_buffer"].to_numpy(dtype=np.float64)),
-        "fd_only": per_key(((fds > 0) & (maps == 0)).astype(np.float64)),
-        "map_only": per_key(((fds == 0) & (maps > 0)).astype(np.float64)),
-        "both": per_key(((fds > 0) & (maps > 0)).astype(np.float64)),
-        "l_count": l_count,
-        "l_bytes": l_bytes,
-    })
+    l_bytes = np.bincount(
+        l_pos[l_hit], weights=lost["size"].to_numpy(dtype=np.float64)[l_hit], minlength=n
+    ).astype(np.int64)
+    m = pd.DataFrame(
+        {
+            "proc": keys // n_names,
+            "name_key": np.asarray(names, dtype=object)[keys % n_names],
+            "g_count": per_key(),
+            "g_bytes": per_key(sizes),
+            "g_new": per_key(g["new_buffer"].to_numpy(dtype=np.float64)),
+            "fd_only": per_key(((fds > 0) & (maps == 0)).astype(np.float64)),
+            "map_only": per_key(((fds == 0) & (maps > 0)).astype(np.float64)),
+            "both": per_key(((fds > 0) & (maps > 0)).astype(np.float64)),
+            "l_count": l_count,
+            "l_bytes": l_bytes,
+        }
+    )
     net = (m["g_count"] - m["l_count"]).to_numpy(dtype=np.int64)
     net_bytes = (m["g_bytes"] - m["l_bytes"]).to_numpy(dtype=np.int64)
     keep = (net >= p.min_buffers) & (net_bytes >= p.min_bytes) & (m["g_new"].to_numpy() > 0)
@@ -147,20 +156,28 @@ def _process_buffers(
     if len(m) == 0:
         return []
     procs = d.processes.set_index("proc")
-    label = dict(zip(d.processes["proc"].tolist(),
-                     [_who(nm, pid, False) for nm, pid in zip(
-                         d.processes["name"].tolist(), d.processes["pid"].tolist(),
-                         strict=True)], strict=True))
+    label = dict(
+        zip(
+            d.processes["proc"].tolist(),
+            [
+                _who(nm, pid, False)
+                for nm, pid in zip(
+                    d.processes["name"].tolist(), d.processes["pid"].tolist(), strict=True
+                )
+            ],
+            strict=True,
+        )
+    )
     # holders of every gained holding, sorted by buffer id: "shared with" per suspect
     order = np.argsort(g["bid"].to_numpy(dtype=np.int64), kind="stable")
     by_bid = g["bid"].to_numpy(dtype=np.int64)[order]
     proc_by_bid = g_proc[order]
     out = []
     for row in _rows(m):  # bounded: at most max_suspects rows
-        proc = procs.loc[row['proc']]
+        proc = procs.loc[row["proc"]]
         who = _who(proc["name"], proc["pid"], False)
-        count, gcount, lcount = int(row['net']), int(row['g_count']), int(row['l_count'])
-        fd_only, map_only, both = int(row['fd_only']), int(row['map_only']), int(row['both'])
+        count, gcount, lcount = int(row["net"]), int(row["g_count"]), int(row["l_count"])
+        fd_only, map_only, both = int(row["fd_only"]), int(row["map_only"]), int(row["both"])
         if fd_only == gcount:
             mode = "all held by fd only"
         elif map_only == gcount:
@@ -168,14 +185,20 @@ def _process_buffers(
         elif both == gcount:
             mode = "all held by fd and mapped"
         else:
-            parts = [f"{fd_only} by fd only" if fd_only else "",
-                     f"{map_only} mapped without an fd" if map_only else "",
-                     f"{both} by fd and mapped" if both else ""]
+            parts = [
+                f"{fd_only} by fd only" if fd_only else "",
+                f"{map_only} mapped without an fd" if map_only else "",
+                f"{both} by fd and mapped" if both else "",
+            ]
             # no split at all: a source without it (bugreport, dmabuf_dump) says only "held"
             mode = ", ".join(x for x in parts if x) or "held by fd or mapping (not known which)"
         freed = "none freed" if lcount == 0 else f"{gcount} gained, {lcount} released"
-        mine = np.unique(g["bid"].to_numpy(dtype=np.int64)[
-            g_key == int(row["proc"]) * n_names + int(np.flatnonzero(names == row["name_key"])[0])])
+        mine = np.unique(
+            g["bid"].to_numpy(dtype=np.int64)[
+                g_key
+                == int(row["proc"]) * n_names + int(np.flatnonzero(names == row["name_key"])[0])
+            ]
+        )
         lo = np.searchsorted(by_bid, mine, side="left")
         hi = np.searchsorted(by_bid, mine, side="right")
         spans = hi - lo
@@ -198,18 +221,20 @@ def _process_buffers(
         covered_bytes[proc_id] = max(covered_bytes.get(proc_id, 0), int(row["net_bytes"]))
         covered_maps[proc_id] = covered_maps.get(proc_id, 0) + map_only
         covered_names[key] = covered_names.get(key, 0) + count
-        out.append({
-            "kind": "process_buffers",
-            "key": f"process:{proc['name']}[{int(proc['pid'])}]/name:{row['name_key']}",
-            "delta_bytes": int(row['net_bytes']),
-            "delta_buffers": count,
-            "reason": reason,
-            "pid": int(proc["pid"]),
-            "process": str(proc["name"]),
-            "name": str(row['name_key']),
-            "freed": lcount,
-            "held_by": {"fd_only": fd_only, "map_only": map_only, "both": both},
-        })
+        out.append(
+            {
+                "kind": "process_buffers",
+                "key": f"process:{proc['name']}[{int(proc['pid'])}]/name:{row['name_key']}",
+                "delta_bytes": int(row["net_bytes"]),
+                "delta_buffers": count,
+                "reason": reason,
+                "pid": int(proc["pid"]),
+                "process": str(proc["name"]),
+                "name": str(row["name_key"]),
+                "freed": lcount,
+                "held_by": {"fd_only": fd_only, "map_only": map_only, "both": both},
+            }
+        )
     return out
 
 
@@ -218,26 +243,29 @@ def _mapped_without_fd(
 ) -> list[dict[str, Any]]:
     x = d.processes
     grow = at_least(x["delta_map_only"], p.min_buffers) & at_least(
-        x["delta_map_only_bytes"], p.min_bytes)
+        x["delta_map_only_bytes"], p.min_bytes
+    )
     out = []
     by_name = not d.same_boot
     for row in _rows(x[grow]):
-        count = int(row['delta_map_only'])
-        if covered_maps.get(int(row['proc']), 0) >= count:
+        count = int(row["delta_map_only"])
+        if covered_maps.get(int(row["proc"]), 0) >= count:
             continue  # already told by a process_buffers suspect ("all mapped without an fd")
-        out.append({
-            "kind": "mapped_without_fd",
-            "key": f"process:{row['name']}" + ("" if by_name else f"[{int(row['pid'])}]"),
-            "delta_bytes": int(row['delta_map_only_bytes']),
-            "delta_buffers": count,
-            "reason": (
-                f"{_who(row['name'], row['pid'], by_name)} maps {_n(count, 'more buffer')} "
-                f"it holds no fd to ({_plus(int(row['delta_map_only_bytes']))}): mapped without "
-                "an fd, the pattern of a missing munmap()"
-            ),
-            "pid": int(row['pid']),
-            "process": str(row['name']),
-        })
+        out.append(
+            {
+                "kind": "mapped_without_fd",
+                "key": f"process:{row['name']}" + ("" if by_name else f"[{int(row['pid'])}]"),
+                "delta_bytes": int(row["delta_map_only_bytes"]),
+                "delta_buffers": count,
+                "reason": (
+                    f"{_who(row['name'], row['pid'], by_name)} maps {_n(count, 'more buffer')} "
+                    f"it holds no fd to ({_plus(int(row['delta_map_only_bytes']))}): "
+                    "mapped without an fd, the pattern of a missing munmap()"
+                ),
+                "pid": int(row["pid"]),
+                "process": str(row["name"]),
+            }
+        )
     return out
 
 
@@ -257,58 +285,73 @@ def _kernel_only(d: DiffResult, p: SuspectPolicy) -> list[dict[str, Any]]:
     size = d.totals.get("delta_kernel_only_bytes")
     if count is None or size is None or count < p.min_buffers or size < p.min_bytes:
         return []
-    parts = [x for x in (_top_growth(d.exporters, "delta_kernel_only_bytes", "exporter"),
-                         _top_growth(d.names, "delta_kernel_only_bytes", "name")) if x]
+    parts = [
+        x
+        for x in (
+            _top_growth(d.exporters, "delta_kernel_only_bytes", "exporter"),
+            _top_growth(d.names, "delta_kernel_only_bytes", "name"),
+        )
+        if x
+    ]
     where = f"; most of it: {'; '.join(parts)}" if parts else ""
-    return [{
-        "kind": "kernel_only",
-        "key": "kernel_only",
-        "delta_bytes": int(size),
-        "delta_buffers": int(count),
-        "reason": (
-            f"{_n(int(count), 'more buffer')} ({_plus(int(size))}) held by no process "
-            "(kernel-only: in flight over binder, imported by a driver, or leaked)" + where
-        ),
-    }]
+    return [
+        {
+            "kind": "kernel_only",
+            "key": "kernel_only",
+            "delta_bytes": int(size),
+            "delta_buffers": int(count),
+            "reason": (
+                f"{_n(int(count), 'more buffer')} ({_plus(int(size))}) held by no process "
+                "(kernel-only: in flight over binder, imported by a driver, or leaked)" + where
+            ),
+        }
+    ]
 
 
 def _processes(
     d: DiffResult, p: SuspectPolicy, covered_bytes: dict[int, int]
 ) -> list[dict[str, Any]]:
     x = d.processes
-    grow = at_least(x["delta_rss_bytes"], p.min_bytes) & at_least(
-        x["delta_buffers"], p.min_buffers)
+    grow = at_least(x["delta_rss_bytes"], p.min_bytes) & at_least(x["delta_buffers"], p.min_buffers)
     if d.same_boot:
         grow &= at_least(x["gained_new_buffers"], 1)  # buffers only moving are no growth
     by_name = not d.same_boot
     out = []
     for row in _rows(x[grow]):
-        delta = int(row['delta_rss_bytes'])
-        if covered_bytes.get(int(row['proc']), 0) >= p.explained_share * delta:
+        delta = int(row["delta_rss_bytes"])
+        if covered_bytes.get(int(row["proc"]), 0) >= p.explained_share * delta:
             continue
-        who = _who(row['name'], row['pid'], by_name)
-        count = int(row['delta_buffers'])
+        who = _who(row["name"], row["pid"], by_name)
+        count = int(row["delta_buffers"])
         if by_name:
-            text = (f"{who} holds {_n(count, 'more buffer')} than before the reboot "
-                    f"({_plus(delta)} rss, {_plus(int(row['delta_pss_bytes']))} pss)")
-        elif row['status'] == "new":
-            text = (f"{who} started after BEFORE and holds {_n(count, 'buffer')} "
-                    f"({human_bytes(int(row['rss_bytes_after']))} rss)")
+            text = (
+                f"{who} holds {_n(count, 'more buffer')} than before the reboot "
+                f"({_plus(delta)} rss, {_plus(int(row['delta_pss_bytes']))} pss)"
+            )
+        elif row["status"] == "new":
+            text = (
+                f"{who} started after BEFORE and holds {_n(count, 'buffer')} "
+                f"({human_bytes(int(row['rss_bytes_after']))} rss)"
+            )
         else:
-            text = (f"{who} holds {_n(count, 'more buffer')} ({_plus(delta)} rss, "
-                    f"{_plus(int(row['delta_pss_bytes']))} pss): "
-                    f"{int(row['gained_buffers'])} gained "
-                    f"({int(row['gained_new_buffers'])} newly allocated), "
-                    f"{int(row['lost_buffers'])} released")
-        out.append({
-            "kind": "process",
-            "key": f"process:{row['name']}" + ("" if by_name else f"[{int(row['pid'])}]"),
-            "delta_bytes": delta,
-            "delta_buffers": count,
-            "reason": text,
-            "pid": int(row['pid']),
-            "process": str(row['name']),
-        })
+            text = (
+                f"{who} holds {_n(count, 'more buffer')} ({_plus(delta)} rss, "
+                f"{_plus(int(row['delta_pss_bytes']))} pss): "
+                f"{int(row['gained_buffers'])} gained "
+                f"({int(row['gained_new_buffers'])} newly allocated), "
+                f"{int(row['lost_buffers'])} released"
+            )
+        out.append(
+            {
+                "kind": "process",
+                "key": f"process:{row['name']}" + ("" if by_name else f"[{int(row['pid'])}]"),
+                "delta_bytes": delta,
+                "delta_buffers": count,
+                "reason": text,
+                "pid": int(row["pid"]),
+                "process": str(row["name"]),
+            }
+        )
     return out
 
 
@@ -319,26 +362,28 @@ def _names(
     grow = at_least(x["delta_buffers"], p.min_buffers) & at_least(x["delta_bytes"], p.min_bytes)
     out = []
     for row in _rows(x[grow]):
-        count = int(row['delta_buffers'])
-        kernel_only = max(0, _known(row['delta_kernel_only_buffers'])) if has_kernel_suspect else 0
-        unexplained = count - covered.get(str(row['key']), 0) - kernel_only
+        count = int(row["delta_buffers"])
+        kernel_only = max(0, _known(row["delta_kernel_only_buffers"])) if has_kernel_suspect else 0
+        unexplained = count - covered.get(str(row["key"]), 0) - kernel_only
         if unexplained < p.min_buffers:
             continue  # told by process_buffers suspects and the kernel_only suspect
         if d.same_boot:
             detail = f"{int(row['new_buffers'])} allocated, {int(row['freed_buffers'])} freed"
         else:
             detail = "compared with before the reboot"
-        if _known(row['delta_kernel_only_buffers']) > 0:
+        if _known(row["delta_kernel_only_buffers"]) > 0:
             detail += f"; {int(row['delta_kernel_only_buffers'])} more held by no process"
-        out.append({
-            "kind": "name",
-            "key": f"name:{row['key']}",
-            "delta_bytes": int(row['delta_bytes']),
-            "delta_buffers": count,
-            "reason": (
-                f"{_n(count, 'more buffer')} named '{safe_text(row['key'])}' system-wide "
-                f"({_plus(int(row['delta_bytes']))}): {detail}"
-            ),
-            "name": str(row['key']),
-        })
+        out.append(
+            {
+                "kind": "name",
+                "key": f"name:{row['key']}",
+                "delta_bytes": int(row["delta_bytes"]),
+                "delta_buffers": count,
+                "reason": (
+                    f"{_n(count, 'more buffer')} named '{safe_text(row['key'])}' system-wide "
+                    f"({_plus(int(row['delta_bytes']))}): {detail}"
+                ),
+                "name": str(row["key"]),
+            }
+        )
     return out

@@ -150,8 +150,10 @@ class TrendResult:
 
     def curve(self, kind: str, key: str) -> tuple[F64, F64]:
         rows = self.points[(self.points["kind"] == kind) & (self.points["key"] == key)]
-        return (rows["minutes"].to_numpy(dtype=np.float64),
-                rows["bytes"].to_numpy(dtype=np.float64))
+        return (
+            rows["minutes"].to_numpy(dtype=np.float64),
+            rows["bytes"].to_numpy(dtype=np.float64),
+        )
 
 
 def _rows(side: Side) -> pd.DataFrame:
@@ -162,30 +164,60 @@ def _rows(side: Side) -> pd.DataFrame:
     p = p[held.to_numpy(dtype=bool)]
     pid = p["pid"].astype(str)
     frames = [
-        pd.DataFrame({"kind": "total", "key": ["total"], "label": ["all DMA-BUFs"],
-                      "bytes": pd.array([side.totals.get("bytes")], dtype="Int64"),
-                      "buffers": pd.array([side.totals.get("buffers")], dtype="Int64")}),
-        pd.DataFrame({"kind": "process", "key": (pid + "@" + p["start"].astype(str)).to_numpy(),
-                      "label": (p["name"].astype(str) + " (" + pid + ")").to_numpy(),
-                      "bytes": p["rss"].array, "buffers": p["buffers"].array}),
-        pd.DataFrame({"kind": "app", "key": side.apps["uid"].astype(str).to_numpy(),
-                      "label": side.apps["label"].where(side.apps["label"] != "",
-                                                        "uid " + side.apps["uid"].astype(str)),
-                      "bytes": side.apps["rss"].array,
-                      "buffers": side.apps["buffers"].array}),
+        pd.DataFrame(
+            {
+                "kind": "total",
+                "key": ["total"],
+                "label": ["all DMA-BUFs"],
+                "bytes": pd.array([side.totals.get("bytes")], dtype="Int64"),
+                "buffers": pd.array([side.totals.get("buffers")], dtype="Int64"),
+            }
+        ),
+        pd.DataFrame(
+            {
+                "kind": "process",
+                "key": (pid + "@" + p["start"].astype(str)).to_numpy(),
+                "label": (p["name"].astype(str) + " (" + pid + ")").to_numpy(),
+                "bytes": p["rss"].array,
+                "buffers": p["buffers"].array,
+            }
+        ),
+        pd.DataFrame(
+            {
+                "kind": "app",
+                "key": side.apps["uid"].astype(str).to_numpy(),
+                "label": side.apps["label"].where(
+                    side.apps["label"] != "", "uid " + side.apps["uid"].astype(str)
+                ),
+                "bytes": side.apps["rss"].array,
+                "buffers": side.apps["buffers"].array,
+            }
+        ),
     ]
     # always a row: a sample that cannot tell is an unknown point, not a zero
-    frames.append(pd.DataFrame({"kind": "kernel_only", "key": ["kernel_only"],
-                                "label": ["held by no process"],
-                                "bytes": pd.array([side.totals.get("kernel_only_bytes")],
-                                                  dtype="Int64"),
-                                "buffers": pd.array([side.totals.get("kernel_only_buffers")],
-                                                    dtype="Int64")}))
+    frames.append(
+        pd.DataFrame(
+            {
+                "kind": "kernel_only",
+                "key": ["kernel_only"],
+                "label": ["held by no process"],
+                "bytes": pd.array([side.totals.get("kernel_only_bytes")], dtype="Int64"),
+                "buffers": pd.array([side.totals.get("kernel_only_buffers")], dtype="Int64"),
+            }
+        )
+    )
     for kind, table in (("exporter", side.exporters), ("name", side.names)):
-        frames.append(pd.DataFrame({"kind": kind, "key": table["key"].to_numpy(dtype=object),
-                                    "label": table["key"].to_numpy(dtype=object),
-                                    "bytes": table["bytes"].array,
-                                    "buffers": table["buffers"].array}))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "kind": kind,
+                    "key": table["key"].to_numpy(dtype=object),
+                    "label": table["key"].to_numpy(dtype=object),
+                    "bytes": table["bytes"].array,
+                    "buffers": table["buffers"].array,
+                }
+            )
+        )
     out = pd.concat(frames, ignore_index=True)
     for column in ("bytes", "buffers"):
         out[column] = out[column].astype("Int64")
@@ -194,7 +226,7 @@ def _rows(side: Side) -> pd.DataFrame:
 
 def _sample(path: Path, charge: str, use_cache: bool) -> tuple[CaptureInfo, pd.DataFrame]:
     """One capture's identity and trend rows (from the cache beside it when it has them)."""
-    from dmaprof.capture import load_capture
+    from dmaprof.capture.container import load_capture
     from dmaprof.leaks import samplecache
 
     cached = samplecache.load(path, charge) if use_cache else None
@@ -235,8 +267,9 @@ def default_workers() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-def _outcomes(refs: list[SampleRef], charge: str, use_cache: bool, workers: int,
-              say: Callable[[str], None]) -> Iterator[tuple[int, Outcome]]:
+def _outcomes(
+    refs: list[SampleRef], charge: str, use_cache: bool, workers: int, say: Callable[[str], None]
+) -> Iterator[tuple[int, Outcome]]:
     """(position, outcome) of every sample, cached ones first (each handed on at once:
     memory holds one sample's columns, not a series'), then the others, analysed on
     ``workers`` processes (every core: a cold hour-long series is minutes of CPU)."""
@@ -258,17 +291,22 @@ def _outcomes(refs: list[SampleRef], charge: str, use_cache: bool, workers: int,
         yield n, sample_outcome(refs[n].path, charge, use_cache)
 
 
-def _in_parallel(refs: list[SampleRef], missing: list[int], charge: str, use_cache: bool,
-                 workers: int) -> Iterator[tuple[int, Outcome]]:
+def _in_parallel(
+    refs: list[SampleRef], missing: list[int], charge: str, use_cache: bool, workers: int
+) -> Iterator[tuple[int, Outcome]]:
     """The outcomes of ``missing`` samples from a pool of processes (forkserver: no fork of
     a process with threads); a pool that breaks leaves the rest to this process."""
     done: set[int] = set()
     context = multiprocessing.get_context("forkserver")
     try:
         with ProcessPoolExecutor(workers, mp_context=context) as pool:
-            outcomes = pool.map(sample_outcome, [refs[n].path for n in missing],
-                                itertools.repeat(charge), itertools.repeat(use_cache),
-                                chunksize=4)
+            outcomes = pool.map(
+                sample_outcome,
+                [refs[n].path for n in missing],
+                itertools.repeat(charge),
+                itertools.repeat(use_cache),
+                chunksize=4,
+            )
             for n, outcome in zip(missing, outcomes, strict=False):
                 done.add(n)
                 yield n, outcome
@@ -299,8 +337,9 @@ class _LongTable:
             ids = self.ids[-1]
         else:
             index = self.index
-            ids = np.array([index.setdefault(k, len(index)) for k in zip(*keys, strict=True)],
-                           dtype=np.int64)
+            ids = np.array(
+                [index.setdefault(k, len(index)) for k in zip(*keys, strict=True)], dtype=np.int64
+            )
             self._last = keys
         self.ids.append(ids)
         self.values.append(np.array(columns["bytes"], dtype=np.float64))  # None: NaN
@@ -315,8 +354,7 @@ class _LongTable:
         sample = np.repeat(np.arange(len(order), dtype=np.int64), sizes)
         t = np.repeat(np.array([self.samples[i][1] for i in order], dtype=np.float64), sizes)
         boot = np.repeat(np.array([self.samples[i][2] for i in order], dtype=object), sizes)
-        out = pd.DataFrame({"sample": sample, "t": t,
-                            "boot_id": pd.Categorical(boot.astype(str))})
+        out = pd.DataFrame({"sample": sample, "t": t, "boot_id": pd.Categorical(boot.astype(str))})
         triples = list(zip(*self.index, strict=True))
         for column, values in zip(("kind", "key", "label"), triples, strict=True):
             categories, codes = np.unique(np.array(values, dtype=object), return_inverse=True)
@@ -324,8 +362,7 @@ class _LongTable:
         for column, parts in (("bytes", self.values), ("buffers", self.counts)):
             v = np.concatenate([parts[i] for i in order])
             unknown = np.isnan(v)
-            out[column] = pd.arrays.IntegerArray(np.where(unknown, 0, v).astype(np.int64),
-                                                 unknown)
+            out[column] = pd.arrays.IntegerArray(np.where(unknown, 0, v).astype(np.int64), unknown)
         return out
 
 
@@ -358,27 +395,41 @@ def collect_points(
     infos = [kept[n] for n in sorted(kept)]
     warnings = [skipped[n] for n in sorted(skipped)]
     if not infos:
-        return pd.DataFrame(columns=["sample", "t", "boot_id", "kind", "key", "label", "bytes",
-                                     "buffers"]), infos, warnings
+        return (
+            pd.DataFrame(
+                columns=["sample", "t", "boot_id", "kind", "key", "label", "bytes", "buffers"]
+            ),
+            infos,
+            warnings,
+        )
     return table.frame(), infos, warnings
 
 
 # --------------------------------------------------------------------------- estimates
 
 
-def _verdict(f_bytes: Fit, f_count: Fit, span_min: float, points: int, p: TrendPolicy
-             ) -> tuple[str, float]:
+def _verdict(
+    f_bytes: Fit, f_count: Fit, span_min: float, points: int, p: TrendPolicy
+) -> tuple[str, float]:
     if points < p.min_points:
         return "too_few_samples", 0.5
-    leak_bytes = (f_bytes.slope > 0 and f_bytes.confidence >= p.confidence
-                  and f_bytes.rises >= p.min_rises
-                  and f_bytes.slope * span_min >= p.min_growth_bytes)
-    leak_count = (f_count.slope > 0 and f_count.confidence >= p.confidence
-                  and f_count.rises >= p.min_rises and f_bytes.slope >= 0
-                  and f_count.slope * span_min >= p.min_growth_buffers)
+    leak_bytes = (
+        f_bytes.slope > 0
+        and f_bytes.confidence >= p.confidence
+        and f_bytes.rises >= p.min_rises
+        and f_bytes.slope * span_min >= p.min_growth_bytes
+    )
+    leak_count = (
+        f_count.slope > 0
+        and f_count.confidence >= p.confidence
+        and f_count.rises >= p.min_rises
+        and f_bytes.slope >= 0
+        and f_count.slope * span_min >= p.min_growth_buffers
+    )
     if leak_bytes or leak_count:
-        conf = max(f_bytes.confidence if leak_bytes else 0.0,
-                   f_count.confidence if leak_count else 0.0)
+        conf = max(
+            f_bytes.confidence if leak_bytes else 0.0, f_count.confidence if leak_count else 0.0
+        )
         return "leak", conf
     if f_bytes.slope > 0 and f_bytes.confidence >= p.confidence:
         return "growing", f_bytes.confidence
@@ -442,16 +493,28 @@ def estimate(points: pd.DataFrame, policy: TrendPolicy) -> list[dict[str, Any]]:
     # leaks first, the most specific kind first (the total always has the steepest slope),
     # then the steepest slope
     order = {"leak": 0, "growing": 1, "shrinking": 2, "steady": 3, "too_few_samples": 4}
-    out.sort(key=lambda r: (order[r["verdict"]], KIND_ORDER[r["kind"]],
-                            -abs(r["slope_bytes_per_min"]), -abs(r["delta_bytes"]),
-                            r.get("pid", 0), r["key"]))  # pids in numeric order
+    out.sort(
+        key=lambda r: (
+            order[r["verdict"]],
+            KIND_ORDER[r["kind"]],
+            -abs(r["slope_bytes_per_min"]),
+            -abs(r["delta_bytes"]),
+            r.get("pid", 0),
+            r["key"],
+        )
+    )  # pids in numeric order
     return out
 
 
 def _reason(row: dict[str, Any], f_bytes: Fit, f_count: Fit) -> str:
-    what = {"total": "all DMA-BUF memory", "kernel_only": "memory held by no process",
-            "process": f"process {row['label']}", "app": f"app {row['label']}",
-            "exporter": f"exporter '{row['label']}'", "name": f"buffers named '{row['label']}'"}
+    what = {
+        "total": "all DMA-BUF memory",
+        "kernel_only": "memory held by no process",
+        "process": f"process {row['label']}",
+        "app": f"app {row['label']}",
+        "exporter": f"exporter '{row['label']}'",
+        "name": f"buffers named '{row['label']}'",
+    }
     rate = ("+" if f_bytes.slope >= 0 else "") + human_bytes(round(f_bytes.slope)) + "/min"
     steps = f"{f_bytes.rises} of {f_bytes.rises + f_bytes.falls} changes up"
     if f_bytes.monotonic:
@@ -475,8 +538,12 @@ def _complete(points: pd.DataFrame) -> pd.DataFrame:
     per_sample = points.drop_duplicates("sample").set_index("sample")[["t", "boot_id"]]
     keys = g.drop_duplicates(["kind", "key"])[["kind", "key", "label"]]
     grid = keys.merge(per_sample.reset_index(), how="cross")
-    full = grid.merge(g[["sample", "kind", "key", "bytes", "buffers"]],
-                      on=["sample", "kind", "key"], how="left", indicator=True)
+    full = grid.merge(
+        g[["sample", "kind", "key", "bytes", "buffers"]],
+        on=["sample", "kind", "key"],
+        how="left",
+        indicator=True,
+    )
     absent = (full.pop("_merge") == "left_only").to_numpy()
     for column in ("bytes", "buffers"):  # absent: zero; present but unknown stays <NA>
         values = full[column].astype("Int64")
@@ -526,23 +593,27 @@ def device_key(info: CaptureInfo) -> str:
     return ""
 
 
-def _one_device(points: pd.DataFrame, infos: list[CaptureInfo], refs_dir: Path,
-                serial: str | None) -> tuple[pd.DataFrame, list[CaptureInfo]]:
+def _one_device(
+    points: pd.DataFrame, infos: list[CaptureInfo], refs_dir: Path, serial: str | None
+) -> tuple[pd.DataFrame, list[CaptureInfo]]:
     """The samples of one device; several devices without ``serial`` are an error."""
     keys = [device_key(i) for i in infos]
     devices = list(dict.fromkeys(k for k in keys if k))
     if serial is not None:
         wanted = [n for n, k in enumerate(keys) if k == serial or infos[n].serial == serial]
         if not wanted:
-            raise DmaprofError(f"{refs_dir}: no sample of device {serial!r} (it holds "
-                               f"{', '.join(devices) or 'samples of an unknown device'})")
+            raise DmaprofError(
+                f"{refs_dir}: no sample of device {serial!r} (it holds "
+                f"{', '.join(devices) or 'samples of an unknown device'})"
+            )
     elif len(devices) <= 1:
         return points, infos
     else:
         counts = ", ".join(f"{d} ({keys.count(d)} samples)" for d in devices)
         raise SeveralDevicesError(
             f"{refs_dir} holds captures of {len(devices)} devices: {counts}; a trend is of one "
-            "device: choose one with -s SERIAL (or record each into its own directory)")
+            "device: choose one with -s SERIAL (or record each into its own directory)"
+        )
     keep = set(wanted)
     renumber = {old: new for new, old in enumerate(wanted)}
     points = points[points["sample"].isin(keep)].copy()
@@ -562,8 +633,10 @@ def _modes(infos: list[CaptureInfo]) -> str | None:
     if len(runs) < 2:
         return None
     shown = ", then ".join(f"{n} as {m}" for m, n in runs)
-    return (f"the collection mode changed within the series ({shown}): figures a sample could "
-            "not see are left out of its series (unknown points), never counted as zero")
+    return (
+        f"the collection mode changed within the series ({shown}): figures a sample could "
+        "not see are left out of its series (unknown points), never counted as zero"
+    )
 
 
 def trend(
@@ -598,7 +671,8 @@ def trend(
     if unknown_boots:
         warnings.append(
             f"{unknown_boots} samples carry no boot id, uptime or firstboot that tells their "
-            "boot: kept in the boot of the sample before them (never counted as a reboot)")
+            "boot: kept in the boot of the sample before them (never counted as a reboot)"
+        )
     if reboots:
         last = boots.index(reboots)
         warnings.append(
@@ -635,9 +709,13 @@ def trend(
         "reboots": reboots,
         "unknown_boots": unknown_boots,
         "modes": list(dict.fromkeys(i.mode or "unknown" for i in infos)),
-        "policy": {"confidence": p.confidence, "min_points": p.min_points,
-                   "min_rises": p.min_rises, "min_growth_bytes": p.min_growth_bytes,
-                   "min_growth_buffers": p.min_growth_buffers},
+        "policy": {
+            "confidence": p.confidence,
+            "min_points": p.min_points,
+            "min_rises": p.min_rises,
+            "min_growth_bytes": p.min_growth_bytes,
+            "min_growth_buffers": p.min_growth_buffers,
+        },
         "warnings": warnings,
         "leaks": leaks,
         "series": series,

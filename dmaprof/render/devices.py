@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from dmaprof.probe import SOURCES, DeviceReport
+from dmaprof.records import SOURCES, DeviceReport
 
 _MARK = {"yes": "✓", "denied": "denied", "absent": "-", "unknown": "?"}
 

@@ -67,8 +67,7 @@ VIEWS: dict[str, View] = {
             Column("gained_buffers", "gained", "int"),
             Column("lost_buffers", "released", "int"),
         ),
-        ("delta_rss_bytes", "delta_pss_bytes", "delta_buffers", "gained_buffers",
-         "lost_buffers"),
+        ("delta_rss_bytes", "delta_pss_bytes", "delta_buffers", "gained_buffers", "lost_buffers"),
     ),
     "app": View(
         "apps",
@@ -98,11 +97,18 @@ VIEWS: dict[str, View] = {
         ),
         ("delta_rss_bytes_with_descendants", "delta_pss_bytes_with_descendants"),
     ),
-    "exporter": View("exporters", "Exporters / heaps", (Column("exporter", "exporter"),
-                                                         *_GROUP_COLUMNS),
-                     ("delta_buffers", "delta_bytes", "new_buffers", "freed_buffers")),
-    "name": View("names", "Buffer names", (Column("name", "name"), *_GROUP_COLUMNS),
-                 ("delta_buffers", "delta_bytes", "new_buffers", "freed_buffers")),
+    "exporter": View(
+        "exporters",
+        "Exporters / heaps",
+        (Column("exporter", "exporter"), *_GROUP_COLUMNS),
+        ("delta_buffers", "delta_bytes", "new_buffers", "freed_buffers"),
+    ),
+    "name": View(
+        "names",
+        "Buffer names",
+        (Column("name", "name"), *_GROUP_COLUMNS),
+        ("delta_buffers", "delta_bytes", "new_buffers", "freed_buffers"),
+    ),
     "buffer": View(
         "buffers",
         "New and freed buffers",
@@ -129,12 +135,17 @@ def view_rows(doc: dict[str, Any], by: str, *, changed_only: bool = False) -> li
     view = VIEWS[by]
     if by == "buffer":
         buffers = doc.get("buffers") or {}
-        return ([{**b, "change": "new"} for b in buffers.get("new", [])]
-                + [{**b, "change": "freed"} for b in buffers.get("freed", [])])
+        return [{**b, "change": "new"} for b in buffers.get("new", [])] + [
+            {**b, "change": "freed"} for b in buffers.get("freed", [])
+        ]
     rows = list(doc.get(view.section) or [])
     if changed_only:  # an unknown change (null) may be one: shown, as "?"
-        rows = [r for r in rows if r.get("status") not in (None, "kept")
-                or any(r.get(k) or (k in r and r[k] is None) for k in view.changed)]
+        rows = [
+            r
+            for r in rows
+            if r.get("status") not in (None, "kept")
+            or any(r.get(k) or (k in r and r[k] is None) for k in view.changed)
+        ]
     return rows
 
 
@@ -148,15 +159,30 @@ def unknown_mark(column: Column) -> str:
 
 #: columns a narrow terminal drops first, in this order (a table drops those it has, while
 #: it is wider than the terminal); text columns are then wrapped, never cut
-NARROW_DROP = ("points", "first_bytes", "rss_bytes_before", "rss_bytes_after", "lost_buffers",
-               "gained_buffers", "freed_buffers", "new_buffers", "delta_kernel_only_bytes",
-               "buffers_after", "rss_bytes_with_descendants_after",
-               "pss_bytes_with_descendants_after", "status", "inode", "delta_buffers",
-               "confidence", "last_bytes")
+NARROW_DROP = (
+    "points",
+    "first_bytes",
+    "rss_bytes_before",
+    "rss_bytes_after",
+    "lost_buffers",
+    "gained_buffers",
+    "freed_buffers",
+    "new_buffers",
+    "delta_kernel_only_bytes",
+    "buffers_after",
+    "rss_bytes_with_descendants_after",
+    "pss_bytes_with_descendants_after",
+    "status",
+    "inode",
+    "delta_buffers",
+    "confidence",
+    "last_bytes",
+)
 
 
-def _rich_table(title: str, columns: Sequence[Column], rows: Sequence[dict[str, Any]],
-                width: int | None = None) -> Table:
+def _rich_table(
+    title: str, columns: Sequence[Column], rows: Sequence[dict[str, Any]], width: int | None = None
+) -> Table:
     if width is None:
         return rich_table(title, columns, rows, missing=unknown_mark, fold=("reason",))
     kept = fit_columns(columns, rows, width, NARROW_DROP, missing=unknown_mark)
@@ -199,54 +225,85 @@ def headline(doc: dict[str, Any]) -> str:
 
 def totals_line(doc: dict[str, Any]) -> str:
     t = doc.get("totals") or {}
+
     def size(key: str) -> str:
         return "?" if t.get(key) is None else human_bytes(t[key])
 
     delta, count = t.get("delta_bytes"), t.get("delta_buffers")
-    text = (f"{size('bytes_before')} → {size('bytes_after')} "
-            f"({'?' if delta is None else signed_bytes(int(delta))}), "
-            f"{t.get('buffers_before', '?')} → {t.get('buffers_after', '?')} buffers "
-            f"({'?' if count is None else format(int(count), '+d')})")
+    text = (
+        f"{size('bytes_before')} → {size('bytes_after')} "
+        f"({'?' if delta is None else signed_bytes(int(delta))}), "
+        f"{t.get('buffers_before', '?')} → {t.get('buffers_after', '?')} buffers "
+        f"({'?' if count is None else format(int(count), '+d')})"
+    )
     buffers = doc.get("buffers") or {}
     if buffers.get("compared"):
-        text += (f"; {buffers.get('new_count', 0)} new ({human_bytes(buffers.get('new_bytes'))}), "
-                 f"{buffers.get('freed_count', 0)} freed "
-                 f"({human_bytes(buffers.get('freed_bytes'))}), {buffers.get('kept_count', 0)} "
-                 f"kept ({buffers.get('moved_count', 0)} changed holders)")
+        text += (
+            f"; {buffers.get('new_count', 0)} new ({human_bytes(buffers.get('new_bytes'))}), "
+            f"{buffers.get('freed_count', 0)} freed "
+            f"({human_bytes(buffers.get('freed_bytes'))}), {buffers.get('kept_count', 0)} "
+            f"kept ({buffers.get('moved_count', 0)} changed holders)"
+        )
     return text
 
 
 def _totals_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
     t = doc.get("totals") or {}
     rows = []
-    for key, label in (("bytes", "all DMA-BUFs"), ("userspace_bytes", "held by processes"),
-                       ("kernel_only_bytes", "kernel-only (held by no process)"),
-                       ("charged_bytes", "charged (sum of pss)")):
-        rows.append({"what": label, "before": t.get(f"{key}_before"),
-                     "after": t.get(f"{key}_after"), "delta": t.get(f"delta_{key}")})
-    rows.append({"what": "buffers", "before": t.get("buffers_before"),
-                 "after": t.get("buffers_after"), "delta": t.get("delta_buffers"),
-                 "count": True})
+    for key, label in (
+        ("bytes", "all DMA-BUFs"),
+        ("userspace_bytes", "held by processes"),
+        ("kernel_only_bytes", "kernel-only (held by no process)"),
+        ("charged_bytes", "charged (sum of pss)"),
+    ):
+        rows.append(
+            {
+                "what": label,
+                "before": t.get(f"{key}_before"),
+                "after": t.get(f"{key}_after"),
+                "delta": t.get(f"delta_{key}"),
+            }
+        )
+    rows.append(
+        {
+            "what": "buffers",
+            "before": t.get("buffers_before"),
+            "after": t.get("buffers_after"),
+            "delta": t.get("delta_buffers"),
+            "count": True,
+        }
+    )
     return rows
 
 
-_TOTALS_COLUMNS = (Column("what", "total"), Column("before", "before", "bytes"),
-                   Column("after", "after", "bytes"), Column("delta", "change", "delta_bytes"))
-_COUNT_COLUMNS = (Column("what", "total"), Column("before", "before", "int"),
-                  Column("after", "after", "int"), Column("delta", "change", "delta_int"))
+_TOTALS_COLUMNS = (
+    Column("what", "total"),
+    Column("before", "before", "bytes"),
+    Column("after", "after", "bytes"),
+    Column("delta", "change", "delta_bytes"),
+)
+_COUNT_COLUMNS = (
+    Column("what", "total"),
+    Column("before", "before", "int"),
+    Column("after", "after", "int"),
+    Column("delta", "change", "delta_int"),
+)
 
 
 def _totals_table(doc: dict[str, Any]) -> Table:
     table = rich_table("Totals", _TOTALS_COLUMNS, [])
     for row in _totals_rows(doc):
         columns = _COUNT_COLUMNS if row.get("count") else _TOTALS_COLUMNS
-        table.add_row(*(Text(cell_text(row, c, missing=unknown_numbers), style=cell_style(row, c))
-                        for c in columns))
+        table.add_row(
+            *(
+                Text(cell_text(row, c, missing=unknown_numbers), style=cell_style(row, c))
+                for c in columns
+            )
+        )
     return table
 
 
-BUDGET_COLUMNS = (Column("status", "status"), Column("name", "rule"),
-                  Column("message", "result"))
+BUDGET_COLUMNS = (Column("status", "status"), Column("name", "rule"), Column("message", "result"))
 
 
 def _budget_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
@@ -268,16 +325,20 @@ def render_table(doc: dict[str, Any], by: str | None, top: int, out: Console) ->
     if by is not None:
         view = VIEWS[by]
         rows = view_rows(doc, by, changed_only=True)
-        out.print(_rich_table(f"{view.title} ({len(rows)} changed)", view.columns, rows[:top],
-                              out.width))
+        out.print(
+            _rich_table(f"{view.title} ({len(rows)} changed)", view.columns, rows[:top], out.width)
+        )
         _print_unknown_note(doc, out)
         return
     out.print(Text(totals_line(doc)))
     out.print(_totals_table(doc))
     budgets = doc.get("budgets")
     if budgets:
-        out.print(_rich_table(f"Budgets: {budgets['verdict']}", BUDGET_COLUMNS,
-                              _budget_rows(doc), out.width))
+        out.print(
+            _rich_table(
+                f"Budgets: {budgets['verdict']}", BUDGET_COLUMNS, _budget_rows(doc), out.width
+            )
+        )
     suspects = doc.get("suspects") or []
     if suspects:
         out.print(_rich_table("Leak suspects", SUSPECT_COLUMNS, suspects[:top], out.width))
@@ -288,8 +349,14 @@ def render_table(doc: dict[str, Any], by: str | None, top: int, out: Console) ->
         rows = view_rows(doc, name, changed_only=True)
         if rows:
             shown = f", top {top}" if len(rows) > top else ""
-            out.print(_rich_table(f"{view.title} ({len(rows)} changed{shown})", view.columns,
-                                  rows[:top], out.width))
+            out.print(
+                _rich_table(
+                    f"{view.title} ({len(rows)} changed{shown})",
+                    view.columns,
+                    rows[:top],
+                    out.width,
+                )
+            )
     _print_unknown_note(doc, out)
 
 
@@ -314,8 +381,9 @@ def _details(title: str, body: str) -> str:
     return f"<details><summary>{_md(title)}</summary>\n\n{body}\n\n</details>\n"
 
 
-def render_markdown(doc: dict[str, Any], by: str | None, top: int, out: TextIO,
-                    *, details_limit: int = 200) -> None:
+def render_markdown(
+    doc: dict[str, Any], by: str | None, top: int, out: TextIO, *, details_limit: int = 200
+) -> None:
     """The step-summary document: verdict, totals, budgets, top suspects and growths, then
     ``<details>`` sections for everything else (each at most ``details_limit`` rows)."""
     if by is not None:
@@ -344,24 +412,36 @@ def render_markdown(doc: dict[str, Any], by: str | None, top: int, out: TextIO,
     processes = view_rows(doc, "process", changed_only=True)
     growth = [r for r in processes if (r.get("delta_rss_bytes") or 0) > 0]
     if growth:
-        parts += ["#### Top growth by process", "",
-                  _md_table(VIEWS["process"].columns, growth[:top]), ""]
+        parts += [
+            "#### Top growth by process",
+            "",
+            _md_table(VIEWS["process"].columns, growth[:top]),
+            "",
+        ]
     note = unknown_note(doc)
     if note:
         parts += [f"_{_md(safe_text(note))}_", ""]
     text = "\n".join(parts) + "\n"
     extra: list[str] = []
     if len(suspects) > 5:
-        extra.append(_details(f"All leak suspects ({len(suspects)})",
-                              _md_table(SUSPECT_COLUMNS, suspects[:details_limit])))
+        extra.append(
+            _details(
+                f"All leak suspects ({len(suspects)})",
+                _md_table(SUSPECT_COLUMNS, suspects[:details_limit]),
+            )
+        )
     for name in ("process", "app", "exporter", "name", "cgroup", "buffer"):
         view = VIEWS[name]
         rows = view_rows(doc, name, changed_only=True)
         if not rows:
             continue
         cut = f", first {details_limit}" if len(rows) > details_limit else ""
-        extra.append(_details(f"{view.title}: {len(rows)} changed{cut}",
-                              _md_table(view.columns, rows[:details_limit])))
+        extra.append(
+            _details(
+                f"{view.title}: {len(rows)} changed{cut}",
+                _md_table(view.columns, rows[:details_limit]),
+            )
+        )
     out.write(text + ("\n" + "\n".join(extra) if extra else ""))
 
 
@@ -427,8 +507,10 @@ def trend_headline(doc: dict[str, Any]) -> str:
     dev = doc.get("device") or {}
     who = safe_text(dev.get("model") or dev.get("serial") or "device")
     span = doc.get("span_s") or 0
-    return (f"DMA-BUF trend · {who} · {doc.get('samples', 0)} samples over {span / 60:.1f} min"
-            f" · {doc.get('gaps', 0)} gaps · {len(doc.get('leaks') or [])} leak(s) flagged")
+    return (
+        f"DMA-BUF trend · {who} · {doc.get('samples', 0)} samples over {span / 60:.1f} min"
+        f" · {doc.get('gaps', 0)} gaps · {len(doc.get('leaks') or [])} leak(s) flagged"
+    )
 
 
 def render_trend_table(doc: dict[str, Any], by: str | None, top: int, out: Console) -> None:
@@ -437,8 +519,14 @@ def render_trend_table(doc: dict[str, Any], by: str | None, top: int, out: Conso
         out.print(Text(f"warning: {safe_text(warning)}", style="yellow"))
     for leak in trend_leaks(doc, by):
         out.print(Text(f"LEAK: {safe_text(leak['reason'])}", style="bold red"))
-    out.print(_rich_table("Series (leaks first, then the largest changes)", TREND_COLUMNS,
-                          trend_rows(doc, by, top), out.width))
+    out.print(
+        _rich_table(
+            "Series (leaks first, then the largest changes)",
+            TREND_COLUMNS,
+            trend_rows(doc, by, top),
+            out.width,
+        )
+    )
 
 
 def render_trend_markdown(doc: dict[str, Any], by: str | None, top: int, out: TextIO) -> None:

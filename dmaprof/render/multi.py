@@ -6,7 +6,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from dmaprof.multi import Outcome
+from dmaprof.records import Outcome
 from dmaprof.units import safe_text
 
 

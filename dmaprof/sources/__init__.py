@@ -3,7 +3,7 @@
 A capture's ``meta.json`` says where its ``dump.bin`` came from (``"source": {"kind": ...}``,
 ``docs/capture-format.md``); without that key it is a collector dump. :func:`analyze_source`
 picks the analysis by that kind, so ``show``, ``diff``, ``trend`` and ``export`` accept every
-capture alike. Importing (turning a file into a capture) is :func:`dmaprof.importer.import_file`.
+capture alike. Importing (a file into a capture) is :func:`dmaprof.sources.importer.import_file`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from dmaprof.analyze.analysis import Analysis
-from dmaprof.capture import Capture
+from dmaprof.capture.container import Capture
 from dmaprof.errors import BadCaptureError
 from dmaprof.timing import stage
 

@@ -58,7 +58,7 @@ from dmaprof.analyze.schema import (
     USAGE,
 )
 from dmaprof.analyze.uids import is_app_uid, owner_uid, uid_kind, uid_name
-from dmaprof.dump import parse_dump
+from dmaprof.capture.dump import parse_dump
 from dmaprof.sources.bugreport import PsEntry
 from dmaprof.sources.dmabuf_dump import DmabufDump
 

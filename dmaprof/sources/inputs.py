@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dmaprof.capture import Capture
+from dmaprof.capture.container import Capture
 from dmaprof.sources.bugreport import Bugreport, parse_bugreport
 from dmaprof.sources.build import SourceInput, limitation
 from dmaprof.sources.dmabuf_dump import DmabufDump, parse_dmabuf_dump

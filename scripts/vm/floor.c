@@ -3,7 +3,7 @@
  * "Benchmark"). Static (`gcc -O2 -static`), so the same binary runs in the VM guest and in
  * the emulated phone's chroot.
  *
- *   floor read          read, in this one process, exactly what dmaprof/device/collect.sh
+ *   floor read          read, in this one process, exactly what dmaprof/collect/collect.sh
  *                       reads, and write it to stdout (what a dump must hold at least); a
  *                       JSON summary of what was read goes to stderr
  *   floor time OUT CMD...

@@ -9,12 +9,12 @@ import pytest
 from analyze_dumpgen import Buf, Proc, Scene
 
 from dmaprof.analyze import analyze, build_report, format_dmabuf_dump
-from dmaprof.dump import parse_dump
+from dmaprof.capture.dump import parse_dump
 
 
 def test_analysis_never_imports_adbutils_or_click() -> None:
     code = (
-        "import sys, dmaprof.analyze, dmaprof.dump; "
+        "import sys, dmaprof.analyze, dmaprof.capture.dump; "
         "bad = [m for m in ('adbutils', 'click', 'rich') if m in sys.modules]; "
         "print(','.join(bad))"
     )
@@ -84,8 +84,7 @@ def test_fdinfo_parsed_in_two_threads_and_in_pieces_gives_the_same_analysis(
 
     rng = random.Random(5)
     bufs = [
-        Buf(100 + i, 4096 * rng.randint(1, 9), name=rng.choice(["a", "b", None]))
-        for i in range(40)
+        Buf(100 + i, 4096 * rng.randint(1, 9), name=rng.choice(["a", "b", None])) for i in range(40)
     ]
     procs = [
         Proc(
@@ -128,8 +127,9 @@ def test_fd_references_do_not_depend_on_fdinfo_order() -> None:
     from dmaprof.analyze.unparsed import Unparsed
 
     bufs = [Buf(100 + i, 4096 * (i + 1), name=f"b{i}") for i in range(6)]
-    procs = [Proc(10 + p, f"p{p}", fds={3 + k: 100 + (p + k) % 6 for k in range(4)})
-             for p in range(5)]
+    procs = [
+        Proc(10 + p, f"p{p}", fds={3 + k: 100 + (p + k) % 6 for k in range(4)}) for p in range(5)
+    ]
     dump = parse_dump(Scene(buffers=bufs, procs=procs).build())
     scan = Scan(dump.buffer, dump.length)
     links = parse_fdlinks(dump, scan, Unparsed())
@@ -137,8 +137,20 @@ def test_fd_references_do_not_depend_on_fdinfo_order() -> None:
     assert np.array_equal(info.key, links.key)  # the collector's order
     aligned = fd_references(dump, scan, Unparsed(), info, links).frame
     order = np.random.default_rng(1).permutation(info.key.size)
-    for name in ("key", "pid", "tid", "fd", "ino", "size", "count", "exp_b", "exp_e",
-                 "name_b", "name_e", "is_dmabuf"):
+    for name in (
+        "key",
+        "pid",
+        "tid",
+        "fd",
+        "ino",
+        "size",
+        "count",
+        "exp_b",
+        "exp_e",
+        "name_b",
+        "name_e",
+        "is_dmabuf",
+    ):
         setattr(info, name, getattr(info, name)[order])
     shuffled = fd_references(dump, scan, Unparsed(), info, links).frame
     assert shuffled.equals(aligned)

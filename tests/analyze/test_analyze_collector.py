@@ -1,4 +1,4 @@
-"""Dumps written by the real collector (dmaprof/device/collect.sh).
+"""Dumps written by the real collector (dmaprof/collect/collect.sh).
 
 * ``collector_pixel_like_root.dump``: the "pixel-like" emulated phone (see
   fixtures/phones/pixel-like.json) collected as root. Its figures were computed by hand

@@ -1,4 +1,4 @@
-"""The framed dump reader (dmaprof.dump)."""
+"""The framed dump reader (dmaprof.capture.dump)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 import pytest
 from analyze_dumpgen import NONCE, DumpBuilder, files_body
 
-from dmaprof.dump import DumpFormatError, classify_error, parse_dump
+from dmaprof.capture.dump import DumpFormatError, classify_error, parse_dump
 from dmaprof.errors import BadCaptureError, ExitCode
 
 

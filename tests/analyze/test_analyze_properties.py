@@ -13,7 +13,7 @@ from dmaprof.analyze import analyze, build_report, exact_split, format_dmabuf_du
 from dmaprof.analyze._scan import Scan
 from dmaprof.analyze.fds import _fdinfo_fast, _fdinfo_slow
 from dmaprof.analyze.unparsed import Unparsed
-from dmaprof.dump import DumpFormatError, parse_dump
+from dmaprof.capture.dump import DumpFormatError, parse_dump
 
 SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -18,14 +18,14 @@ import pytest
 from rich.console import Console
 
 from dmaprof.analyze import analyze, build_report
+from dmaprof.analyze.restricted import pss_bounds
 from dmaprof.analyze.userbuild import (
     merge_run_as,
     parse_gralloc,
     parse_meminfo_totals,
-    pss_bounds,
     run_as_results,
 )
-from dmaprof.dump import parse_dump
+from dmaprof.capture.dump import parse_dump
 from dmaprof.render.report import render_default_table
 from tests.emuphone import scene as S
 

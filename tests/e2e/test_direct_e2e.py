@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from dmaprof.capture import load_capture
+from dmaprof.capture.container import load_capture
 from dmaprof.errors import ExitCode
 from tests.e2e.conftest import run_dmaprof
 
@@ -22,7 +22,7 @@ SSHD = "/usr/sbin/sshd"
 
 def _collector_workdir(capture_path: Path) -> Path:
     """The scratch directory the collector used (it records it in its meta section)."""
-    from dmaprof.dump import parse_dump
+    from dmaprof.capture.dump import parse_dump
 
     meta = parse_dump(load_capture(capture_path).dump).section("meta")
     assert meta is not None

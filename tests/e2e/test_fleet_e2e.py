@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from dmaprof.capture import load_capture
+from dmaprof.capture.container import load_capture
 from dmaprof.leaks.side import CaptureInfo
 from dmaprof.sources import analyze_source
 from tests.e2e.conftest import REPO, PhoneRoot, run_dmaprof

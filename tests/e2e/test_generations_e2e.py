@@ -24,9 +24,9 @@ from typing import Any
 import pytest
 
 from dmaprof.analyze import DEFAULT_SERVICE_REGEX
-from dmaprof.capture import load_capture
+from dmaprof.capture.container import load_capture
 from dmaprof.render.report import render_csv
-from dmaprof.show import analyze_capture
+from dmaprof.sources.show import analyze_capture
 from tests.e2e.conftest import REPO, run_dmaprof
 from tests.e2e.generation_truth import CHARGES, expected_report, is_app
 from tests.emuphone.harness import AdbServer
@@ -316,8 +316,10 @@ def test_the_device_view_of_every_generation(capture: tuple[str, Path]) -> None:
     phone, path = capture
     scene = scene_of(phone)
     report = _report(path, "shared")
-    rows = {r["device"]: (r["buffers"], r["attachments"], r["bytes"])
-            for r in report["attached_devices"]}
+    rows = {
+        r["device"]: (r["buffers"], r["attachments"], r["bytes"])
+        for r in report["attached_devices"]
+    }
     if kernel_variant(phone).debugfs:
         want: dict[str, list[int]] = {}
         for b in scene["buffers"]:

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from dmaprof.capture import load_capture
+from dmaprof.capture.container import load_capture
 from tests.e2e.conftest import SCENE, PhoneRoot, device_tmp_entries, run_dmaprof
 from tests.emuphone.harness import AdbServer
 from tests.emuphone.scene import load_scene

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from dmaprof.capture import load_capture
-from dmaprof.dump import parse_dump
+from dmaprof.capture.container import load_capture
+from dmaprof.capture.dump import parse_dump
 from dmaprof.errors import ExitCode
 from tests.e2e.conftest import (
     PhoneRoot,

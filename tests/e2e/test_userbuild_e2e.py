@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from dmaprof.capture import load_capture
-from dmaprof.dump import parse_dump
+from dmaprof.capture.container import load_capture
+from dmaprof.capture.dump import parse_dump
 from tests.e2e.conftest import REPO, PhoneRoot, device_tmp_entries, run_dmaprof
 from tests.emuphone.harness import AdbServer, EmulatedPhone
 

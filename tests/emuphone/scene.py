@@ -886,8 +886,13 @@ def binder_files(binder: Mapping[str, Any]) -> dict[str, str]:
     Linux 6.1's ``print_binder_proc`` (via ``proc_show``) and ``print_binder_proc_stats``:
     threads, nodes and refs lines included (the collector must drop them)."""
     files: dict[str, list[str]] = {}
-    stats = ["binder stats:\n", "BC_TRANSACTION: 48213\n", "BC_REPLY: 30411\n",
-             "BR_TRANSACTION: 48170\n", "proc: active 61 total 61\n"]
+    stats = [
+        "binder stats:\n",
+        "BC_TRANSACTION: 48213\n",
+        "BC_REPLY: 30411\n",
+        "BR_TRANSACTION: 48170\n",
+        "proc: active 61 total 61\n",
+    ]
     for entry in binder["procs"]:
         pid, ctx = int(entry["pid"]), str(entry["context"])
         out = files.setdefault(str(pid), ["binder proc state:\n"])
@@ -1436,7 +1441,7 @@ def generate_large(
 # and a runner that executes the collector in a fake root (chroot) or on the host, counting
 # the processes it starts exactly with a PID namespace.
 
-COLLECTOR = Path(__file__).resolve().parents[2] / "dmaprof" / "device" / "collect.sh"
+COLLECTOR = Path(__file__).resolve().parents[2] / "dmaprof" / "collect" / "collect.sh"
 ANDROID_ENV = {
     "PATH": "/product/bin:/apex/com.android.runtime/bin:/system_ext/bin:/system/bin:/system/xbin"
     ":/odm/bin:/vendor/bin:/vendor/xbin",

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from dmaprof.capture import Capture
+from dmaprof.capture.container import Capture
 from tests.e2e.conftest import adb_server  # noqa: F401  (the session's real adb server)
 from tests.leaks import phonescene as P
 
@@ -64,8 +64,7 @@ class Captures:
         """``edit`` changes the scene in place; a dict it returns adds capture options."""
         scene = P.pixel()
         edited = edit(scene)
-        kw = {"wallclock": 1_700_000_300.0, **(edited if isinstance(edited, dict) else {}),
-              **kw}
+        kw = {"wallclock": 1_700_000_300.0, **(edited if isinstance(edited, dict) else {}), **kw}
         return Pair(self.base(), self.one(name, scene, **kw))
 
 
@@ -88,8 +87,9 @@ class Run:
 
 
 @pytest.fixture
-def dmaprof(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-            ) -> Iterator[Callable[..., Run]]:
+def dmaprof(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[..., Run]]:
     """Run the CLI in-process through its real entry point (`dmaprof.cli.main`): the exit
     code, stdout and stderr, without a subprocess (pandas imports once)."""
     from dmaprof.cli import main
@@ -99,8 +99,9 @@ def dmaprof(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
     # each capture file is analysed once per test session (the diff never mutates a Side)
     original = side_module.side_from_capture
 
-    def memo(capture: Capture, *, charge: str = "shared", service_regex: str | None = None
-             ) -> side_module.Side:
+    def memo(
+        capture: Capture, *, charge: str = "shared", service_regex: str | None = None
+    ) -> side_module.Side:
         key = (str(capture.path), charge, service_regex)
         if capture.path is None or key not in _ANALYSED:
             result = original(capture, charge=charge, service_regex=service_regex)
@@ -131,7 +132,7 @@ def dmaprof(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 
 
 def capture_of(path: Path) -> Capture:
-    from dmaprof.capture import load_capture
+    from dmaprof.capture.container import load_capture
 
     return load_capture(path)
 

@@ -28,8 +28,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from dmaprof.capture import Capture, write_capture
-from dmaprof.metadata import capture_meta
+from dmaprof.capture.container import Capture, write_capture
+from dmaprof.capture.metadata import capture_meta
 from tests.emuphone import minroot
 from tests.emuphone import scene as S
 
@@ -129,8 +129,15 @@ def replace_process(
     """The pid now belongs to another program (pid reuse): same pid, new identity; it keeps
     no fds or mappings of the old one."""
     proc = process(scene, pid)
-    proc.update(name=name, uid=uid, gid=uid, cmdline=list(cmdline), fds=[], maps=[],
-                cgroup=[f"0::/uid_{uid}/pid_{pid}"])
+    proc.update(
+        name=name,
+        uid=uid,
+        gid=uid,
+        cmdline=list(cmdline),
+        fds=[],
+        maps=[],
+        cgroup=[f"0::/uid_{uid}/pid_{pid}"],
+    )
     proc.pop("comm", None)
     proc.pop("threads", None)
 
@@ -150,16 +157,18 @@ def set_start_time(root: Path, pid: int, ticks: int) -> None:
         path.chmod(mode & 0o777)
 
 
-def build_root(scene: Mapping[str, Any], dest: Path, variant: str = "modern",
-               user_build: bool = False) -> Path:
+def build_root(
+    scene: Mapping[str, Any], dest: Path, variant: str = "modern", user_build: bool = False
+) -> Path:
     """``user_build``: other users' fd, fdinfo and maps are closed to the shell user."""
     minroot.build_base_root(dest)
     S.build_scene(scene, dest, variant, user_build=user_build)
     return dest
 
 
-def rebuild(root: Path, scene: Mapping[str, Any], variant: str = "modern",
-            user_build: bool = False) -> None:
+def rebuild(
+    root: Path, scene: Mapping[str, Any], variant: str = "modern", user_build: bool = False
+) -> None:
     """Replace the scene part of a built root (``/proc``, ``/sys``, heaps) in place."""
     for part in ("proc", "sys", "dev/dma_heap"):
         S.remove_tree(root / part)
@@ -174,15 +183,17 @@ def scratch_dir() -> Path:
 _RUNS = iter(range(1_000_000))
 
 
-def collect(root: Path, *, serial: str = "emu-5554", wallclock: float | None = None,
-            uid: int = 0) -> Capture:
+def collect(
+    root: Path, *, serial: str = "emu-5554", wallclock: float | None = None, uid: int = 0
+) -> Capture:
     """Run the collector in ``root`` as `dmaprof snapshot` does (as root, or as ``uid``: the
     shell user is 2000); the capture it would write."""
     name = f"dp-{next(_RUNS)}"
     wd = S.install_collector(root, uid, name)
     try:
-        run = S.run_collector(root, ["-w", wd], uid=uid, script=f"{wd}/collect.sh",
-                              count_spawns=False)
+        run = S.run_collector(
+            root, ["-w", wd], uid=uid, script=f"{wd}/collect.sh", count_spawns=False
+        )
     finally:
         S.remove_tree(root / wd.lstrip("/"))
     assert run.returncode == 0, run.stderr

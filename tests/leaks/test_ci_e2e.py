@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from dmaprof.capture import load_capture
+from dmaprof.capture.container import load_capture
 from dmaprof.errors import ExitCode
 from tests.emuphone import scene as S
 from tests.emuphone.harness import AdbServer
@@ -62,7 +62,7 @@ def job(adb_server: AdbServer, need_device_tools: None, tmp_path: Path) -> Any:
         "DMAPROF_OUT": str(tmp_path / "dmaprof-out"),
         "DMAPROF_BUDGETS": str(tmp_path / "budgets.toml"),
         "DMAPROF_TEST_CMD": f"{sys.executable} -m tests.leaks.phonescene rebuild {root} "
-                            f"{tmp_path / 'leaked.json'}",
+        f"{tmp_path / 'leaked.json'}",
         "DMAPROF_BOOT_TIMEOUT": "30",
         "GITHUB_ACTIONS": "true",
         "GITHUB_STEP_SUMMARY": str(summary),
@@ -74,8 +74,15 @@ def job(adb_server: AdbServer, need_device_tools: None, tmp_path: Path) -> Any:
 
 
 def run_script(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["bash", str(REPO / "scripts" / "ci-emulator.sh")], env=env, cwd=REPO,
-                          capture_output=True, text=True, timeout=300, check=False)
+    return subprocess.run(
+        ["bash", str(REPO / "scripts" / "ci-emulator.sh")],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 def test_ci_emulator_script_fails_the_job_on_a_leak(job: Any) -> None:
@@ -84,13 +91,18 @@ def test_ci_emulator_script_fails_the_job_on_a_leak(job: Any) -> None:
     assert result.returncode == ExitCode.BUDGET_BREACHED, result.stderr
     out = tmp_path / "dmaprof-out"
     assert sorted(p.name for p in out.iterdir()) == [
-        "after.dmaprof", "before.dmaprof", "diff.json", "dmaprof-junit.xml"]
+        "after.dmaprof",
+        "before.dmaprof",
+        "diff.json",
+        "dmaprof-junit.xml",
+    ]
     assert load_capture(out / "before.dmaprof").meta["collection"]["complete"]
     doc = json.loads((out / "diff.json").read_text())
     assert doc["totals"]["delta_bytes"] == 8 * MiB
     assert doc["suspects"][0]["reason"].startswith(
         "com.example.camera (3100) holds 8 more buffers named "
-        "'SurfaceView - com.example.camera#0' (+8.0 MiB), all held by fd only, none freed")
+        "'SurfaceView - com.example.camera#0' (+8.0 MiB), all held by fd only, none freed"
+    )
     # JUnit: one testcase per rule; the app rule failed, the others passed
     suite = ET.parse(out / "dmaprof-junit.xml").getroot()[0]
     cases = {c.get("name"): c for c in suite.iter("testcase")}
@@ -105,10 +117,14 @@ def test_ci_emulator_script_fails_the_job_on_a_leak(job: Any) -> None:
     assert "| warn | total |" in text
     assert "#### Top growth by process" in text
     # annotations (workflow commands) for the failed and the warned rule
-    assert "::error title=dmaprof budget app%3A*::app:*: com.example.camera +8.0 MiB; fail " \
-           "limit > 6.0 MiB" in result.stderr
-    assert "::warning title=dmaprof budget total::total grew by +8.0 MiB; warn limit > 4.0 " \
-           "MiB" in result.stderr
+    assert (
+        "::error title=dmaprof budget app%3A*::app:*: com.example.camera +8.0 MiB; fail "
+        "limit > 6.0 MiB" in result.stderr
+    )
+    assert (
+        "::warning title=dmaprof budget total::total grew by +8.0 MiB; warn limit > 4.0 "
+        "MiB" in result.stderr
+    )
     # the job log shows the table too
     assert "Leak suspects" in result.stdout
     assert text.count("dmaprof: DMA-BUF budget") == 1
@@ -124,7 +140,8 @@ def test_ci_emulator_script_within_budget_keeps_the_test_suites_failure(job: Any
 
 
 def test_ci_emulator_script_on_an_image_without_root_reports_unknown_rules(
-        adb_server: AdbServer, need_device_tools: None, tmp_path: Path) -> None:
+    adb_server: AdbServer, need_device_tools: None, tmp_path: Path
+) -> None:
     """A production image: adbd stays the shell user, so kernel-only bytes cannot be told.
     The rule is neither passed nor breached: JUnit skips it with the reason, the summary
     says UNKNOWN, and the job exits 12 (10 is only for real breaches)."""
@@ -133,10 +150,16 @@ def test_ci_emulator_script_on_an_image_without_root_reports_unknown_rules(
     phone = adb_server.phone(root, shell_uid=2000)
     try:
         summary = tmp_path / "summary.md"
-        env = {**phone.env, "DMAPROF": f"{sys.executable} -m dmaprof",
-               "DMAPROF_OUT": str(tmp_path / "out"), "DMAPROF_TEST_CMD": "true",
-               "DMAPROF_FAIL_ON": "kernel_only>1MiB total>1MiB", "DMAPROF_BOOT_TIMEOUT": "30",
-               "GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary)}
+        env = {
+            **phone.env,
+            "DMAPROF": f"{sys.executable} -m dmaprof",
+            "DMAPROF_OUT": str(tmp_path / "out"),
+            "DMAPROF_TEST_CMD": "true",
+            "DMAPROF_FAIL_ON": "kernel_only>1MiB total>1MiB",
+            "DMAPROF_BOOT_TIMEOUT": "30",
+            "GITHUB_ACTIONS": "true",
+            "GITHUB_STEP_SUMMARY": str(summary),
+        }
         env.pop("EMULATOR_PORT", None)
         result = run_script(env)
         assert result.returncode == ExitCode.VERDICT_UNKNOWN, result.stderr
@@ -149,11 +172,13 @@ def test_ci_emulator_script_on_an_image_without_root_reports_unknown_rules(
         assert "uid 2000" in skipped.get("message", "")
         assert cases["total>1MiB"].find("skipped") is None
         text = summary.read_text()
-        assert text.startswith("### ❔ dmaprof: DMA-BUF budget unknown: 1 of 2 rules could not "
-                               "be judged\n")
+        assert text.startswith(
+            "### ❔ dmaprof: DMA-BUF budget unknown: 1 of 2 rules could not be judged\n"
+        )
         assert "| UNKNOWN | kernel_only&gt;1MiB | kernel_only: unknown" in text
-        assert "::warning title=dmaprof budget kernel_only>1MiB::kernel_only: unknown" in \
-            result.stderr
+        assert (
+            "::warning title=dmaprof budget kernel_only>1MiB::kernel_only: unknown" in result.stderr
+        )
         doc = json.loads((tmp_path / "out" / "diff.json").read_text())
         assert doc["budgets"]["status"] == "unknown" and doc["totals"]["delta_bytes"] == 0
     finally:

@@ -32,8 +32,9 @@ def test_json_contract(captures: Captures, dmaprof: Any) -> None:
     doc = json.loads(run.stdout)
     assert doc["schema"] == "dmaprof.diff/2"
     assert {"bytes_before", "bytes_after", "delta_bytes"} <= set(doc["totals"])
-    assert all(isinstance(doc["totals"][k], int) for k in ("bytes_before", "bytes_after",
-                                                            "delta_bytes"))
+    assert all(
+        isinstance(doc["totals"][k], int) for k in ("bytes_before", "bytes_after", "delta_bytes")
+    )
     for key in ("new", "freed"):
         assert isinstance(doc["buffers"][key], list)
     [new] = doc["buffers"]["new"][:1]
@@ -62,14 +63,17 @@ def test_table_is_the_default_and_names_the_suspect(captures: Captures, dmaprof:
     assert "com.example.camera" in by_app.stdout
 
 
-def test_csv_and_markdown_and_output_files(captures: Captures, dmaprof: Any,
-                                           tmp_path: Path) -> None:
+def test_csv_and_markdown_and_output_files(
+    captures: Captures, dmaprof: Any, tmp_path: Path
+) -> None:
     run = dmaprof(*args(leak(captures), "--format", "csv", "--by", "buffer"))
     rows = list(csv.DictReader(io.StringIO(run.stdout)))
     assert [(r["change"], r["inode"], r["size_bytes"], r["holders"]) for r in rows] == [
-        ("new", str(i), str(MiB), "3100") for i in (22, 23, 24, 25)]
-    processes = list(csv.DictReader(io.StringIO(dmaprof(*args(
-        leak(captures), "--format", "csv")).stdout)))
+        ("new", str(i), str(MiB), "3100") for i in (22, 23, 24, 25)
+    ]
+    processes = list(
+        csv.DictReader(io.StringIO(dmaprof(*args(leak(captures), "--format", "csv")).stdout))
+    )
     camera = next(r for r in processes if r["pid"] == "3100")
     assert camera["delta_rss_bytes"] == str(4 * MiB)  # raw integers in machine formats
     out = tmp_path / "diff.md"
@@ -86,17 +90,32 @@ def test_ci_gate_breach(captures: Captures, dmaprof: Any, tmp_path: Path) -> Non
     summary.write_text("earlier step\n")
     junit = tmp_path / "out" / "junit.xml"
     run = dmaprof(
-        *args(leak(captures), "--format", "json", "--fail-on", "total>10MiB", "--fail-on",
-              "app:*>2MiB", "--warn-on", "exporter:system>0", "--fail-on", "process:nosuch>0",
-              "--junit", junit),
+        *args(
+            leak(captures),
+            "--format",
+            "json",
+            "--fail-on",
+            "total>10MiB",
+            "--fail-on",
+            "app:*>2MiB",
+            "--warn-on",
+            "exporter:system>0",
+            "--fail-on",
+            "process:nosuch>0",
+            "--junit",
+            junit,
+        ),
         env={"GITHUB_STEP_SUMMARY": str(summary), "GITHUB_ACTIONS": "true"},
     )
     assert run.code == ExitCode.BUDGET_BREACHED == 10
     doc = json.loads(run.stdout)  # stdout stays data: annotations go to stderr
     assert doc["budgets"]["status"] == "fail"
     assert [(c["name"], c["status"]) for c in doc["budgets"]["checks"]] == [
-        ("total>10MiB", "pass"), ("app:*>2MiB", "fail"), ("process:nosuch>0", "skip"),
-        ("exporter:system>0", "warn")]
+        ("total>10MiB", "pass"),
+        ("app:*>2MiB", "fail"),
+        ("process:nosuch>0", "skip"),
+        ("exporter:system>0", "warn"),
+    ]
     # JUnit: one testcase per rule, the common subset
     root = ET.parse(junit).getroot()
     assert root.tag == "testsuites"
@@ -111,15 +130,19 @@ def test_ci_gate_breach(captures: Captures, dmaprof: Any, tmp_path: Path) -> Non
     assert cases["total>10MiB"].find("failure") is None
     # step summary: appended, verdict first
     text = summary.read_text()
-    assert text.startswith("earlier step\n### ❌ dmaprof: DMA-BUF budget breached: 1 of 4 rules "
-                           "failed\n")
+    assert text.startswith(
+        "earlier step\n### ❌ dmaprof: DMA-BUF budget breached: 1 of 4 rules failed\n"
+    )
     assert "| FAIL | app:*&gt;2MiB |" in text and "#### Top growth by process" in text
     # annotations on stderr, then the one-line error
     lines = run.stderr.splitlines()
-    assert "::error title=dmaprof budget app%3A*>2MiB::app:*: com.example.camera +4.0 MiB; " \
-           "fail limit > 2.0 MiB" in lines
-    assert any(line.startswith("::warning title=dmaprof budget exporter%3Asystem>0::")
-               for line in lines)
+    assert (
+        "::error title=dmaprof budget app%3A*>2MiB::app:*: com.example.camera +4.0 MiB; "
+        "fail limit > 2.0 MiB" in lines
+    )
+    assert any(
+        line.startswith("::warning title=dmaprof budget exporter%3Asystem>0::") for line in lines
+    )
     assert lines[-1].startswith("dmaprof: error: budget breached: 1 of 4 rules failed")
 
 
@@ -128,11 +151,19 @@ def test_ci_gate_pass_and_budget_file(captures: Captures, dmaprof: Any) -> None:
     assert ok.code == 0
     assert "within budget: 2 rules passed" in ok.stderr
     # the example budgets: only the system heap must not grow at all
-    run = dmaprof(*args(leak(captures), "--format", "json", "--budgets",
-                        REPO / "fixtures" / "budgets" / "ci.toml"))
+    run = dmaprof(
+        *args(
+            leak(captures),
+            "--format",
+            "json",
+            "--budgets",
+            REPO / "fixtures" / "budgets" / "ci.toml",
+        )
+    )
     assert run.code == 10
-    failed = [c["name"] for c in json.loads(run.stdout)["budgets"]["checks"]
-              if c["status"] == "fail"]
+    failed = [
+        c["name"] for c in json.loads(run.stdout)["budgets"]["checks"] if c["status"] == "fail"
+    ]
     assert failed == ["exporter:system"]
 
 
@@ -179,8 +210,10 @@ def test_reboot_is_loud(captures: Captures, dmaprof: Any, tmp_path: Path) -> Non
 
 def test_summary_can_be_turned_off(captures: Captures, dmaprof: Any, tmp_path: Path) -> None:
     summary = tmp_path / "s.md"
-    run = dmaprof(*args(leak(captures), "--no-summary", "--annotations", "none"),
-                  env={"GITHUB_STEP_SUMMARY": str(summary), "GITHUB_ACTIONS": "true"})
+    run = dmaprof(
+        *args(leak(captures), "--no-summary", "--annotations", "none"),
+        env={"GITHUB_STEP_SUMMARY": str(summary), "GITHUB_ACTIONS": "true"},
+    )
     assert run.code == 0 and not summary.exists() and "::" not in run.stderr
 
 
@@ -194,8 +227,9 @@ def test_surface_name_constant() -> None:
     assert SURFACE.startswith("SurfaceView")
 
 
-def test_a_bad_duration_or_size_is_a_usage_error_naming_the_option(tmp_path: Path,
-                                                                    dmaprof: Any) -> None:
+def test_a_bad_duration_or_size_is_a_usage_error_naming_the_option(
+    tmp_path: Path, dmaprof: Any
+) -> None:
     run = dmaprof("trend", tmp_path, "--min-growth", "1XB")
     assert run.code == ExitCode.USAGE
     assert "--min-growth: cannot read '1XB' as a size" in run.stderr

@@ -27,8 +27,10 @@ UNREADABLE = {1, 590, 598, 612, 640, 700, 1200, 1800, 3100, 3160, 3300}
 
 
 def root_and_shell(captures: Captures) -> tuple[Path, Path]:
-    return (captures.one("cov-root", P.pixel(), wallclock=T0),
-            captures.one("cov-shell", P.pixel(), wallclock=T0 + 60, uid=SHELL))
+    return (
+        captures.one("cov-root", P.pixel(), wallclock=T0),
+        captures.one("cov-shell", P.pixel(), wallclock=T0 + 60, uid=SHELL),
+    )
 
 
 def diff_json(dmaprof: Any, before: Path, after: Path, *args: str) -> tuple[Any, dict[str, Any]]:
@@ -59,8 +61,13 @@ def test_a_change_of_mode_is_no_leak(captures: Captures, dmaprof: Any, order: st
         r = rows[pid]
         assert r["status"] == "kept", r
         assert r[f"rss_bytes_{shell_side}"] is None
-        for key in ("delta_rss_bytes", "delta_pss_bytes", "delta_buffers", "gained_buffers",
-                    "lost_buffers"):
+        for key in (
+            "delta_rss_bytes",
+            "delta_pss_bytes",
+            "delta_buffers",
+            "gained_buffers",
+            "lost_buffers",
+        ):
             assert r[key] is None, (pid, key)
     # the readable process is exact in rss; its pss is shared with unreadable holders
     cap = rows[SCREENCAP]
@@ -96,27 +103,49 @@ def test_rules_on_unknown_figures(captures: Captures, dmaprof: Any, tmp_path: Pa
     root, shell = root_and_shell(captures)
     junit = tmp_path / "junit.xml"
     summary = tmp_path / "summary.md"
-    run = dmaprof("diff", root, shell, "--fail-on", "kernel_only>1MiB", "--fail-on",
-                  "total>1MiB", "--junit", junit, env={"GITHUB_STEP_SUMMARY": str(summary)})
+    run = dmaprof(
+        "diff",
+        root,
+        shell,
+        "--fail-on",
+        "kernel_only>1MiB",
+        "--fail-on",
+        "total>1MiB",
+        "--junit",
+        junit,
+        env={"GITHUB_STEP_SUMMARY": str(summary)},
+    )
     assert run.code == 12, run.stderr  # could not tell: neither 0 (pass) nor 10 (breach)
     assert "budget unknown: 1 of 2 rules could not be judged" in run.stderr
     cases = {c.get("name"): c for c in ET.parse(junit).getroot().iter("testcase")}
     skipped = cases["kernel_only>1MiB"].find("skipped")
     assert skipped is not None and skipped.get("message", "").startswith("unknown: ")
     assert cases["kernel_only>1MiB"].find("failure") is None
-    assert cases["total>1MiB"].find("failure") is None and cases["total>1MiB"].find(
-        "skipped") is None
+    assert (
+        cases["total>1MiB"].find("failure") is None and cases["total>1MiB"].find("skipped") is None
+    )
     text = summary.read_text()
     assert text.startswith("### ❔ dmaprof: DMA-BUF budget unknown")
     assert "| UNKNOWN | kernel_only&gt;1MiB |" in text
     # the choice is the user's, and never a breach
     warn = dmaprof("diff", root, shell, "--fail-on", "kernel_only>1MiB", "--on-unknown", "warn")
     assert warn.code == 0 and "warning: kernel_only: unknown" in warn.stderr
-    assert dmaprof("diff", root, shell, "--fail-on", "kernel_only>1MiB", "--on-unknown",
-                   "pass").code == 0
+    assert (
+        dmaprof("diff", root, shell, "--fail-on", "kernel_only>1MiB", "--on-unknown", "pass").code
+        == 0
+    )
     # app:* over an unknown app is unknown too; a process rule on the readable one is judged
-    _, doc = diff_json(dmaprof, root, shell, "--fail-on", "app:*>1MiB", "--fail-on",
-                       "process:screencap>1MiB", "--on-unknown", "pass")
+    _, doc = diff_json(
+        dmaprof,
+        root,
+        shell,
+        "--fail-on",
+        "app:*>1MiB",
+        "--fail-on",
+        "process:screencap>1MiB",
+        "--on-unknown",
+        "pass",
+    )
     checks = {c["name"]: c for c in doc["budgets"]["checks"]}
     assert checks["app:*>1MiB"]["status"] == "unknown" and checks["app:*>1MiB"]["unknown"]
     assert checks["process:screencap>1MiB"]["status"] == "pass"
@@ -127,13 +156,18 @@ def test_a_real_leak_is_still_found_across_modes(captures: Captures, dmaprof: An
     scene = P.pixel()
     P.leak(scene, SCREENCAP, 5, 4 * MiB, "screencap-leak")
     shell = captures.one("cov-shell-leak", scene, wallclock=T0 + 60, uid=SHELL)
-    run, doc = diff_json(dmaprof, root, shell, "--fail-on", "total>1MiB", "--fail-on",
-                         "kernel_only>1MiB")
+    run, doc = diff_json(
+        dmaprof, root, shell, "--fail-on", "total>1MiB", "--fail-on", "kernel_only>1MiB"
+    )
     assert run.code == 10, run.stderr  # the real breach; the unknown rule cannot hide it
     assert doc["totals"]["delta_bytes"] == 20 * MiB and doc["totals"]["delta_buffers"] == 5
     top = doc["suspects"][0]
     assert (top["kind"], top["pid"], top["delta_bytes"], top["delta_buffers"]) == (
-        "process_buffers", SCREENCAP, 20 * MiB, 5)
+        "process_buffers",
+        SCREENCAP,
+        20 * MiB,
+        5,
+    )
     assert {s["kind"] for s in doc["suspects"]} <= {"process_buffers", "name"}
     status = {c["name"]: c["status"] for c in doc["budgets"]["checks"]}
     assert status == {"total>1MiB": "fail", "kernel_only>1MiB": "unknown"}
@@ -146,10 +180,10 @@ def test_unreadable_processes_exit_and_reused_pids(captures: Captures, dmaprof: 
     before = captures.one("cov-shell", P.pixel(), wallclock=T0 + 60, uid=SHELL)
     scene = P.pixel()
     scene["processes"] = [p for p in scene["processes"] if int(p["pid"]) != 3160]
-    P.replace_process(scene, 3300, name="com.other.app", uid=10300,
-                      cmdline=["com.other.app"])
-    after = captures.one("cov-shell-exit", scene, wallclock=T0 + 120, uid=SHELL,
-                         start_times={3300: 99999})
+    P.replace_process(scene, 3300, name="com.other.app", uid=10300, cmdline=["com.other.app"])
+    after = captures.one(
+        "cov-shell-exit", scene, wallclock=T0 + 120, uid=SHELL, start_times={3300: 99999}
+    )
     run, doc = diff_json(dmaprof, before, after)
     assert run.code == 0, run.stderr
     rows = [(r["pid"], r["status"]) for r in doc["processes"] if r["pid"] in (3160, 3300)]
@@ -168,8 +202,9 @@ def _series_dir(tmp_path: Path, paths: list[Path]) -> Path:
     return d
 
 
-def _leaking_samples(captures: Captures, prefix: str, uids: list[int],
-                     edit: Any = None) -> list[Path]:
+def _leaking_samples(
+    captures: Captures, prefix: str, uids: list[int], edit: Any = None
+) -> list[Path]:
     paths = []
     for n, uid in enumerate(uids):
         scene = P.pixel()
@@ -214,11 +249,14 @@ def test_trend_sample_without_boot_id(captures: Captures, dmaprof: Any, tmp_path
     assert total["points"] == 6 and total["verdict"] == "leak"
 
 
-def test_trend_refuses_two_phones_in_one_folder(captures: Captures, dmaprof: Any,
-                                               tmp_path: Path) -> None:
+def test_trend_refuses_two_phones_in_one_folder(
+    captures: Captures, dmaprof: Any, tmp_path: Path
+) -> None:
     ours = _leaking_samples(captures, "mode", [0, 0, 0, SHELL, SHELL, SHELL])[:3]
-    theirs = [captures.one(f"other-{n}", P.pixel(), wallclock=T0 + 30 + 60 * n,
-                           serial="emu-5556") for n in range(2)]
+    theirs = [
+        captures.one(f"other-{n}", P.pixel(), wallclock=T0 + 30 + 60 * n, serial="emu-5556")
+        for n in range(2)
+    ]
     d = _series_dir(tmp_path, [*ours, *theirs])
     run = dmaprof("trend", d, "--no-cache")
     assert run.code == 5, run.stderr
@@ -235,8 +273,7 @@ def test_shell_user_without_the_inventory(captures: Captures, dmaprof: Any) -> N
     """6.18 without sysfs stats: the buffer list is the BPF iterator, which only root reads. As the
     shell user even the buffer totals are unknown, never a drop."""
     root = captures.one("cov-bpf-root", P.pixel(), wallclock=T0, variant="bpf")
-    shell = captures.one("cov-bpf-shell", P.pixel(), wallclock=T0 + 60, variant="bpf",
-                         uid=SHELL)
+    shell = captures.one("cov-bpf-shell", P.pixel(), wallclock=T0 + 60, variant="bpf", uid=SHELL)
     run, doc = diff_json(dmaprof, root, shell, "--fail-on", "total>1MiB")
     assert run.code == 12, run.stderr
     t = doc["totals"]

@@ -70,8 +70,14 @@ def test_growth_of_one_app(captures: Captures) -> None:
     assert (t["buffers_before"], t["buffers_after"], t["delta_buffers"]) == (21, 25, 4)
     assert t["delta_kernel_only_bytes"] == 0
     assert doc["buffers"]["new"] == [
-        {"inode": i, "size_bytes": MiB, "exporter": "system", "name": SURFACE, "holders": [3100],
-         "kernel_only": False}
+        {
+            "inode": i,
+            "size_bytes": MiB,
+            "exporter": "system",
+            "name": SURFACE,
+            "holders": [3100],
+            "kernel_only": False,
+        }
         for i in (22, 23, 24, 25)
     ]
     assert doc["buffers"]["freed"] == []
@@ -81,32 +87,44 @@ def test_growth_of_one_app(captures: Captures) -> None:
     assert camera["name"] == "com.example.camera"
     assert (camera["rss_bytes_before"], camera["rss_bytes_after"]) == (9388032, 9388032 + 4 * MiB)
     assert (camera["gained_buffers"], camera["gained_new_buffers"], camera["lost_buffers"]) == (
-        4, 4, 0)
+        4,
+        4,
+        0,
+    )
     assert camera["start_time_ticks"] == 812
     [app] = [a for a in doc["apps"] if a["delta_rss_bytes"]]
     assert (app["uid"], app["label"], app["delta_rss_bytes"], app["delta_buffers"]) == (
-        10201, "com.example.camera", 4 * MiB, 4)
+        10201,
+        "com.example.camera",
+        4 * MiB,
+        4,
+    )
     cgroups = {c["path"]: c["delta_rss_bytes_with_descendants"] for c in doc["cgroups"]}
     assert cgroups["/uid_10201/pid_3100"] == cgroups["/uid_10201"] == cgroups["/"] == 4 * MiB
     [system] = [e for e in doc["exporters"] if e["exporter"] == "system"]
     assert (system["delta_bytes"], system["new_buffers"], system["freed_buffers"]) == (
-        4 * MiB, 4, 0)
+        4 * MiB,
+        4,
+        0,
+    )
     names = {n["name"]: n for n in doc["names"]}
     assert names[SURFACE]["status"] == "new" and names[SURFACE]["delta_buffers"] == 4
-    assert doc["suspects"] == [{
-        "kind": "process_buffers",
-        "key": f"process:com.example.camera[3100]/name:{SURFACE}",
-        "delta_bytes": 4 * MiB,
-        "delta_buffers": 4,
-        "reason": f"com.example.camera (3100) holds 4 more buffers named '{SURFACE}' "
-                  "(+4.0 MiB), all held by fd only, none freed",
-        "pid": 3100,
-        "process": "com.example.camera",
-        "name": SURFACE,
-        "freed": 0,
-        "held_by": {"fd_only": 4, "map_only": 0, "both": 0},
-        "rank": 1,
-    }]
+    assert doc["suspects"] == [
+        {
+            "kind": "process_buffers",
+            "key": f"process:com.example.camera[3100]/name:{SURFACE}",
+            "delta_bytes": 4 * MiB,
+            "delta_buffers": 4,
+            "reason": f"com.example.camera (3100) holds 4 more buffers named '{SURFACE}' "
+            "(+4.0 MiB), all held by fd only, none freed",
+            "pid": 3100,
+            "process": "com.example.camera",
+            "name": SURFACE,
+            "freed": 0,
+            "held_by": {"fd_only": 4, "map_only": 0, "both": 0},
+            "rank": 1,
+        }
+    ]
 
 
 def test_growth_shared_with_surfaceflinger_names_both_holders(captures: Captures) -> None:
@@ -134,8 +152,9 @@ def reuse_pid(scene: dict[str, Any]) -> dict[str, Any]:
     for inode in (16, 17):
         P.free_buffer(scene, inode)
     P.drop_holder(scene, 15, 3300)
-    P.replace_process(scene, 3300, name="com.example.newapp", uid=10203,
-                      cmdline=["com.example.newapp"])
+    P.replace_process(
+        scene, 3300, name="com.example.newapp", uid=10203, cmdline=["com.example.newapp"]
+    )
     scene["packages"].append({"name": "com.example.newapp", "uid": 10203})
     P.add_buffer(scene, 30, 524288, "newapp-buf", {3300: "fd"})
     return {"start_times": {3300: 9000}}
@@ -144,8 +163,10 @@ def reuse_pid(scene: dict[str, Any]) -> dict[str, Any]:
 def test_reused_pid_is_a_new_process(captures: Captures) -> None:
     doc = doc_of(captures.pair("reuse", reuse_pid))
     rows = [p for p in doc["processes"] if p["pid"] == 3300]
-    assert [(p["status"], p["name"], p["start_time_ticks"], p["delta_rss_bytes"],
-             p["delta_buffers"]) for p in rows] == [
+    assert [
+        (p["status"], p["name"], p["start_time_ticks"], p["delta_rss_bytes"], p["delta_buffers"])
+        for p in rows
+    ] == [
         ("new", "com.example.newapp", 9000, 524288, 1),
         ("exited", "com.example.gallery", 812, -5898240, -3),
     ]
@@ -153,14 +174,17 @@ def test_reused_pid_is_a_new_process(captures: Captures) -> None:
     assert by_pid(doc)[700]["delta_rss_bytes"] == 0
     assert by_pid(doc)[700]["delta_pss_bytes"] == 786432
     assert [(b["inode"], b["holders"]) for b in doc["buffers"]["freed"]] == [
-        (16, [3300]), (17, [3300])]
+        (16, [3300]),
+        (17, [3300]),
+    ]
     assert [(b["inode"], b["holders"]) for b in doc["buffers"]["new"]] == [(30, [3300])]
     apps = {a["uid"]: a["status"] for a in doc["apps"]}
     assert (apps[10202], apps[10203]) == ("gone", "new")
     [suspect] = doc["suspects"]
     assert suspect["reason"] == (
         "com.example.newapp (3300) (a process started after BEFORE) holds 1 more buffer named "
-        "'newapp-buf' (+512.0 KiB), all held by fd only, none freed")
+        "'newapp-buf' (+512.0 KiB), all held by fd only, none freed"
+    )
 
 
 # --------------------------------------------------------------------------- moves, frees
@@ -185,14 +209,27 @@ def test_freed_buffers(captures: Captures) -> None:
     doc = doc_of(captures.pair("freed", free))
     assert doc["totals"]["delta_bytes"] == -(2097152 + 10371072)
     assert doc["buffers"]["freed"] == [
-        {"inode": 18, "size_bytes": 10371072, "exporter": "system", "name": "screenshot",
-         "holders": [612, 4100], "kernel_only": False},
-        {"inode": 13, "size_bytes": 2097152, "exporter": "system", "name": "cam-jpeg-out",
-         "holders": [3100], "kernel_only": False},
+        {
+            "inode": 18,
+            "size_bytes": 10371072,
+            "exporter": "system",
+            "name": "screenshot",
+            "holders": [612, 4100],
+            "kernel_only": False,
+        },
+        {
+            "inode": 13,
+            "size_bytes": 2097152,
+            "exporter": "system",
+            "name": "cam-jpeg-out",
+            "holders": [3100],
+            "kernel_only": False,
+        },
     ]
     assert doc["buffers"]["new"] == []
     assert changed(doc) == {
-        3100: (-2097152, -2097152, -1), 612: (-10371072, -5185536, -1),
+        3100: (-2097152, -2097152, -1),
+        612: (-10371072, -5185536, -1),
         4100: (-10371072, -5185536, -1),
     }
     assert doc["suspects"] == []
@@ -207,8 +244,19 @@ def test_unchanged_device(captures: Captures) -> None:
     assert changed(doc) == {}
     assert doc["buffers"]["new"] == doc["buffers"]["freed"] == [] and doc["suspects"] == []
     assert all(p["status"] == "kept" for p in doc["processes"])
-    assert {p["pid"] for p in doc["processes"]} == {590, 598, 612, 640, 700, 1200, 1800, 3100,
-                                                    3160, 3300, 4100}
+    assert {p["pid"] for p in doc["processes"]} == {
+        590,
+        598,
+        612,
+        640,
+        700,
+        1200,
+        1800,
+        3100,
+        3160,
+        3300,
+        4100,
+    }
 
 
 # --------------------------------------------------------------------------- mappings, kernel
@@ -228,10 +276,16 @@ def test_mapped_without_fd_growth(captures: Captures) -> None:
     assert (ui["delta_map_only"], ui["delta_both"], ui["delta_map_only_bytes"]) == (1, -1, 622592)
     assert ui["delta_rss_bytes"] == 0
     assert [(s["kind"], s["reason"]) for s in doc["suspects"]] == [
-        ("mapped_without_fd", "com.android.systemui (1800) maps 1 more buffer it holds no fd to "
-         "(+608.0 KiB): mapped without an fd, the pattern of a missing munmap()"),
-        ("process_buffers", "com.example.gallery (3300) holds 2 more buffers named 'mapleak' "
-         "(+512.0 KiB), all mapped without an fd, none freed"),
+        (
+            "mapped_without_fd",
+            "com.android.systemui (1800) maps 1 more buffer it holds no fd to "
+            "(+608.0 KiB): mapped without an fd, the pattern of a missing munmap()",
+        ),
+        (
+            "process_buffers",
+            "com.example.gallery (3300) holds 2 more buffers named 'mapleak' "
+            "(+512.0 KiB), all mapped without an fd, none freed",
+        ),
     ]
 
 
@@ -247,9 +301,12 @@ def test_kernel_only_growth(captures: Captures) -> None:
     assert [b["kernel_only"] for b in doc["buffers"]["new"]] == [True, True]
     assert changed(doc) == {}
     assert [(s["kind"], s["reason"]) for s in doc["suspects"]] == [
-        ("kernel_only", "2 more buffers (+2.0 MiB) held by no process (kernel-only: in flight "
-         "over binder, imported by a driver, or leaked); most of it: exporter 'system' "
-         "(+2.0 MiB); name '<unknown>' (+2.0 MiB)"),
+        (
+            "kernel_only",
+            "2 more buffers (+2.0 MiB) held by no process (kernel-only: in flight "
+            "over binder, imported by a driver, or leaked); most of it: exporter 'system' "
+            "(+2.0 MiB); name '<unknown>' (+2.0 MiB)",
+        ),
     ]
 
 
@@ -270,16 +327,19 @@ def test_reboot_shows_only_aggregates(captures: Captures) -> None:
     assert (buffers["compared"], buffers["new"], buffers["freed"]) == (False, [], [])
     assert doc["totals"]["delta_bytes"] == 4 * MiB - 2097152
     camera = [p for p in doc["processes"] if p["name"] == "com.example.camera"]
-    assert [(p["status"], p["pids"], p["start_time_ticks"], p["delta_rss_bytes"],
-             p["delta_buffers"]) for p in camera] == [("kept", [3100], None, 2 * MiB, 3)]
+    assert [
+        (p["status"], p["pids"], p["start_time_ticks"], p["delta_rss_bytes"], p["delta_buffers"])
+        for p in camera
+    ] == [("kept", [3100], None, 2 * MiB, 3)]
     kinds = {s["kind"] for s in doc["suspects"]}
     assert "process_buffers" not in kinds  # needs buffer identity
     assert [s["reason"] for s in doc["suspects"] if s["kind"] == "process"] == [
         "com.example.camera holds 3 more buffers than before the reboot (+2.0 MiB rss, "
-        "+2.0 MiB pss)"]
+        "+2.0 MiB pss)"
+    ]
     assert [s["reason"] for s in doc["suspects"] if s["kind"] == "name"] == [
-        f"4 more buffers named '{SURFACE}' system-wide (+4.0 MiB): compared with before the "
-        "reboot"]
+        f"4 more buffers named '{SURFACE}' system-wide (+4.0 MiB): compared with before the reboot"
+    ]
 
 
 def test_different_device_is_refused(captures: Captures) -> None:
@@ -296,9 +356,13 @@ def test_different_device_is_refused(captures: Captures) -> None:
 
 def test_device_by_model_and_fingerprint_without_serials(captures: Captures) -> None:
     same = captures.pair("noserial-b", lambda s: None, serial="")
-    other = captures.pair("noserial-a", lambda s: s["props"].update(
-        {"ro.build.fingerprint": "fakeco/pixellike/pixellike:15/AP1A/1:user/release-keys"}),
-        serial="")
+    other = captures.pair(
+        "noserial-a",
+        lambda s: s["props"].update(
+            {"ro.build.fingerprint": "fakeco/pixellike/pixellike:15/AP1A/1:user/release-keys"}
+        ),
+        serial="",
+    )
     base = side(captures.one("noserial", P.pixel(), serial="", wallclock=1_700_000_000.0))
     assert diff_sides(base, side(same.after)).same_device is True
     with pytest.raises(DifferentDevicesError):
@@ -315,27 +379,47 @@ def test_fds_without_identity_are_called_out() -> None:
     from tests.analyze.analyze_dumpgen import Buf, Proc, Scene
 
     def side(fds: dict[int, int | str]) -> Side:
-        scene = Scene(era="anon", buffers=[Buf(1, 4096), Buf(2, 8192)],
-                      procs=[Proc(pid=100, name="app", fds=fds)])
-        return side_from_analysis(analyze(scene.build()), CaptureInfo("x", serial="s",
-                                                                      boot_id="b"))
+        scene = Scene(
+            era="anon",
+            buffers=[Buf(1, 4096), Buf(2, 8192)],
+            procs=[Proc(pid=100, name="app", fds=fds)],
+        )
+        return side_from_analysis(analyze(scene.build()), CaptureInfo("x", serial="s", boot_id="b"))
 
     doc = diff_sides(side({5: 1}), side({5: 1, 6: 2})).to_json()
     assert doc["warnings"][0].startswith(
-        "fds and mappings without per-buffer identity (BEFORE 1, AFTER 2; anon_inode:dmabuf")
+        "fds and mappings without per-buffer identity (BEFORE 1, AFTER 2; anon_inode:dmabuf"
+    )
     assert [(p["pid"], p["delta_fds"], p["delta_rss_bytes"]) for p in doc["processes"]] == [
-        (100, 1, 0)]
+        (100, 1, 0)
+    ]
 
 
-def test_benchmark_script_runs(capsys: pytest.CaptureFixture[str],
-                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_benchmark_script_runs(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     import runpy
     import sys
 
     from tests.leaks.conftest import REPO
 
-    monkeypatch.setattr(sys, "argv", ["bench_diff.py", "--processes", "40", "--fds", "2000",
-                                      "--buffers", "600", "--maps", "200", "--repeat", "1"])
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            "bench_diff.py",
+            "--processes",
+            "40",
+            "--fds",
+            "2000",
+            "--buffers",
+            "600",
+            "--maps",
+            "200",
+            "--repeat",
+            "1",
+        ],
+    )
     monkeypatch.setattr(sys, "path", list(sys.path))
     with pytest.raises(SystemExit) as done:
         runpy.run_path(str(REPO / "scripts" / "bench_diff.py"), run_name="__main__")
@@ -349,13 +433,15 @@ def test_bugreport_against_snapshot_compares_firstboot() -> None:
     from dmaprof.leaks.side import CaptureInfo
 
     snap = CaptureInfo("snap", serial="S1", boot_id="0d1e2f3a-4b5c", firstboot="1772433240123")
-    report = CaptureInfo("br", serial="S1", boot_id="firstboot:1772433240123",
-                         firstboot="1772433240123")
+    report = CaptureInfo(
+        "br", serial="S1", boot_id="firstboot:1772433240123", firstboot="1772433240123"
+    )
     same, same_boot, warnings = check_devices(report, snap, force=False)
     assert (same, same_boot, warnings) == (True, True, [])
 
-    later = CaptureInfo("br2", serial="S1", boot_id="firstboot:1772499999999",
-                        firstboot="1772499999999")
+    later = CaptureInfo(
+        "br2", serial="S1", boot_id="firstboot:1772499999999", firstboot="1772499999999"
+    )
     same, same_boot, warnings = check_devices(snap, later, force=False)
     assert (same, same_boot) == (True, False)
     assert warnings[0].startswith("REBOOT: the device rebooted between the captures")

@@ -290,8 +290,7 @@ def test_show_report_of_each_generation_phone(
     from tests.emuphone.scene import load_scene
 
     capture = tmp_path / f"{phone}.dmaprof"
-    P.capture(load_scene(REPO / "fixtures" / "phones" / f"{phone}.json"), capture,
-              variant=phone)
+    P.capture(load_scene(REPO / "fixtures" / "phones" / f"{phone}.json"), capture, variant=phone)
     out = tmp_path / f"{phone}.html"
     assert dmaprof("show", capture, "--format", "html", "-o", out).code == 0
     report = json.loads(dmaprof("show", capture, "--format", "json").stdout)
@@ -302,8 +301,11 @@ def test_show_report_of_each_generation_phone(
     assert sum(roots.values()) == totals["bytes"]
     assert roots["kernel"] == totals["kernel_only_bytes"]
     for proc in report["processes"]:
-        drawn = sum(v for i, (_, _, v) in nodes.items()
-                    if i.count("/") == 3 and i.endswith(f"/{proc['pid']}"))
+        drawn = sum(
+            v
+            for i, (_, _, v) in nodes.items()
+            if i.count("/") == 3 and i.endswith(f"/{proc['pid']}")
+        )
         assert drawn == proc["charged_bytes"], (phone, proc["name"])
     assert len(page.rows("processes")) == len(report["processes"])
     assert len(page.rows("buffers")) == len(report["buffers"])

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from dmaprof.leaks.plot import CHARTS, _png_chart, _series_for, render_html, write_plot
 from dmaprof.leaks.trend import TrendResult, trend
+from dmaprof.render.plot import CHARTS, _png_chart, _series_for, render_html, write_plot
 from tests.e2e.conftest import REPO
 
 SERIES = REPO / "fixtures" / "captures" / "demo" / "series"

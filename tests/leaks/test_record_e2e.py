@@ -16,10 +16,11 @@ from typing import Any
 
 import pytest
 
-from dmaprof.capture import load_capture
+from dmaprof.capture.container import load_capture
+from dmaprof.collect.sampler import AdbSampler
 from dmaprof.errors import ExitCode
 from dmaprof.leaks import samplecache
-from dmaprof.leaks.series import CACHE_DIR, AdbSampler, RecordPlan, read_series, record_series
+from dmaprof.leaks.series import CACHE_DIR, RecordPlan, read_series, record_series
 from dmaprof.leaks.trend import sample_outcome, trend
 from tests.e2e.conftest import DMAPROF, start_dmaprof, wait_for_path
 from tests.emuphone import scene as S
@@ -31,8 +32,9 @@ MiB = 1024 * 1024
 
 
 @pytest.fixture
-def fake_phone(adb_server: AdbServer, need_device_tools: None
-               ) -> Iterator[Callable[[dict[str, Any]], tuple[EmulatedPhone, Path]]]:
+def fake_phone(
+    adb_server: AdbServer, need_device_tools: None
+) -> Iterator[Callable[[dict[str, Any]], tuple[EmulatedPhone, Path]]]:
     made: list[tuple[EmulatedPhone, Path]] = []
 
     def start(scene: dict[str, Any]) -> tuple[EmulatedPhone, Path]:
@@ -48,13 +50,21 @@ def fake_phone(adb_server: AdbServer, need_device_tools: None
         S.remove_tree(work)
 
 
-def record_in_process(phone: EmulatedPhone, out: Path, count: int,
-                      after_slot: Callable[[int], None] | None = None,
-                      retries: int = 0) -> None:
+def record_in_process(
+    phone: EmulatedPhone,
+    out: Path,
+    count: int,
+    after_slot: Callable[[int], None] | None = None,
+    retries: int = 0,
+) -> None:
     with client_env(phone.env):
-        record_series(out, RecordPlan(60.0, count=count, retries=retries),
-                      AdbSampler(phone.serial, timeout=20), clock=FakeClock(),
-                      after_slot=after_slot)
+        record_series(
+            out,
+            RecordPlan(60.0, count=count, retries=retries),
+            AdbSampler(phone.serial, timeout=20),
+            clock=FakeClock(),
+            after_slot=after_slot,
+        )
 
 
 def test_leaking_process_is_flagged_with_its_rate(fake_phone: Any, tmp_path: Path) -> None:
@@ -76,7 +86,8 @@ def test_leaking_process_is_flagged_with_its_rate(fake_phone: Any, tmp_path: Pat
     assert leak["slope_bytes_per_min"] == MiB  # one more 1 MiB buffer a minute
     assert leak["reason"].startswith(
         "process com.example.camera (3100) grows by +1.0 MiB/min (+1.00 buffers/min; +5.0 MiB "
-        "over 5.0 min, 5 of 5 changes up, never down; confidence")
+        "over 5.0 min, 5 of 5 changes up, never down; confidence"
+    )
     flagged = {s["label"] for s in doc["leaks"] if s["kind"] == "process"}
     assert flagged == {"com.example.camera (3100)"}
 
@@ -89,8 +100,9 @@ def test_steady_series_is_not_flagged(fake_phone: Any, tmp_path: Path) -> None:
     assert {s["verdict"] for s in doc["series"]} == {"steady"}
 
 
-def test_device_gone_for_a_slot_leaves_a_gap(fake_phone: Any, adb_server: AdbServer,
-                                             tmp_path: Path) -> None:
+def test_device_gone_for_a_slot_leaves_a_gap(
+    fake_phone: Any, adb_server: AdbServer, tmp_path: Path
+) -> None:
     phone, _root = fake_phone(P.pixel())
 
     def outage(index: int) -> None:
@@ -111,7 +123,11 @@ def test_record_trend_and_plot_commands(fake_phone: Any, tmp_path: Path, dmaprof
     out = tmp_path / "cli"
     run = subprocess.run(
         [*DMAPROF, "record", "--count", "3", "--interval", "100ms", "-o", str(out)],
-        env=phone.env, capture_output=True, timeout=120, check=False)
+        env=phone.env,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
     assert run.returncode == 0, run.stderr
     assert run.stdout == b""  # progress only on a terminal; data: none
     assert f"wrote 3 samples (0 gaps) to {out}".encode() in run.stderr
@@ -142,8 +158,9 @@ def test_record_ctrl_c_exits_130_and_leaves_a_consistent_directory(
 ) -> None:
     phone, root = fake_phone(P.pixel())
     out = tmp_path / "int"
-    proc = start_dmaprof("record", "--count", "500", "--interval", "200ms", "-o", out,
-                         env=phone.env)
+    proc = start_dmaprof(
+        "record", "--count", "500", "--interval", "200ms", "-o", out, env=phone.env
+    )
     try:
         wait_for_path("sample-00001.dmaprof", out, timeout=60)
         proc.send_signal(signal.SIGINT)
@@ -169,9 +186,16 @@ def test_record_ctrl_c_exits_130_and_leaves_a_consistent_directory(
 
 def test_top_batch_mode_and_ctrl_c(fake_phone: Any, dmaprof: Any) -> None:
     phone, root = fake_phone(P.pixel())
-    run = dmaprof("top", "--count", "2", "--interval", "100ms", "--rows", "5",
-                  env={k: v for k, v in phone.env.items()
-                       if k.startswith(("ANDROID_", "ADBUTILS_"))})
+    run = dmaprof(
+        "top",
+        "--count",
+        "2",
+        "--interval",
+        "100ms",
+        "--rows",
+        "5",
+        env={k: v for k, v in phone.env.items() if k.startswith(("ANDROID_", "ADBUTILS_"))},
+    )
     assert run.code == 0, run.stderr
     assert run.stdout.count("dmaprof top · Pixel-like 8") == 2  # piped: one view per refresh
     assert "Top holders (by pss / charged)" in run.stdout

@@ -11,11 +11,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from dmaprof.capture import Capture
+from dmaprof.capture.container import Capture
 from dmaprof.errors import DeviceCommandError, DmaprofError, InterruptedByUser
-from dmaprof.leaks.plot import nice_ticks, render_html, write_plot
 from dmaprof.leaks.series import RecordPlan, read_series, record_series
 from dmaprof.leaks.trend import TrendPolicy, fit, mann_kendall, theil_sen, trend
+from dmaprof.render.plot import nice_ticks, render_html, write_plot
 from tests.leaks import phonescene as P
 from tests.leaks.conftest import Captures
 
@@ -55,16 +55,19 @@ def verdict(values: list[float], policy: TrendPolicy | None = None) -> tuple[str
     return _verdict(f, counts, float(x[-1]), len(values), p)[0], f.slope
 
 
-@pytest.mark.parametrize(("values", "expected"), [
-    ([10, 11, 12, 13, 14, 15], "leak"),  # monotonic, sustained
-    ([10, 12, 11, 13, 15, 14, 16, 18, 17, 19], "leak"),  # sawtooth with net growth
-    ([10, 10, 10, 10, 10, 10], "steady"),
-    ([10, 11, 10, 11, 10, 11, 10, 11], "steady"),  # churn
-    ([10, 10, 10, 30, 30, 30, 30], "growing"),  # one allocation: a step, not a leak
-    ([20, 19, 18, 17, 16, 15], "shrinking"),
-    ([10, 11, 12], "too_few_samples"),
-    ([10.0, 10.1, 10.2, 10.3, 10.4, 10.5], "growing"),  # +0.5 MiB in all: under the floor
-])
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ([10, 11, 12, 13, 14, 15], "leak"),  # monotonic, sustained
+        ([10, 12, 11, 13, 15, 14, 16, 18, 17, 19], "leak"),  # sawtooth with net growth
+        ([10, 10, 10, 10, 10, 10], "steady"),
+        ([10, 11, 10, 11, 10, 11, 10, 11], "steady"),  # churn
+        ([10, 10, 10, 30, 30, 30, 30], "growing"),  # one allocation: a step, not a leak
+        ([20, 19, 18, 17, 16, 15], "shrinking"),
+        ([10, 11, 12], "too_few_samples"),
+        ([10.0, 10.1, 10.2, 10.3, 10.4, 10.5], "growing"),  # +0.5 MiB in all: under the floor
+    ],
+)
 def test_verdicts(values: list[float], expected: str) -> None:
     assert verdict(values)[0] == expected
 
@@ -126,18 +129,24 @@ def leaking(captures: Captures) -> dict[str, Any]:
     return P.pixel()
 
 
-def test_record_retries_records_gaps_and_goes_on(tmp_path: Path, leaking: dict[str, Any]
-                                                 ) -> None:
+def test_record_retries_records_gaps_and_goes_on(tmp_path: Path, leaking: dict[str, Any]) -> None:
     clock = FakeClock()
     # call 2 fails then succeeds on retry; calls 4 and 5 (slot 3 and its retry) fail: a gap
     sampler = Sampler(leaking, fail={2, 4, 5})
-    summary = record_series(tmp_path / "s", RecordPlan(60.0, count=4, retries=1,
-                                                       retry_delay_s=5.0),
-                            sampler, clock=clock)
+    summary = record_series(
+        tmp_path / "s",
+        RecordPlan(60.0, count=4, retries=1, retry_delay_s=5.0),
+        sampler,
+        clock=clock,
+    )
     assert (summary.status, summary.samples, summary.gaps, summary.slots) == ("complete", 3, 1, 4)
     lines = [json.loads(x) for x in (tmp_path / "s" / "samples.ndjson").read_text().splitlines()]
     assert [(x["index"], x["status"], x["attempts"]) for x in lines] == [
-        (0, "ok", 1), (1, "ok", 2), (2, "gap", 2), (3, "ok", 1)]
+        (0, "ok", 1),
+        (1, "ok", 2),
+        (2, "gap", 2),
+        (3, "ok", 1),
+    ]
     assert lines[2]["error"] == "device emu-5554: timed out while running `sh`"
     # slots stay on schedule: retries wait within the slot (5 s), never past it
     assert [x["t"] - 1_700_000_000.0 for x in lines] == [0.0, 65.0, 125.0, 180.0]
@@ -145,12 +154,16 @@ def test_record_retries_records_gaps_and_goes_on(tmp_path: Path, leaking: dict[s
     assert (series["status"], series["samples"], series["gaps"]) == ("complete", 3, 1)
     assert series["recent_gaps"][0]["index"] == 2
     assert sorted(p.name for p in (tmp_path / "s").glob("*.dmaprof")) == [
-        "sample-00000.dmaprof", "sample-00001.dmaprof", "sample-00003.dmaprof"]
+        "sample-00000.dmaprof",
+        "sample-00001.dmaprof",
+        "sample-00003.dmaprof",
+    ]
 
 
 def test_record_by_duration(tmp_path: Path, leaking: dict[str, Any]) -> None:
-    summary = record_series(tmp_path / "d", RecordPlan(60.0, duration_s=150.0), Sampler(leaking),
-                            clock=FakeClock())
+    summary = record_series(
+        tmp_path / "d", RecordPlan(60.0, duration_s=150.0), Sampler(leaking), clock=FakeClock()
+    )
     assert summary.slots == 3  # at 0, 60 and 120 s
 
 
@@ -162,8 +175,13 @@ def test_interrupted_series_is_consistent(tmp_path: Path, leaking: dict[str, Any
             raise KeyboardInterrupt
 
     with pytest.raises(InterruptedByUser) as info:
-        record_series(tmp_path / "i", RecordPlan(60.0, count=10), sampler, clock=FakeClock(),
-                      after_slot=ctrl_c)
+        record_series(
+            tmp_path / "i",
+            RecordPlan(60.0, count=10),
+            sampler,
+            clock=FakeClock(),
+            after_slot=ctrl_c,
+        )
     assert "interrupted: 2 samples and 0 gaps kept" in info.value.message
     series = json.loads((tmp_path / "i" / "series.json").read_text())
     assert series["status"] == "interrupted" and series["ended_utc"]
@@ -183,26 +201,35 @@ def test_existing_series_needs_force(tmp_path: Path, leaking: dict[str, Any]) ->
     assert not (tmp_path / "f" / ".dmaprof-cache").exists()  # gone with the old samples
 
 
-def test_trend_of_a_leaking_series(tmp_path: Path, leaking: dict[str, Any], dmaprof: Any
-                                   ) -> None:
+def test_trend_of_a_leaking_series(tmp_path: Path, leaking: dict[str, Any], dmaprof: Any) -> None:
     """Record from fake phone scenes while pid 3100 leaks 1 MiB a minute (with one gap)."""
 
     def grow(index: int) -> None:
         P.leak(leaking, 3100, 1, MiB, "SurfaceView - leak")
 
-    record_series(tmp_path / "t", RecordPlan(60.0, count=6, retries=0), Sampler(leaking, fail={3}),
-                  clock=FakeClock(), after_slot=grow)
+    record_series(
+        tmp_path / "t",
+        RecordPlan(60.0, count=6, retries=0),
+        Sampler(leaking, fail={3}),
+        clock=FakeClock(),
+        after_slot=grow,
+    )
     result = trend(tmp_path / "t")
     doc = result.doc
     assert (doc["samples"], doc["gaps"], doc["span_s"]) == (5, 1, 300.0)
     first = doc["leaks"][0]
     assert (first["kind"], first["label"], first["pid"], first["name"]) == (
-        "process", "com.example.camera (3100)", 3100, "com.example.camera")
+        "process",
+        "com.example.camera (3100)",
+        3100,
+        "com.example.camera",
+    )
     assert first["slope_bytes_per_min"] == MiB
     assert first["confidence"] > 0.95 and first["monotonic"]
     assert first["reason"] == (
         "process com.example.camera (3100) grows by +1.0 MiB/min (+1.00 buffers/min; +5.0 MiB "
-        "over 5.0 min, 4 of 4 changes up, never down; confidence 99%)")
+        "over 5.0 min, 4 of 4 changes up, never down; confidence 99%)"
+    )
     assert {s["kind"] for s in doc["leaks"]} == {"process", "name", "app", "exporter", "total"}
     steady = {s["label"]: s["verdict"] for s in doc["series"] if s["kind"] == "process"}
     assert steady["surfaceflinger (612)"] == "steady"
@@ -244,8 +271,9 @@ def test_truncated_sample_line_is_skipped(tmp_path: Path, leaking: dict[str, Any
     assert len(refs) == 2 and any(re.search(r"samples.ndjson:3: unreadable", w) for w in warnings)
 
 
-def test_trend_caches_each_sample_beside_it(tmp_path: Path, leaking: dict[str, Any],
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_trend_caches_each_sample_beside_it(
+    tmp_path: Path, leaking: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     import shutil
 
     from dmaprof.leaks import trend as trend_module
@@ -254,8 +282,9 @@ def test_trend_caches_each_sample_beside_it(tmp_path: Path, leaking: dict[str, A
         P.leak(leaking, 3100, 1, MiB, "SurfaceView - leak")
 
     series = tmp_path / "s"
-    record_series(series, RecordPlan(60.0, count=4), Sampler(leaking), clock=FakeClock(),
-                  after_slot=grow)
+    record_series(
+        series, RecordPlan(60.0, count=4), Sampler(leaking), clock=FakeClock(), after_slot=grow
+    )
     analysed: list[str] = []
     real = trend_module.side_from_capture
 
@@ -298,13 +327,16 @@ def test_reboots_by_boot_id_then_uptime_then_firstboot() -> None:
 
     # boot ids tell; a sample without one is placed by its uptime against its neighbour
     assert boot_numbers([_info("a", 10), _info("a", 20), _info("", 30), _info("b", 5)]) == (
-        [0, 0, 0, 1], 0)
+        [0, 0, 0, 1],
+        0,
+    )
     # no boot ids at all: the uptime going backwards is a reboot
-    assert boot_numbers([_info(uptime=100), _info(uptime=200), _info(uptime=3)]) == (
-        [0, 0, 1], 0)
+    assert boot_numbers([_info(uptime=100), _info(uptime=200), _info(uptime=3)]) == ([0, 0, 1], 0)
     # only ro.runtime.firstboot (bugreports): it names the boot
     assert boot_numbers([_info(firstboot="1"), _info(firstboot="1"), _info(firstboot="2")]) == (
-        [0, 0, 1], 0)
+        [0, 0, 1],
+        0,
+    )
     # nothing tells: an unknown boot, kept in the current one, never a reboot by itself
     assert boot_numbers([_info("a"), _info(), _info("a")]) == ([0, 0, 0], 1)
     # a reboot before an undecidable sample is still seen by the next one that tells
@@ -332,8 +364,18 @@ def test_trend_orders_pids_numerically() -> None:
 
     from dmaprof.leaks.trend import estimate
 
-    rows = [{"sample": sample, "minutes": float(sample), "kind": "process", "key": f"{pid}@1",
-             "label": f"p ({pid})", "bytes": 1, "buffers": 1}
-            for sample in range(5) for pid in (900, 10000, 3100)]
+    rows = [
+        {
+            "sample": sample,
+            "minutes": float(sample),
+            "kind": "process",
+            "key": f"{pid}@1",
+            "label": f"p ({pid})",
+            "bytes": 1,
+            "buffers": 1,
+        }
+        for sample in range(5)
+        for pid in (900, 10000, 3100)
+    ]
     out = estimate(pd.DataFrame(rows), TrendPolicy())
     assert [r["pid"] for r in out] == [900, 3100, 10000]

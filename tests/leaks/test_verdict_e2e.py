@@ -23,10 +23,17 @@ from tests.leaks import phonescene as P
 MiB = 1024 * 1024
 
 
-def run(*args: str | Path, env: dict[str, str], timeout: float = 120
-        ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*DMAPROF, *map(str, args)], env=env, capture_output=True, text=True,
-                          timeout=timeout, check=False)
+def run(
+    *args: str | Path, env: dict[str, str], timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*DMAPROF, *map(str, args)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 @pytest.fixture
@@ -38,12 +45,14 @@ def user_build_root(need_device_tools: None) -> Iterator[tuple[dict[str, object]
     S.remove_tree(work)
 
 
-def test_root_then_shell_user_of_one_phone(adb_server: AdbServer, user_build_root: tuple,
-                                           tmp_path: Path) -> None:
+def test_root_then_shell_user_of_one_phone(
+    adb_server: AdbServer, user_build_root: tuple, tmp_path: Path
+) -> None:
     scene, root = user_build_root
     phone = adb_server.phone(root)
-    first, rooted, shell = (tmp_path / n for n in ("first.dmaprof", "root.dmaprof",
-                                                   "shell.dmaprof"))
+    first, rooted, shell = (
+        tmp_path / n for n in ("first.dmaprof", "root.dmaprof", "shell.dmaprof")
+    )
     try:
         assert run("snapshot", "-o", first, env=phone.env).returncode == 0
         P.leak(scene, 3100, 3, 2 * MiB, "SurfaceView - com.example.camera#0")  # type: ignore[arg-type]
@@ -61,8 +70,18 @@ def test_root_then_shell_user_of_one_phone(adb_server: AdbServer, user_build_roo
         phone.stop()
     # one scene, root then shell user, in both orders: nothing happened on the phone
     for before, after in ((rooted, shell), (shell, rooted)):
-        got = run("diff", before, after, "--format", "json", "--fail-on", "kernel_only>1MiB",
-                  "--fail-on", "total>1MiB", env=phone.env)
+        got = run(
+            "diff",
+            before,
+            after,
+            "--format",
+            "json",
+            "--fail-on",
+            "kernel_only>1MiB",
+            "--fail-on",
+            "total>1MiB",
+            env=phone.env,
+        )
         assert got.returncode == ExitCode.VERDICT_UNKNOWN, got.stderr
         doc = json.loads(got.stdout)
         assert doc["same_device"] is True and doc["same_boot"] is True
@@ -80,8 +99,7 @@ def test_root_then_shell_user_of_one_phone(adb_server: AdbServer, user_build_roo
     assert [b["kernel_only"] for b in across["buffers"]["new"]] == [None] * 3
     assert not [s for s in across["suspects"] if s["kind"] in ("kernel_only", "process")]
     # two root snapshots with the real leak between them: a real breach, exit 10
-    real = run("diff", first, rooted, "--format", "json", "--fail-on", "total>1MiB",
-               env=phone.env)
+    real = run("diff", first, rooted, "--format", "json", "--fail-on", "total>1MiB", env=phone.env)
     assert real.returncode == ExitCode.BUDGET_BREACHED, real.stderr
     top = json.loads(real.stdout)["suspects"][0]
     assert (top["kind"], top["pid"], top["delta_bytes"]) == ("process_buffers", 3100, 6 * MiB)
@@ -93,8 +111,18 @@ def test_record_and_top_without_a_device(adb_server: AdbServer, tmp_path: Path) 
     assert got.returncode == ExitCode.NO_DEVICE, got.stderr
     assert got.stderr.strip().splitlines()[-1].startswith("dmaprof: error: no sample taken")
     assert not out.exists()  # nothing that looks like a series
-    unknown = run("record", "-s", "nosuch:1", "--interval", "1s", "--count", "2", "-o", out,
-                  env=adb_server.env)
+    unknown = run(
+        "record",
+        "-s",
+        "nosuch:1",
+        "--interval",
+        "1s",
+        "--count",
+        "2",
+        "-o",
+        out,
+        env=adb_server.env,
+    )
     assert unknown.returncode == ExitCode.NO_DEVICE and not out.exists()
     top = run("top", "--count", "2", "--interval", "100ms", env=adb_server.env)
     assert top.returncode == ExitCode.NO_DEVICE, top.stderr
@@ -103,17 +131,29 @@ def test_record_and_top_without_a_device(adb_server: AdbServer, tmp_path: Path) 
     assert top.returncode == ExitCode.NO_DEVICE, top.stderr
 
 
-@pytest.mark.parametrize(("how", "code"), [("unauthorized", ExitCode.UNAUTHORIZED),
-                                           ("offline", ExitCode.OFFLINE)])
-def test_record_and_top_with_an_unusable_device(adb_server: AdbServer, user_build_root: tuple,
-                                                tmp_path: Path, how: str, code: int) -> None:
+@pytest.mark.parametrize(
+    ("how", "code"), [("unauthorized", ExitCode.UNAUTHORIZED), ("offline", ExitCode.OFFLINE)]
+)
+def test_record_and_top_with_an_unusable_device(
+    adb_server: AdbServer, user_build_root: tuple, tmp_path: Path, how: str, code: int
+) -> None:
     _scene, root = user_build_root
     kw: dict[str, str] = {"auth": "deny"} if how == "unauthorized" else {"offline": "vanish"}
     phone = adb_server.phone(root, **kw)
     try:
         out = tmp_path / "s"
-        got = run("record", "--interval", "200ms", "--count", "2", "--retries", "0",
-                  "-o", out, env=phone.env)
+        got = run(
+            "record",
+            "--interval",
+            "200ms",
+            "--count",
+            "2",
+            "--retries",
+            "0",
+            "-o",
+            out,
+            env=phone.env,
+        )
         assert got.returncode == code, got.stderr
         assert not out.exists()
         top = run("top", "--count", "1", env=phone.env)
@@ -122,11 +162,13 @@ def test_record_and_top_with_an_unusable_device(adb_server: AdbServer, user_buil
         phone.stop()
 
 
-def test_record_follows_its_first_device_only(adb_server: AdbServer, user_build_root: tuple,
-                                              tmp_path: Path) -> None:
+def test_record_follows_its_first_device_only(
+    adb_server: AdbServer, user_build_root: tuple, tmp_path: Path
+) -> None:
     """Phone A is unplugged after the first sample and phone B plugged in: with no -s the
     series keeps to A (gaps), and never mixes B's samples into A's series."""
-    from dmaprof.leaks.series import AdbSampler, RecordPlan, read_series, record_series
+    from dmaprof.collect.sampler import AdbSampler
+    from dmaprof.leaks.series import RecordPlan, read_series, record_series
     from tests.emuphone.harness import client_env
     from tests.leaks.test_trend import FakeClock
 
@@ -143,9 +185,13 @@ def test_record_follows_its_first_device_only(adb_server: AdbServer, user_build_
     try:
         env = {k: v for k, v in first.env.items() if k != "ANDROID_SERIAL"}
         with client_env(env):
-            summary = record_series(tmp_path / "s", RecordPlan(60.0, count=3, retries=0),
-                                    AdbSampler(None, timeout=20), clock=FakeClock(),
-                                    after_slot=swap)
+            summary = record_series(
+                tmp_path / "s",
+                RecordPlan(60.0, count=3, retries=0),
+                AdbSampler(None, timeout=20),
+                clock=FakeClock(),
+                after_slot=swap,
+            )
     finally:
         for phone in [first, *others]:
             phone.stop()

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from dmaprof.capture import load_capture
+from dmaprof.capture.container import load_capture
 from dmaprof.render.report import VIEWS, render_default_table, render_view_table
-from dmaprof.show import analyze_capture
+from dmaprof.sources.show import analyze_capture
 
 REPO = Path(__file__).resolve().parents[2]
 CAPTURE = REPO / "fixtures" / "captures" / "demo" / "after.dmaprof"

@@ -6,9 +6,9 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from dmaprof.capture import Capture
-from dmaprof.importer import import_file
-from dmaprof.show import analyze_capture
+from dmaprof.capture.container import Capture
+from dmaprof.sources.importer import import_file
+from dmaprof.sources.show import analyze_capture
 
 REPO = Path(__file__).resolve().parents[2]
 DUMPS = REPO / "fixtures" / "dmabuf_dump"

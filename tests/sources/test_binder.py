@@ -30,7 +30,7 @@ import pytest
 
 from dmaprof.analyze.binder import binder_report, parse_binder
 from dmaprof.analyze.schema import BINDER_VIEW
-from dmaprof.dump import parse_dump
+from dmaprof.capture.dump import parse_dump
 from tests.emuphone import scene as S
 from tests.sources.conftest import REPO
 
@@ -64,7 +64,7 @@ def dump_of(files: dict[str, str], errors: list[str] = ()) -> bytes:  # type: ig
     return "".join(out).encode()
 
 
-#: the collector's grep patterns for binder files (dmaprof/device/collect.sh)
+#: the collector's grep patterns for binder files (dmaprof/collect/collect.sh)
 _KEPT = re.compile(
     r"^(proc |context |  buffer|  pages|  free async space|  free oneway space|  ref .*  buffer)"
 )

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from dmaprof.capture import load_capture, write_capture
+from dmaprof.capture.container import load_capture, write_capture
 from dmaprof.errors import BadCaptureError
-from dmaprof.importer import detect_kind, import_file
 from dmaprof.sources import bugreport as B
 from dmaprof.sources.bugreport import parse_bugreport, read_bugreport, user_to_uid
+from dmaprof.sources.importer import detect_kind, import_file
 from tests.sources.conftest import (
     A52Q,
     LAMU,
@@ -134,7 +134,7 @@ def test_bugreport_zip_is_read_in_place(tmp_path: Path) -> None:
     assert capture.dump == TOKAY_1.read_bytes()
     out = write_capture(capture, tmp_path / "x.dmaprof")
     _c, a, _r = analyzed(TOKAY_1)
-    from dmaprof.show import analyze_capture
+    from dmaprof.sources.show import analyze_capture
 
     a2, _r2 = analyze_capture(load_capture(out))
     assert a2.holdings.equals(a.holdings)

@@ -102,8 +102,9 @@ def test_export_csv(pair: tuple[Path, Path], tmp_path: Path) -> None:
     forced = run_dmaprof("export", str(pair[0]), "--format", "csv", "--force", "-o", str(out))
     assert forced.returncode == 0 and b"wrote 1 captures" in forced.stderr
     with (out / "apps.csv").open() as handle:
-        assert [int(r["pss_bytes"]) for r in csv.DictReader(handle)
-                if r["label"] == "com.example.game"] == [4468786]
+        assert [
+            int(r["pss_bytes"]) for r in csv.DictReader(handle) if r["label"] == "com.example.game"
+        ] == [4468786]
 
 
 def test_import_kind_and_errors(tmp_path: Path) -> None:

@@ -24,8 +24,8 @@ import pytest
 
 from dmaprof.analyze.report import format_dmabuf_dump
 from dmaprof.errors import BadCaptureError
-from dmaprof.importer import detect_kind, import_file
 from dmaprof.sources.dmabuf_dump import parse_dmabuf_dump
+from dmaprof.sources.importer import detect_kind, import_file
 from tests.sources.conftest import DUMPS, SV, analyzed, by_pid, keys, usage
 
 MIB8160 = 8160 * 1024  # 8355840: 101, 102

@@ -40,7 +40,7 @@ from vm_dmaprof import report_mismatches, run_dmaprof
 from vm_dump import ALL_CHECKS, Snapshot
 from vm_testbed import KERNELS, ROOT, fail_vm, load_run_module, skip_if_opted_out
 
-from dmaprof.capture import load_capture
+from dmaprof.capture.container import load_capture
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow]
 

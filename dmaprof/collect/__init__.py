@@ -8,7 +8,7 @@ from importlib.resources import files
 
 def collector_script() -> bytes:
     """The collector (`collect.sh`): a POSIX sh script, see docs/dump-format.md."""
-    return files("dmaprof.device").joinpath("collect.sh").read_bytes()
+    return files("dmaprof.collect").joinpath("collect.sh").read_bytes()
 
 
 def collector_version() -> int:

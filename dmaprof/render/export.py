@@ -33,7 +33,7 @@ import pandas as pd
 
 from dmaprof.analyze.analysis import Analysis
 from dmaprof.analyze.schema import SCHEMAS, Schema
-from dmaprof.capture import Capture, load_capture
+from dmaprof.capture.container import Capture, load_capture
 from dmaprof.errors import DmaprofError
 
 __all__ = [

@@ -5,24 +5,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
-from dmaprof.capture import write_capture
+from dmaprof.capture.container import write_capture
+from dmaprof.collect.adb import AdbServer
+from dmaprof.collect.snapshot import take_snapshot
 from dmaprof.errors import DmaprofError, NoDeviceError
-from dmaprof.snapshot import take_snapshot
-from dmaprof.transport.adb import AdbServer
+from dmaprof.records import Outcome
 
 MAX_PARALLEL = 8
-
-
-@dataclass
-class Outcome:
-    serial: str
-    path: Path | None = None
-    error: str | None = None
-    exit_code: int = 0
-    elapsed_s: float = 0.0
 
 
 def capture_name(serial: str, when: float) -> str:

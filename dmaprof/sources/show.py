@@ -7,7 +7,7 @@ from typing import Any
 
 from dmaprof.analyze.analysis import Analysis
 from dmaprof.analyze.report import build_report
-from dmaprof.capture import Capture
+from dmaprof.capture.container import Capture
 from dmaprof.sources import analyze_source, finish_report
 
 

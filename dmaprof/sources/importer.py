@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from dmaprof import __version__
-from dmaprof.capture import MAX_DUMP_BYTES, META_MEMBER, Capture
-from dmaprof.dump import DUMP_MAGIC
+from dmaprof.capture.container import MAX_DUMP_BYTES, META_MEMBER, Capture
+from dmaprof.capture.dump import DUMP_MAGIC
+from dmaprof.capture.metadata import capture_meta
 from dmaprof.errors import BadCaptureError
-from dmaprof.metadata import capture_meta
 
 __all__ = ["IMPORT_KINDS", "detect_kind", "import_dump", "import_file"]
 

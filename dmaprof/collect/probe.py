@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
+from dmaprof.collect.adb import AdbServer, Device, DeviceEntry
 from dmaprof.errors import DmaprofError
-from dmaprof.transport.adb import AdbServer, Device, DeviceEntry
+from dmaprof.records import SOURCES, DeviceReport
 
 # One shell round trip per device. `[ -r ]` answers for the user adb runs as; root is
 # reported separately (adbd root, or a working su). The kernel release comes from
@@ -52,41 +51,6 @@ fi
 """
 RUNAS_MAX = 64
 PROBE_SCRIPT = PROBE_SCRIPT.replace("@RUNAS_MAX@", str(RUNAS_MAX))
-
-SOURCES = (
-    "fdinfo",
-    "maps",
-    "sysfs_buffers",
-    "bpf_iter",
-    "debugfs_bufinfo",
-    "dma_heap",
-    "dma_heap_pools",
-    "ion",
-    "dmabuf_rss",
-)
-
-
-@dataclass
-class DeviceReport:
-    serial: str
-    state: str
-    model: str = ""
-    manufacturer: str = ""
-    release: str = ""
-    sdk: str = ""
-    build_type: str = ""
-    kernel: str = ""
-    uid: int | None = None
-    root: str = "unknown"  # "adbd", "su", "no", "unknown"
-    sources: dict[str, str] = field(default_factory=dict)
-    error: str | None = None
-    run_as: list[str] = field(default_factory=list)  # debuggable apps run-as opens
-    run_as_checked: int | None = None  # third-party packages tried (None: no run-as)
-    run_as_truncated: bool = False  # more packages than RUNAS_MAX: not all were tried
-    modes: list[str] = field(default_factory=list)  # "root", "run-as", "shell" (best first)
-
-    def to_json(self) -> dict[str, object]:
-        return dict(self.__dict__)
 
 
 def probe_device(device: Device) -> DeviceReport:

@@ -34,13 +34,22 @@ def junit_xml(report: BudgetReport, *, elapsed_s: float = 0.0, suite: str = JUNI
     tests = len(report.results)
     failures = len(report.failed)
     skipped = sum(1 for r in report.results if r.status in ("skip", "unknown"))
-    attrs = {"name": suite, "tests": str(tests), "failures": str(failures), "errors": "0",
-             "skipped": str(skipped), "time": f"{elapsed_s:.3f}"}
+    attrs = {
+        "name": suite,
+        "tests": str(tests),
+        "failures": str(failures),
+        "errors": "0",
+        "skipped": str(skipped),
+        "time": f"{elapsed_s:.3f}",
+    }
     root = ET.Element("testsuites", {**attrs, "name": "dmaprof"})
     suite_el = ET.SubElement(root, "testsuite", attrs)
     for result in report.results:
-        case = ET.SubElement(suite_el, "testcase", {
-            "classname": JUNIT_CLASS, "name": result.check.name, "time": "0.000"})
+        case = ET.SubElement(
+            suite_el,
+            "testcase",
+            {"classname": JUNIT_CLASS, "name": result.check.name, "time": "0.000"},
+        )
         details = _details(result)
         if result.status == "fail":
             failure = ET.SubElement(case, "failure", {"message": result.message, "type": "budget"})
@@ -58,9 +67,11 @@ def junit_xml(report: BudgetReport, *, elapsed_s: float = 0.0, suite: str = JUNI
 
 def _details(result: Any) -> str:
     lines = [f"rule: {result.check.name} (from {result.check.source})"]
-    lines += [f"{o.key}: before {_figure(o.before)} after {_figure(o.after)} delta "
-              f"{format(o.delta, '+d') if o.known else 'unknown'}"
-              for o in result.observations[:50]]
+    lines += [
+        f"{o.key}: before {_figure(o.before)} after {_figure(o.after)} delta "
+        f"{format(o.delta, '+d') if o.known else 'unknown'}"
+        for o in result.observations[:50]
+    ]
     if len(result.observations) > 50:
         lines.append(f"... {len(result.observations) - 50} more")
     return "\n".join(lines) + "\n"
@@ -101,10 +112,13 @@ def annotation_lines(
     errors: list[str] = []
     warns: list[str] = []
     if report is not None:
-        errors += [annotation("error", f"dmaprof budget {r.check.name}", r.message)
-                   for r in report.failed]
-        warns += [annotation("warning", f"dmaprof budget {r.check.name}", r.message)
-                  for r in report.unknown + report.warned]
+        errors += [
+            annotation("error", f"dmaprof budget {r.check.name}", r.message) for r in report.failed
+        ]
+        warns += [
+            annotation("warning", f"dmaprof budget {r.check.name}", r.message)
+            for r in report.unknown + report.warned
+        ]
     warns += [annotation("warning", "dmaprof diff", w) for w in warnings if w.startswith("REBOOT")]
     if suspects and (report is None or report.status != "pass"):
         top = suspects[0]
@@ -130,13 +144,16 @@ def append_step_summary(markdown: str, environ: Mapping[str, str] | None = None)
     if len(data) > SUMMARY_BUDGET:
         cut = data[:SUMMARY_BUDGET].decode("utf-8", "ignore")
         cut = cut[: cut.rfind("\n") + 1]
-        data = (cut + "\n_(summary cut to stay under GitHub's size limit; the full "
-                "report is in the JSON artifact)_\n").encode("utf-8")
+        data = (
+            cut + "\n_(summary cut to stay under GitHub's size limit; the full "
+            "report is in the JSON artifact)_\n"
+        ).encode("utf-8")
     path = Path(target)
     try:
         with path.open("ab") as handle:
             handle.write(data)
     except OSError as exc:
-        raise DmaprofError(f"cannot append to $GITHUB_STEP_SUMMARY ({path}): "
-                           f"{exc.strerror or exc}") from exc
+        raise DmaprofError(
+            f"cannot append to $GITHUB_STEP_SUMMARY ({path}): {exc.strerror or exc}"
+        ) from exc
     return path

@@ -8,7 +8,7 @@ from collections import Counter
 from typing import Any
 
 from dmaprof import __version__
-from dmaprof.dump import Dump, parse_dump
+from dmaprof.capture.dump import Dump, parse_dump
 from dmaprof.errors import BadCaptureError
 
 _PROP_LINE = re.compile(r"^\[([^\]]*)\]: \[(.*)\]$")

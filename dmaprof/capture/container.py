@@ -162,8 +162,16 @@ def capture_identity(path: Path) -> str | None:
         with zipfile.ZipFile(path) as archive:
             meta = _checked_meta(archive, path)
             dump = archive.getinfo(DUMP_MEMBER)
-    except (BadCaptureError, OSError, KeyError, zipfile.BadZipFile, EOFError, zlib.error,
-            ValueError, NotImplementedError):
+    except (
+        BadCaptureError,
+        OSError,
+        KeyError,
+        zipfile.BadZipFile,
+        EOFError,
+        zlib.error,
+        ValueError,
+        NotImplementedError,
+    ):
         return None
     recorded = meta.get("dump")
     sha = recorded.get("sha256") if isinstance(recorded, dict) else None

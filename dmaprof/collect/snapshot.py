@@ -21,13 +21,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from dmaprof.capture import Capture
-from dmaprof.device import collector_script
+from dmaprof.capture.container import Capture
+from dmaprof.capture.metadata import capture_meta
+from dmaprof.collect import collector_script
+from dmaprof.collect.adb import Device
+from dmaprof.collect.direct import CollectorOutput
 from dmaprof.errors import DeviceCommandError, DmaprofError, InterruptedByUser
-from dmaprof.metadata import capture_meta
 from dmaprof.timing import stage
-from dmaprof.transport.adb import Device
-from dmaprof.transport.direct import CollectorOutput
 from dmaprof.units import last_line
 
 log = logging.getLogger(__name__)
@@ -191,7 +191,7 @@ def _app_notes(dump: bytes, apps: Sequence[str]) -> list[str]:
     if not apps:
         return []
     from dmaprof.analyze.userbuild import run_as_results
-    from dmaprof.dump import DumpFormatError, parse_dump
+    from dmaprof.capture.dump import DumpFormatError, parse_dump
 
     try:
         results = run_as_results(parse_dump(dump))

@@ -23,7 +23,8 @@ from rich.table import Table
 from rich.text import Text
 
 from dmaprof.errors import DmaprofError, InterruptedByUser
-from dmaprof.leaks.diff import DiffResult, diff_sides
+from dmaprof.leaks.diff import diff_sides
+from dmaprof.leaks.diffresult import DiffResult
 from dmaprof.leaks.series import Clock, Sampler, SystemClock
 from dmaprof.leaks.side import Side, side_from_capture
 from dmaprof.units import human_bytes, safe_text, signed_bytes
@@ -48,8 +49,9 @@ def _delta(raw: Any, *, count: bool = False) -> Text:
     if value is None:  # a side could not see it (an unreadable process)
         return Text("?", style="dim", justify="right")
     text = (f"{value:+d}" if value else "0") if count else (signed_bytes(value) if value else "0")
-    return Text(text, style="red" if value > 0 else ("green" if value < 0 else "dim"),
-                justify="right")
+    return Text(
+        text, style="red" if value > 0 else ("green" if value < 0 else "dim"), justify="right"
+    )
 
 
 def build_view(
@@ -64,41 +66,68 @@ def build_view(
 ) -> Group:
     parts: list[Any] = []
     if d is None:
-        parts.append(Text(f"dmaprof top · waiting for the first sample · every {interval_s:g}s",
-                          style="bold"))
+        parts.append(
+            Text(
+                f"dmaprof top · waiting for the first sample · every {interval_s:g}s", style="bold"
+            )
+        )
     else:
         t = d.totals
         who = safe_text(d.after.model or d.after.serial or "device")
-        parts.append(Text(
-            f"dmaprof top · {who} · refresh {refresh} every {interval_s:g}s · changes since "
-            f"{elapsed_s:.0f}s ago", style="bold"))
+        parts.append(
+            Text(
+                f"dmaprof top · {who} · refresh {refresh} every {interval_s:g}s · changes since "
+                f"{elapsed_s:.0f}s ago",
+                style="bold",
+            )
+        )
         ko, held = t.get("kernel_only_bytes_after"), t.get("userspace_bytes_after")
         line = Text(
             f"total {_size(t['bytes_after'])} ({signed_bytes(int(t['delta_bytes'] or 0))})"
             f" in {_count(t['buffers_after'])} buffers ({int(t['delta_buffers'] or 0):+d}) · "
             f"held by processes {_size(held) if held is not None else 'unknown'} · kernel-only "
-            f"{_size(ko) if ko is not None else 'unknown'}")
+            f"{_size(ko) if ko is not None else 'unknown'}"
+        )
         parts.append(line)
     if note:
         parts.append(Text(note, style="yellow"))
     if error:
         parts.append(Text(f"last refresh failed: {error} (retrying)", style="red"))
     table = Table(title="Top holders (by pss / charged)", title_justify="left", expand=False)
-    for header in ("pid", "name", "pss", "Δ pss", "rss", "Δ rss", "buffers", "Δ buf", "fds",
-                   "maps"):
+    for header in (
+        "pid",
+        "name",
+        "pss",
+        "Δ pss",
+        "rss",
+        "Δ rss",
+        "buffers",
+        "Δ buf",
+        "fds",
+        "maps",
+    ):
         table.add_column(header, justify="left" if header == "name" else "right")
     if d is not None:
         p = d.processes
-        p = p[p["status"] != "exited"].sort_values(["pss_bytes_after", "rss_bytes_after", "pid"],
-                                                   ascending=[False, False, True]).head(rows)
+        p = (
+            p[p["status"] != "exited"]
+            .sort_values(
+                ["pss_bytes_after", "rss_bytes_after", "pid"], ascending=[False, False, True]
+            )
+            .head(rows)
+        )
         for r in p.to_dict("records"):  # at most `rows` rows
             table.add_row(
                 str(r["pid"]),
                 Text(safe_text(r["name"]) + (" (new)" if r["status"] == "new" else "")),
-                _size(r['pss_bytes_after']), _delta(r['delta_pss_bytes']),
-                _size(r['rss_bytes_after']), _delta(r['delta_rss_bytes']),
-                _count(r['buffers_after']), _delta(r['delta_buffers'], count=True),
-                _count(r['fds_after']), _count(r['maps_after']),
+                _size(r["pss_bytes_after"]),
+                _delta(r["delta_pss_bytes"]),
+                _size(r["rss_bytes_after"]),
+                _delta(r["delta_rss_bytes"]),
+                _count(r["buffers_after"]),
+                _delta(r["delta_buffers"], count=True),
+                _count(r["fds_after"]),
+                _count(r["maps_after"]),
             )
         gone = int((d.processes["status"] == "exited").sum())
         if gone:
@@ -139,8 +168,7 @@ def run_top(
                 due = clock.monotonic() + interval_s
                 error = note = None
                 try:
-                    side = side_from_capture(sampler(), charge=charge,
-                                             service_regex=service_regex)
+                    side = side_from_capture(sampler(), charge=charge, service_regex=service_regex)
                     if baseline is not None and side.info.boot_id != baseline.info.boot_id:
                         note = "the device rebooted: changes are counted from now on"
                         baseline = None
@@ -154,8 +182,17 @@ def run_top(
                         raise  # the first refresh failed: its error and exit code
                     error = exc.message
                 refresh += 1
-                show(build_view(last, refresh=refresh, interval_s=interval_s, error=error,
-                                elapsed_s=clock.monotonic() - started, rows=rows, note=note))
+                show(
+                    build_view(
+                        last,
+                        refresh=refresh,
+                        interval_s=interval_s,
+                        error=error,
+                        elapsed_s=clock.monotonic() - started,
+                        rows=rows,
+                        note=note,
+                    )
+                )
                 if count is not None and refresh >= count:
                     break
                 wait = due - clock.monotonic()
