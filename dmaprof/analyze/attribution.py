@@ -648,3 +648,7 @@ def _crosscheck(usage: pd.DataFrame) -> pd.DataFrame:
             "pss_agrees": pss_ok[bad],
         }
     )
+
+
+#: the exporter/name roll-up, for sources that build their own tables (dmaprof.sources.build)
+group_usage = _group_usage

@@ -15,7 +15,7 @@ from dmaprof.analyze.proc import ProcInfo
 from dmaprof.analyze.schema import PROCESSES
 from dmaprof.capture.dump import Dump, DumpError
 
-_ACCESS = ["ok", "denied", "vanished", "none", "unknown"]
+ACCESS = ["ok", "denied", "vanished", "none", "unknown"]
 
 
 def _by_pid(errors: list[DumpError], want: tuple[str, ...] | None = None) -> dict[int, set[str]]:
@@ -172,7 +172,7 @@ def _frame(rows: dict[str, list[Any]], n: int) -> pd.DataFrame:
     for col in ("start_time_ticks", "kernel_dmabuf_rss_bytes", "kernel_dmabuf_pss_bytes"):
         data[col] = pd.array(_in_range(rows[col], 64), dtype="Int64")
     for col in ("fds_access", "fdinfo_access", "maps_access"):
-        data[col] = pd.Categorical(rows[col], categories=_ACCESS)
+        data[col] = pd.Categorical(rows[col], categories=ACCESS)
     data["state"] = pd.Categorical(
         rows["state"], categories=["ok", "vanished", "denied", "unknown"]
     )
