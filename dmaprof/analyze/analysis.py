@@ -27,8 +27,8 @@ from dmaprof.analyze.fds import (
 )
 from dmaprof.analyze.globalfiles import BUFINFO, GlobalFiles, parse_global
 from dmaprof.analyze.maps import MapRefs, parse_maps
-from dmaprof.analyze.processes import cgroup_of, processes_table
 from dmaprof.analyze.proc import ProcInfo, parse_proc
+from dmaprof.analyze.processes import cgroup_of, processes_table
 from dmaprof.analyze.references import references_table
 from dmaprof.analyze.reporttypes import Limitation, StatedTotal
 from dmaprof.analyze.schema import (
@@ -325,9 +325,7 @@ def _analyze(
     )
     buffers = build_buffers(refs, inventory, attachments)
     att = attribute(processes, refs, buffers, p.packages, charge=charge, service_regex=regex)
-    sources = source_states(
-        dump, p.files, p.sysfs.present, p.bpf_read, p.bufinfo, p.heap_listed
-    )
+    sources = source_states(dump, p.files, p.sysfs.present, p.bpf_read, p.bufinfo, p.heap_listed)
     totals = totals_of(
         buffers, att.held, inventory, p.bufinfo, refs, att.usage, p.sysfs.present, p.bpf_read,
         warnings,

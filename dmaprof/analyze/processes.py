@@ -183,4 +183,3 @@ def _frame(rows: dict[str, list[Any]], n: int) -> pd.DataFrame:
 def _in_range(values: list[Any], bits: int) -> list[Any]:
     low, high = -(2 ** (bits - 1)), 2 ** (bits - 1)
     return [v if v is None or low <= v < high else None for v in values]
-

@@ -11,6 +11,7 @@ from pandas.api.types import union_categoricals
 from dmaprof.analyze._scan import nullable
 from dmaprof.analyze.schema import REFERENCES
 
+
 def references_table(fd: pd.DataFrame, mp: pd.DataFrame) -> pd.DataFrame:
     """The fd part and the map part as one REFERENCES table (numpy concatenation)."""
     n_fd, n_mp = len(fd), len(mp)
@@ -83,4 +84,3 @@ def references_table(fd: pd.DataFrame, mp: pd.DataFrame) -> pd.DataFrame:
         },
         length=n,
     )
-

@@ -92,6 +92,7 @@ def source_states(
     heap_listed: bool,
 ) -> dict[str, str]:
     """source -> present, empty, absent or missing."""
+
     def sec_state(name: str) -> str:
         s = dump.section(name)
         if s is None:

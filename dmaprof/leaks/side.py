@@ -251,7 +251,7 @@ def _coverage(a: Analysis, source: str) -> Coverage:
         mode = "run-as"
     else:
         mode = "shell"
-    usage_unknown = _source_unknown(a).get("usage", [])
+    usage_unknown = a.unknown.get("usage", [])
     return Coverage(
         mode=mode,
         source=source,
@@ -264,35 +264,28 @@ def _coverage(a: Analysis, source: str) -> Coverage:
     )
 
 
-def _source_unknown(a: Analysis) -> dict[str, list[str]]:
-    from dmaprof.sources.build import SourceAnalysis
-
-    return dict(a.unknown) if isinstance(a, SourceAnalysis) else {}
-
-
 def side_from_analysis(analysis: Analysis, info: CaptureInfo, *, source: str = "collector") -> Side:
     """Project an ``Analysis`` onto the frames of a ``Side`` (vectorised; no row loops).
 
     Figures the capture could not see are ``<NA>`` (docs/coverage.md): the usage of an
     unreadable process, a pss shared with one, the roll-ups that include one, and every
     kernel-only and held-by-process figure while any holder was unreadable."""
-    from dmaprof.sources.build import SourceAnalysis
-
     a = analysis
     t = a.totals
     coverage = _coverage(a, source)
-    missing = _source_unknown(a)
+    missing = a.unknown
     split = [c for c in missing.get("usage", ()) if c in PROCESS_INTS]
     unknown = [*split, "map_only_bytes"] if "map_only" in split else split
     processes, pss_unknown = _processes(a, coverage, unknown)
+    totals_of = t.as_dict()
     totals: dict[str, int | None] = {
-        k: None if k in missing.get("totals", ()) else getattr(t, k) for k in TOTAL_KEYS
+        k: None if k in missing.get("totals", ()) else totals_of[k] for k in TOTAL_KEYS
     }
     if not coverage.holders_complete:
         for key in TOTAL_KEYS:
             if key not in ("buffers", "bytes") or not coverage.inventory:
                 totals[key] = None
-    limitations = a.limitations if isinstance(a, SourceAnalysis) else []
+    limitations = a.limitations
     return Side(
         info=replace(info, mode=coverage.mode, source=coverage.source),
         charge=a.charge,

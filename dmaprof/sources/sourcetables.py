@@ -20,6 +20,7 @@ from dmaprof.sources.dmabuf_dump import DmabufDump
 @dataclass
 class Buffer:
     """One buffer as the views list it."""
+
     inode: int
     kb: int | None = None
     exact: int | None = None
@@ -27,7 +28,6 @@ class Buffer:
     name: str | None = None
     nr_procs: int = 0
     in_stats: bool = False
-
 
 
 def charge_of(
@@ -99,7 +99,6 @@ def processes_table(
         },
         length=len(pids),
     )
-
 
 
 def references_table(
