@@ -12,11 +12,9 @@ cgroups is kept as it always was: the *charged* figure (a copy of ``charged_byte
 ``totals`` and ``crosscheck`` it is the exact share (as ``shared_pss_bytes``).
 """
 
-from __future__ import annotations
-
 from typing import Any, NotRequired, TypedDict
 
-from dmaprof.jsondoc import markdown
+from dmaprof.analyze.jsondoc import markdown
 
 __all__ = ["Report", "report_markdown"]
 

@@ -16,7 +16,7 @@ fully accounted for (``count`` equals the references seen) has an exact pss.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar, cast, get_type_hints
 
 import numpy as np
 import pandas as pd
@@ -239,9 +239,7 @@ def _processes(analysis: Analysis, rows: list[Process]) -> list[Process]:
 
 
 def _empty_process() -> dict[str, Any]:
-    from dmaprof.analyze.report import PROCESS_KEYS
-
-    return dict.fromkeys(PROCESS_KEYS)
+    return dict.fromkeys(get_type_hints(Process))
 
 
 def _apps(analysis: Analysis, apps: list[App]) -> list[App]:
@@ -290,9 +288,7 @@ def _apps(analysis: Analysis, apps: list[App]) -> list[App]:
 
 
 def _empty_app() -> dict[str, Any]:
-    from dmaprof.analyze.report import APP_KEYS
-
-    return dict.fromkeys(APP_KEYS)
+    return dict.fromkeys(get_type_hints(App))
 
 
 def _cgroups(analysis: Analysis, rows: list[Cgroup]) -> list[Cgroup]:

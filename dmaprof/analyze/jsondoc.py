@@ -18,7 +18,7 @@ import types
 import typing
 from typing import Any, NotRequired, Required, Union, get_args, get_origin, get_type_hints
 
-__all__ = ["fields", "keys", "markdown", "required_keys"]
+__all__ = ["fields", "keys", "markdown", "problems", "reachable", "required_keys"]
 
 
 def keys(cls: type) -> frozenset[str]:
@@ -130,3 +130,46 @@ def markdown(root: type, title: str, preamble: str) -> str:
             lines.append(f"| `{key}` | {tp} | {'yes' if req else 'no'} | {note} |")
         lines.append("")
     return "\n".join(lines)
+
+
+def problems(value: Any, tp: Any, where: str = "$") -> list[str]:
+    """Where a JSON value does not have the shape of ``tp`` (a TypedDict, a list of them...):
+    an undeclared key, a missing required key, a value of another type."""
+    tp = _strip(tp)
+    origin = get_origin(tp)
+    if origin in (Union, types.UnionType):
+        options = [problems(value, a, where) for a in get_args(tp)]
+        return [] if any(not p for p in options) else min(options, key=len)
+    if tp is Any:
+        return []
+    if tp is type(None):
+        return [] if value is None else [f"{where}: {type(value).__name__}, expected null"]
+    if _is_typeddict(tp):
+        if not isinstance(value, dict):
+            return [f"{where}: {type(value).__name__}, expected {tp.__name__}"]
+        hints = get_type_hints(tp)
+        out = [f"{where}.{k}: not declared in {tp.__name__}" for k in value if k not in hints]
+        out += [f"{where}.{k}: missing" for k in sorted(required_keys(tp) - value.keys())]
+        for k, sub in hints.items():
+            if k in value:
+                out += problems(value[k], sub, f"{where}.{k}")
+        return out
+    if origin is list:
+        if not isinstance(value, list):
+            return [f"{where}: {type(value).__name__}, expected list"]
+        return [
+            p for i, v in enumerate(value) for p in problems(v, get_args(tp)[0], f"{where}[{i}]")
+        ]
+    if origin is dict:
+        if not isinstance(value, dict):
+            return [f"{where}: {type(value).__name__}, expected dict"]
+        return [p for k, v in value.items() for p in problems(v, get_args(tp)[1], f"{where}.{k}")]
+    if origin is typing.Literal:
+        return [] if value in get_args(tp) else [f"{where}: {value!r} not in {get_args(tp)}"]
+    if tp is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+    elif tp is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, tp)
+    return [] if ok else [f"{where}: {type(value).__name__} {value!r:.40}, expected {tp.__name__}"]
