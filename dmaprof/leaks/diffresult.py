@@ -1,8 +1,9 @@
 """The result of comparing two captures, and its JSON document (``dmaprof.diff/2``).
 
 :class:`DiffResult` holds the diff's tables (computed by :mod:`dmaprof.leaks.diff`);
-:func:`diff_json` writes them out, as the TypedDicts of :mod:`dmaprof.leaks.difftypes`: raw integer bytes everywhere, ``null`` for a figure a side
-could not see (docs/coverage.md), never a false zero.
+:func:`diff_json` writes them out as the TypedDicts of :mod:`dmaprof.leaks.difftypes`: raw
+integer bytes everywhere, ``null`` for a figure a side could not see (docs/coverage.md), never
+a false zero.
 """
 
 from __future__ import annotations

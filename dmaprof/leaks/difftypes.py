@@ -349,11 +349,7 @@ documents against them (no undeclared key, every "always" key present).
 
 ## One name per meaning
 
-| meaning | tables (docs/tables.md) | JSON (new name) | JSON (kept in this schema version) | diff, trend sides |
-| --- | --- | --- | --- | --- |
-| bytes of every buffer a process holds | `rss_bytes` | `rss_bytes` | | `rss` |
-| exact proportional share (each buffer split among its holders) | `pss_bytes` | `shared_pss_bytes` | `pss_bytes` of `totals` and `crosscheck` | `shared_pss` |
-| the figure under the charge policy (`--charge`) | `charged_bytes` | `charged_bytes` | `pss_bytes` of processes, apps, cgroups (and their diff rows) | `charged` |
+{names}
 
 Read `shared_pss_bytes` and `charged_bytes`: they mean the same in every document. `pss_bytes`
 stays for the readers of `dmaprof.report/1` and `dmaprof.diff/2` (its meaning there is the
@@ -363,8 +359,22 @@ exported dataset (`dmaprof export`) is a contract of its own.
 """
 
 
+#: meaning, tables, JSON (new name), JSON (kept in this schema version), diff and trend sides
+_NAMES = (
+    ("meaning", "tables (docs/tables.md)", "JSON", "JSON (kept in this schema version)",
+     "diff, trend sides"),
+    ("---",) * 5,
+    ("bytes of every buffer a process holds", "`rss_bytes`", "`rss_bytes`", "", "`rss`"),
+    ("exact proportional share (each buffer split among its holders)", "`pss_bytes`",
+     "`shared_pss_bytes`", "`pss_bytes` of `totals` and `crosscheck`", "`shared_pss`"),
+    ("the figure under the charge policy (`--charge`)", "`charged_bytes`", "`charged_bytes`",
+     "`pss_bytes` of processes, apps, cgroups (and their diff rows)", "`charged`"),
+)  # fmt: skip
+
+
 def json_markdown() -> str:
     """docs/json.md: the report and the diff documents."""
     from dmaprof.analyze.reporttypes import report_markdown
 
-    return _HEADER + report_markdown() + "\n" + diff_markdown()
+    names = "\n".join("| " + " | ".join(row) + " |" for row in _NAMES)
+    return _HEADER.format(names=names) + report_markdown() + "\n" + diff_markdown()

@@ -14,8 +14,8 @@ what the side could see):
   ``pid``, ``start`` (stat field 22, ``-1`` when unknown), ``name`` (display name: argv[0]'s
   basename, else the comm), ``comm``, ``uid``, ``owner_uid``, ``cgroup``, ``rss``, ``charged``
   (under the charge policy: ``charged_bytes``, and ``pss_bytes`` of ``dmaprof.report/1``),
-  ``shared_pss`` (exact proportional share: ``shared_pss_bytes``), ``buffers``, ``fd_only``, ``map_only``, ``both``,
-  ``map_only_bytes``, ``fds``, ``maps``, ``unreadable``;
+  ``shared_pss`` (exact proportional share: ``shared_pss_bytes``), ``buffers``, ``fd_only``,
+  ``map_only``, ``both``, ``map_only_bytes``, ``fds``, ``maps``, ``unreadable``;
 * ``holdings``: ``pid``, ``inode``, ``fds``, ``maps``, ``size`` (one row per process and
   buffer it holds);
 * ``buffers``: ``inode``, ``size``, ``exporter`` (``""`` when unknown), ``name`` (nullable),
@@ -38,8 +38,8 @@ import numpy as np
 import pandas as pd
 
 from dmaprof.analyze.analysis import Analysis
-from dmaprof.leaks.difftypes import DiffSide, DiffSideCoverage
 from dmaprof.capture.container import Capture
+from dmaprof.leaks.difftypes import DiffSide, DiffSideCoverage
 
 UNKNOWN = "<unknown>"  # the key dmaprof's roll-ups use for a missing exporter or name
 
