@@ -300,16 +300,7 @@ def build_analysis(
         },
         length=len(h.pairs),
     )
-    owners = np.array(
-        [
-            owner_uid(int(u), None, c, {}) if u >= 0 else -1
-            for u, c in zip(uids.tolist(), [v.comm.get(p) for p in pids], strict=True)
-        ],
-        dtype=np.int64,
-    )
-    argv0_list = procs["argv0"].astype(object).tolist()
-    comm_list = procs["name"].astype(object).tolist()
-    display = [a if isinstance(a, str) else n for a, n in zip(argv0_list, comm_list, strict=True)]
+    owners, display = _owners_and_names(procs, pids, v.comm, uids)
     usage, stated, extra_rss = _usage(
         v, h, h_pj, charged, procs, pids, owners, is_svc, charge, display
     )
@@ -369,6 +360,23 @@ def build_analysis(
         named_inodes=frozenset(b.inode for b in bt.listed if b.name),
         stated_totals=[st.as_dict() for st in stated],
     )
+
+
+def _owners_and_names(
+    procs: pd.DataFrame, pids: list[int], comm: dict[int, str], uids: np.ndarray
+) -> tuple[np.ndarray, list[Any]]:
+    """Each process's owner uid (-1: unknown) and the name shown for it (argv[0], else comm)."""
+    owners = np.array(
+        [
+            owner_uid(int(u), None, c, {}) if u >= 0 else -1
+            for u, c in zip(uids.tolist(), [comm.get(p) for p in pids], strict=True)
+        ],
+        dtype=np.int64,
+    )
+    argv0_list = procs["argv0"].astype(object).tolist()
+    comm_list = procs["name"].astype(object).tolist()
+    display = [a if isinstance(a, str) else n for a, n in zip(argv0_list, comm_list, strict=True)]
+    return owners, display
 
 
 def _usage(
