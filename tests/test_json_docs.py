@@ -6,6 +6,7 @@ bugreports and dmabuf_dump text from devices) have exactly their keys."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, get_type_hints
 
@@ -135,3 +136,28 @@ def test_types_are_what_the_checker_reads() -> None:
     assert problems({"key": "k", "view": "v"}, rt.Limitation) == ["$.message: missing"]
     assert problems({**good, "view": 3}, rt.Limitation)[0].startswith("$.view: int")
     assert "pss_exact" in get_type_hints(rt.Process)
+
+
+def test_the_diff_example_of_ci_md_has_declared_keys_only() -> None:
+    text = (ROOT / "docs" / "ci.md").read_text(encoding="utf-8")
+    at = text.index('"schema": "dmaprof.diff/2"')
+    block = text[text.rindex("```json", 0, at) + len("```json") : text.index("```", at)]
+    example = json.loads(block, strict=False)
+    wrong = [p for p in problems(example, dt.Diff) if "not declared" in p and "...:" not in p]
+    assert wrong == []
+    assert "json.md" in text
+
+
+def test_prose_key_lists_name_declared_keys() -> None:
+    """The key lists of docs/user-build.md and docs/coverage.md are the types' keys."""
+    user_build = (ROOT / "docs" / "user-build.md").read_text(encoding="utf-8")
+    m = re.search(
+        r"report key `system_totals` holds raw integer bytes:(.*?)These", user_build, re.S
+    )
+    assert m is not None
+    named = set(re.findall(r"`([a-z_]+)`", m.group(1)))
+    assert named - {"null"} == keys(rt.SystemTotals)
+    coverage = (ROOT / "docs" / "coverage.md").read_text(encoding="utf-8")
+    m = re.search(r"each side's `coverage` \((.*?)\)", coverage, re.S)
+    assert m is not None
+    assert set(re.findall(r"`([a-z_]+)`", m.group(1))) == keys(dt.DiffSideCoverage)
