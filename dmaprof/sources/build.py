@@ -62,14 +62,10 @@ from dmaprof.sources.sourcetables import (
     unparsed_table,
 )
 
-__all__ = ["SourceAnalysis", "SourceInput", "build_analysis", "full_name", "limitation"]
+__all__ = ["SourceInput", "build_analysis", "full_name", "limitation"]
 
 #: A dump with no section: the ``Analysis.dump`` of a source that is not a collector dump.
 _EMPTY_DUMP = b"DMAPROF-DUMP 1 source\n@source done\n"
-
-#: The analysis of a bugreport or of dmabuf_dump text is an :class:`Analysis` like any other.
-SourceAnalysis = Analysis
-
 
 @dataclass
 class SourceInput:
