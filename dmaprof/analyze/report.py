@@ -40,6 +40,7 @@ from dmaprof.analyze.reporttypes import (
     Report,
     Totals,
     Unknown,
+    Unreadable,
 )
 from dmaprof.analyze.restricted import UserBuild, user_build
 
@@ -277,7 +278,15 @@ def null_keys(row: Any, keys: frozenset[str] | set[str] | tuple[str, ...]) -> An
 def _coverage(a: Analysis) -> Coverage:
     c = a.coverage
     return {
-        **c.as_dict(),  # type: ignore[typeddict-item]
+        "processes": c.processes,
+        "processes_unreadable": c.processes_unreadable,
+        "kernel_threads": c.kernel_threads,
+        "unreadable": [cast(Unreadable, dict(u)) for u in c.unreadable],
+        "processes_vanished": c.processes_vanished,
+        "lower_bound": c.lower_bound,
+        "capture_uid": c.capture_uid,
+        "sources": dict(c.sources),
+        "missing_sources": list(c.missing_sources),
         "truncated": a.dump.truncated,
         "unparsed_lines": a.unparsed_total,
     }
