@@ -91,6 +91,13 @@ def test_real_reports_have_the_declared_keys(captures: dict[str, Capture], name:
         assert doc["access"]["restricted"] is True
         assert any(p["unreadable"] for p in doc["processes"])
         assert all("pss_exact" in p for p in doc["processes"])
+        # a cgroup holding an unreadable process: its figures are unknown, every name of them
+        held = {p["cgroup"] for p in doc["processes"] if p["unreadable"] and p["cgroup"]}
+        rows = [c for c in doc["cgroups"] if c["path"] in held]
+        assert rows
+        for c in rows:
+            for key in ("rss_bytes", "charged_bytes", "pss_bytes", "shared_pss_bytes"):
+                assert c[key] is None, (c["path"], key)
     if name in ("bugreport", "dmabuf_dump"):
         assert {"unknown", "process_totals"} <= doc.keys()
 
