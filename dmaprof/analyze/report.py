@@ -42,7 +42,7 @@ from dmaprof.analyze.reporttypes import (
     Unknown,
     Unreadable,
 )
-from dmaprof.analyze.restricted import UserBuild, user_build
+from dmaprof.analyze.restricted import UserBuild, null_keys, user_build
 
 REPORT_SCHEMA = "dmaprof.report/1"
 
@@ -265,14 +265,6 @@ def _totals(a: Analysis, ub: UserBuild, unknown: frozenset[str]) -> Totals:
     t = a.totals.as_dict()
     out = cast(Totals, {**t, "shared_pss_bytes": t["pss_bytes"]})
     return ub.totals(null_keys(out, unknown))
-
-
-def null_keys(row: Any, keys: frozenset[str] | set[str] | tuple[str, ...]) -> Any:
-    """``row`` with the figures ``keys`` it has set to null ("unknown", never a false 0)."""
-    for k in keys:
-        if k in row:
-            row[k] = None
-    return row
 
 
 def _coverage(a: Analysis) -> Coverage:

@@ -15,6 +15,7 @@ fully accounted for (``count`` equals the references seen) has an exact pss.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast, get_type_hints
 
@@ -38,7 +39,7 @@ from dmaprof.analyze.reporttypes import (
 )
 from dmaprof.analyze.userbuild import graphic_buffers, run_as_results, system_totals
 
-__all__ = ["UserBuild", "pss_bounds", "user_build"]
+__all__ = ["UserBuild", "null_keys", "pss_bounds", "user_build"]
 
 _PROCESS_IDENTITY = ("pid", "name", "uid", "owner_uid", "cgroup", "is_service")
 #: figures of a group (exporter, name) that depend on which buffers processes hold
@@ -91,10 +92,13 @@ def pss_bounds(analysis: Analysis) -> dict[int, tuple[bool, int | None]]:
     return out
 
 
-def _null(row: Any, keys: tuple[str, ...]) -> None:
+def null_keys(row: Any, keys: Iterable[str]) -> Any:
+    """``row`` with the figures ``keys`` it has set to null ("unknown", never a false 0): the
+    one rule for a restricted capture's views and a source's unknown totals."""
     for k in keys:
         if k in row:
             row[k] = None
+    return row
 
 
 @dataclass
@@ -135,7 +139,7 @@ class UserBuild:
         """Exporters and names: which buffers processes hold is only partly known."""
         if self.restricted:
             for row in rows:
-                _null(row, _GROUP_HELD)
+                null_keys(row, _GROUP_HELD)
         return rows
 
     def buffers(self, rows: list[Buffer]) -> list[Buffer]:
@@ -160,7 +164,7 @@ class UserBuild:
 
     def totals(self, totals: Totals) -> Totals:
         if self.restricted:
-            _null(totals, ("kernel_only_buffers", "kernel_only_bytes", "aosp_kernel_rss_bytes"))
+            null_keys(totals, ("kernel_only_buffers", "kernel_only_bytes", "aosp_kernel_rss_bytes"))
         return totals
 
 
@@ -272,7 +276,9 @@ def _apps(analysis: Analysis, apps: list[App]) -> list[App]:
     for app in apps:
         app_pids = {int(p) for p in app["pids"] or []}
         if app_pids & unknown_pids:
-            _null(app, ("rss_bytes", "charged_bytes", "pss_bytes", "shared_pss_bytes", "buffers"))
+            null_keys(
+                app, ("rss_bytes", "charged_bytes", "pss_bytes", "shared_pss_bytes", "buffers")
+            )
             app["unreadable"] = True
             app["pss_exact"] = None
             app["pss_min_bytes"] = None
@@ -302,9 +308,9 @@ def _cgroups(analysis: Analysis, rows: list[Cgroup]) -> list[Cgroup]:
             continue
         prefix = path.rstrip("/") + "/"
         if path in paths:
-            _null(cg, ("charged_bytes", "pss_bytes", "shared_pss_bytes", "rss_bytes"))
+            null_keys(cg, ("charged_bytes", "pss_bytes", "shared_pss_bytes", "rss_bytes"))
         if any(p == path or p.startswith(prefix) for p in paths):
-            _null(
+            null_keys(
                 cg,
                 (
                     "charged_bytes_with_descendants",
