@@ -17,12 +17,11 @@ from dmaprof.commands.common import (
     output_target,
 )
 from dmaprof.commands.options import (
-    LibraryChoice,
+    DIFF_VIEWS,
+    ON_UNKNOWN,
     by_option,
     charge_option,
-    diff_views,
     format_option,
-    on_unknown_policies,
     output_option,
     service_option,
 )
@@ -42,7 +41,7 @@ FORMAT_HELP = "Output format (default: table, or from the -o extension: .json .c
 @click.command(epilog=EPILOG)
 @click.argument("before", type=INPUT_PATH)
 @click.argument("after", type=INPUT_PATH)
-@by_option(diff_views, "One view instead of the overview.")
+@by_option(DIFF_VIEWS, "One view instead of the overview.")
 @click.option(
     "--top",
     type=click.IntRange(min=1),
@@ -93,7 +92,7 @@ FORMAT_HELP = "Output format (default: table, or from the -o extension: .json .c
 @click.option(
     "--on-unknown",
     "on_unknown",
-    type=LibraryChoice(on_unknown_policies),
+    type=click.Choice(ON_UNKNOWN),
     default="error",
     show_default=True,
     help="A rule whose figure a side could not see (e.g. kernel_only as the shell "
@@ -173,6 +172,8 @@ def diff(
 def _checks(
     fail_on: tuple[str, ...], warn_on: tuple[str, ...], budgets: Path | None
 ) -> list[Check]:
+    if not (fail_on or warn_on or budgets):
+        return []  # no rules module yet: it loads beside the captures (load_captures)
     from dmaprof.leaks.rules import Level, RuleError, load_budgets, parse_rule
 
     checks = []

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from dmaprof.commands.common import EPILOG, INPUT_PATH, app_state, check_input
-from dmaprof.commands.options import LibraryChoice, import_kinds
+from dmaprof.commands.options import IMPORT_KINDS
 from dmaprof.timing import stage
 
 
@@ -23,7 +23,7 @@ from dmaprof.timing import stage
 @click.option("--serial", "serial", default=None, help="Device name to record in the capture.")
 @click.option(
     "--kind",
-    type=LibraryChoice(import_kinds),
+    type=click.Choice(IMPORT_KINDS),
     default="auto",
     show_default=True,
     help="What SOURCE is (auto: detected from its content).",

@@ -1,16 +1,17 @@
-"""Options several commands share, each declared once, with its choices taken from the
-library's own constants (a new charge policy or view needs no edit here).
+"""Options several commands share, each declared once.
 
-Those constants live in modules that import pandas or adbutils; :class:`LibraryChoice` reads
-them only when a command's help is shown or its value is checked, so `dmaprof --help` and
-the commands that do not take the option stay fast.
+Their choices are the library's own constants, written here once: those constants live in
+modules that import pandas or adbutils at module level, and importing them while click
+parses the command line would put the pandas import ahead of the capture load (undoing
+:func:`dmaprof.commands.common.load_captures`' overlap) and make every command's ``--help``
+0.6 s slower. ``tests/test_cli_home.py`` fails when a list here and its constant differ.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar, get_args
+from typing import Any, TypeVar
 
 import click
 
@@ -18,66 +19,20 @@ from dmaprof.render.formats import Registry
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
-
-class LibraryChoice(click.Choice[str]):
-    """A choice among the values a library function returns, asked for at first use."""
-
-    def __init__(self, values: Callable[[], Iterable[str]]) -> None:
-        self._values = values
-        self._choices: tuple[str, ...] | None = None
-        self.case_sensitive = True
-
-    @property  # type: ignore[override]
-    def choices(self) -> Sequence[str]:
-        if self._choices is None:
-            self._choices = tuple(self._values())
-        return self._choices
-
-    @choices.setter
-    def choices(self, values: Sequence[str]) -> None:
-        self._choices = tuple(values)
-
-
-def charge_policies() -> Iterable[str]:
-    from dmaprof.analyze.attribution import CHARGE_POLICIES
-
-    return CHARGE_POLICIES
-
-
-def root_modes() -> Iterable[str]:
-    from dmaprof.collect.snapshot import RootMode
-
-    return get_args(RootMode)
-
-
-def on_unknown_policies() -> Iterable[str]:
-    from dmaprof.leaks.rules import ON_UNKNOWN
-
-    return ON_UNKNOWN
-
-
-def show_views() -> Iterable[str]:
-    from dmaprof.render.report import VIEWS
-
-    return VIEWS
-
-
-def diff_views() -> Iterable[str]:
-    from dmaprof.render.diff import VIEWS
-
-    return VIEWS
-
-
-def trend_kinds() -> Iterable[str]:
-    from dmaprof.leaks.trend import KINDS
-
-    return KINDS
-
-
-def import_kinds() -> Iterable[str]:
-    from dmaprof.sources.importer import IMPORT_KINDS
-
-    return IMPORT_KINDS
+#: dmaprof.analyze.attribution.CHARGE_POLICIES
+CHARGE_POLICIES = ("shared", "full", "client")
+#: dmaprof.collect.snapshot.RootMode
+ROOT_MODES = ("auto", "never", "require")
+#: dmaprof.leaks.rules.ON_UNKNOWN
+ON_UNKNOWN = ("error", "warn", "pass")
+#: dmaprof.render.report.VIEWS (in the order `show --help` always listed them)
+SHOW_VIEWS = ("process", "app", "cgroup", "exporter", "name", "buffer", "device", "binder")
+#: dmaprof.render.diff.VIEWS
+DIFF_VIEWS = ("process", "app", "cgroup", "exporter", "name", "buffer")
+#: dmaprof.leaks.trend.KINDS
+TREND_KINDS = ("total", "kernel_only", "process", "app", "exporter", "name")
+#: dmaprof.sources.importer.IMPORT_KINDS
+IMPORT_KINDS = ("auto", "collector", "bugreport", "dmabuf_dump")
 
 
 CHARGE_HELP = (
@@ -93,7 +48,7 @@ ROOT_HELP = (
 def charge_option(help: str = CHARGE_HELP) -> Decorator:
     return click.option(
         "--charge",
-        type=LibraryChoice(charge_policies),
+        type=click.Choice(CHARGE_POLICIES),
         default="shared",
         show_default=True,
         help=help,
@@ -112,15 +67,15 @@ def root_option(help: str = ROOT_HELP) -> Decorator:
     return click.option(
         "--root",
         "root_mode",
-        type=LibraryChoice(root_modes),
+        type=click.Choice(ROOT_MODES),
         default="auto",
         show_default=True,
         help=help,
     )
 
 
-def by_option(views: Callable[[], Iterable[str]], help: str) -> Decorator:
-    return click.option("--by", type=LibraryChoice(views), help=help)
+def by_option(views: tuple[str, ...], help: str) -> Decorator:
+    return click.option("--by", type=click.Choice(views), help=help)
 
 
 def format_option(registry: Registry[Any, Any], help: str) -> Decorator:

@@ -8,19 +8,19 @@ import click
 
 from dmaprof.commands.common import EPILOG, INPUT_PATH, load_captures, output_target
 from dmaprof.commands.options import (
+    SHOW_VIEWS,
     by_option,
     charge_option,
     format_option,
     output_option,
     service_option,
-    show_views,
 )
 from dmaprof.render.formats import SHOW, ShowInput
 
 
 @click.command(epilog=EPILOG)
 @click.argument("capture_path", metavar="CAPTURE", type=INPUT_PATH)
-@by_option(show_views, "One view instead of the default overview.")
+@by_option(SHOW_VIEWS, "One view instead of the default overview.")
 @click.option(
     "--top", type=click.IntRange(min=1), help="Rows per table (default 15; all in csv/json)."
 )

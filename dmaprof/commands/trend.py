@@ -15,7 +15,7 @@ from dmaprof.commands.common import (
     output_stream,
     output_target,
 )
-from dmaprof.commands.options import by_option, format_option, output_option, size, trend_kinds
+from dmaprof.commands.options import TREND_KINDS, by_option, format_option, output_option, size
 from dmaprof.errors import BudgetBreachedError
 from dmaprof.render.formats import HTML, TREND, trend_page
 from dmaprof.timing import stage
@@ -28,7 +28,7 @@ FORMAT_HELP = "Output format (default: table, or from the -o extension: .json .c
 
 @click.command(epilog=EPILOG)
 @click.argument("directory", type=INPUT_PATH)
-@by_option(trend_kinds, "Only the series of one kind.")
+@by_option(TREND_KINDS, "Only the series of one kind.")
 @click.option(
     "--top",
     type=click.IntRange(min=1),
