@@ -32,8 +32,8 @@ from dmaprof.analyze.rollups import (
     app_usage,
     cgroup_usage,
     group_starts,
+    group_usage,
 )
-from dmaprof.analyze.rollups import group_usage as _group_usage  # sources/build.py uses it
 from dmaprof.analyze.schema import CROSSCHECK, HOLDINGS, KERNEL_ONLY, USAGE
 from dmaprof.analyze.uids import is_app_uid, owner_uid
 
@@ -66,6 +66,9 @@ DEFAULT_SERVICE_PATTERNS: tuple[str, ...] = (
     r"^camerahalserver$",  # MediaTek camera HAL
 )
 DEFAULT_SERVICE_REGEX = "|".join(f"(?:{p})" for p in DEFAULT_SERVICE_PATTERNS)
+
+#: the old name, still imported by sources/build.py
+_group_usage = group_usage
 
 __all__ = [
     "CHARGE_POLICIES",
@@ -215,8 +218,8 @@ def attribute(
             usage, h.item, h.item_sizes, owners, h.proc_row, h.proc_found, packages, charge
         ),
         cgroups=cgroup_usage(usage, h.item, h.item_sizes, h.proc_row, h.proc_found, charge),
-        exporters=_group_usage(buffers, held, holdings, "exporter"),
-        names=_group_usage(buffers, held, holdings, "name"),
+        exporters=group_usage(buffers, held, holdings, "exporter"),
+        names=group_usage(buffers, held, holdings, "name"),
         kernel_only=_kernel_only(buffers, held),
         crosscheck=_crosscheck(usage),
         held=held,
