@@ -518,7 +518,7 @@ def observe(check: Check, d: DiffResult) -> tuple[list[Observation], str | None]
     assert s.pattern is not None
     column = _COLUMN[s.metric]
     if s.kind == "process":
-        from dmaprof.leaks.diff import known_sum
+        from dmaprof.leaks.frames import known_sum
 
         x = d.processes
         mask = _match(x["name"], s.pattern) | _match(x["comm"], s.pattern)
