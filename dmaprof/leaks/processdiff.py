@@ -91,8 +91,25 @@ def process_diff_same_boot(
     procs["unreadable"] = procs["unreadable"].astype(bool)
     # a process unreadable on either side: its holdings are no evidence of change
     unknown_ids = procs["proc"].to_numpy(dtype=np.int64)[unknown_rows(procs)]
+    hold = _holding_changes(before, after, bufs, id_b, id_a, unknown_ids)
+    n_ids = int(max(id_a.max(initial=-1), id_b.max(initial=-1)) + 1)
+    _count_holding_changes(procs, hold, n_ids)
+    # kept buffers whose holders changed
+    gained, lost = hold.gained, hold.lost
+    moved = np.union1d(
+        gained["bid"].to_numpy(dtype=np.int64)[~gained["new_buffer"].to_numpy(dtype=bool)],
+        lost["bid"].to_numpy(dtype=np.int64)[~lost["freed_buffer"].to_numpy(dtype=bool)],
+    )
+    bufs.kept["moved"] = int(moved.size)
+    return _finish_processes(procs), hold
 
+
+def _holding_changes(
+    before: Side, after: Side, bufs: BufferDiff, id_b: I64, id_a: I64, unknown_ids: I64
+) -> HoldingDiff:
+    """The holdings only one side has, of processes readable on both sides."""
     # holdings, keyed by one int64: process id * n_bids + buffer id
+    pb, pa = before.processes, after.processes
     hb, ha = before.holdings, after.holdings
     nb = bufs.n_before
     proc_b = _ids_of(pb["pid"], id_b, hb["pid"])
@@ -144,11 +161,15 @@ def process_diff_same_boot(
             }
         )
 
-    gained = side_frame(ha, proc_a, bid_a, gained_mask)
-    lost = side_frame(hb, proc_b, bid_b, lost_mask)
+    return HoldingDiff(
+        side_frame(ha, proc_a, bid_a, gained_mask), side_frame(hb, proc_b, bid_b, lost_mask)
+    )
 
-    # per process: buffers gained / lost, and how many of the gained ones are new buffers
-    n_ids = int(max(id_a.max(initial=-1), id_b.max(initial=-1)) + 1)
+
+def _count_holding_changes(procs: pd.DataFrame, hold: HoldingDiff, n_ids: int) -> None:
+    """Per process: buffers gained and lost, and how many of them are new or freed buffers
+    (unknown where the process is unreadable on a side)."""
+    gained, lost = hold.gained, hold.lost
     g_proc = gained["proc"].to_numpy(dtype=np.int64)
     l_proc = lost["proc"].to_numpy(dtype=np.int64)
     proc_ids = procs["proc"].to_numpy(dtype=np.int64)
@@ -163,14 +184,6 @@ def process_diff_same_boot(
     unknown = unknown_rows(procs)
     for column in HOLDING_COUNTS:
         procs[column] = masked(procs[column].to_numpy(dtype=np.int64), unknown)
-
-    # kept buffers whose holders changed
-    moved = np.union1d(
-        gained["bid"].to_numpy(dtype=np.int64)[~gained["new_buffer"].to_numpy(dtype=bool)],
-        lost["bid"].to_numpy(dtype=np.int64)[~lost["freed_buffer"].to_numpy(dtype=bool)],
-    )
-    bufs.kept["moved"] = int(moved.size)
-    return _finish_processes(procs), HoldingDiff(gained, lost)
 
 
 def unknown_rows(procs: pd.DataFrame) -> npt.NDArray[np.bool_]:
