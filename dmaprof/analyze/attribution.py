@@ -67,9 +67,6 @@ DEFAULT_SERVICE_PATTERNS: tuple[str, ...] = (
 )
 DEFAULT_SERVICE_REGEX = "|".join(f"(?:{p})" for p in DEFAULT_SERVICE_PATTERNS)
 
-#: the old name, still imported by sources/build.py
-_group_usage = group_usage
-
 __all__ = [
     "CHARGE_POLICIES",
     "DEFAULT_SERVICE_PATTERNS",
