@@ -17,7 +17,7 @@ from dmaprof.render.htmlpage import Block, Col, Tree, page, size_text, table_blo
 # processes"), so that a 2,000-process capture still opens in a browser within 3 s
 MAX_LEAVES = 2000
 MAX_PROCESSES = 300
-MAX_NODES = 300  # tiles of the treemap; smaller ones are summed as "other" per branch
+MAX_NODES = 150  # tiles of the treemap; smaller ones are summed as "other" per branch
 MAX_FLOWS = 60  # Sankey links; the rest are summed as "other apps" per service
 
 

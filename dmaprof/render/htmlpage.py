@@ -17,13 +17,16 @@ from dmaprof.units import human_bytes
 Block = dict[str, Any]
 
 
+PLOTLY_BUNDLE = "plotly-dmaprof.min.js"
+
+
 def plotly_js() -> str:
-    """plotly.js as shipped inside Plotly's Python package (the `html` extra)."""
+    """A partial plotly.js (treemap, sankey and scatter only), built from the npm package by
+    scripts/build_plotly_bundle.sh: a page parses it in a fifth of the full bundle's time."""
     try:
-        from plotly.offline import get_plotlyjs  # type: ignore[import-untyped]
-    except ImportError as exc:
-        raise DmaprofError("HTML reports need plotly: pip install 'dmaprof[html]'") from exc
-    return str(get_plotlyjs())
+        return _asset(PLOTLY_BUNDLE)
+    except FileNotFoundError as exc:
+        raise DmaprofError(f"the package lacks its plotly.js bundle ({PLOTLY_BUNDLE})") from exc
 
 
 def _asset(name: str) -> str:
@@ -31,9 +34,10 @@ def _asset(name: str) -> str:
 
 
 def _script_json(data: Any) -> str:
-    # inside <script>, "</" could end the element early; "\u2028" breaks old parsers
+    # inside <script>, "</script" or "<!--" would change how the page is parsed: no "<" at
+    # all (it can only stand in a string, where "\\u003c" is the same text to JSON.parse)
     text = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    return text.replace("</", "<\\/").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    return text.replace("<", "\\u003c")
 
 
 def page(
@@ -64,7 +68,10 @@ def page(
             'img-src data: blob:; font-src data:">\n',
             f"<title>{escaped}</title>\n<style>{_asset('report.css')}</style>\n</head><body>\n",
             f"<script>{plotly_js()}</script>\n",
-            f"<script>window.DMAPROF={_script_json(data)};</script>\n",
+            # JSON.parse of a data block is faster than parsing the same text as a script
+            '<script type="application/json" id="dmaprof-data">',
+            _script_json(data),
+            "</script>\n",
             f"<script>{_asset('report.js')}</script>\n</body></html>\n",
         ]
     )
@@ -119,13 +126,14 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def treemap_block(
-    block_id: str, title: str, nodes: list[tuple[str, str, str, int, str]], caption: str
-) -> Block:
-    """``nodes``: (id, label, parent id, value, hover text); values are totals of their
-    children (plotly's branchvalues="total")."""
-    ids, labels, parents, values, hover = (
-        (list(col) for col in zip(*nodes, strict=True)) if nodes else ([], [], [], [], [])
+Node = tuple[str, str, str, int, str, str]  # id, label, parent id, value, size text, detail
+
+
+def treemap_block(block_id: str, title: str, nodes: list[Node], caption: str) -> Block:
+    """``nodes``: values are totals of their children (plotly's branchvalues="total"). A
+    tile shows its label and size; the detail is for the hover only (less text to fit)."""
+    ids, labels, parents, values, sizes, details = (
+        (list(col) for col in zip(*nodes, strict=True)) if nodes else ([], [], [], [], [], [])
     )
     trace = {
         "type": "treemap",
@@ -133,10 +141,10 @@ def treemap_block(
         "labels": labels,
         "parents": parents,
         "values": values,
-        "customdata": hover,
+        "customdata": [[size, detail] for size, detail in zip(sizes, details, strict=True)],
         "branchvalues": "total",
-        "hovertemplate": "<b>%{label}</b><br>%{customdata}<extra></extra>",
-        "texttemplate": "%{label}<br>%{customdata}",
+        "hovertemplate": "<b>%{label}</b><br>%{customdata[0]}<br>%{customdata[1]}<extra></extra>",
+        "texttemplate": "%{label}<br>%{customdata[0]}",
         "maxdepth": 3,
         "marker": {"line": {"width": 1}},
     }
@@ -169,7 +177,7 @@ class Tree:
         if hover:
             self.extra[path[-1][0]] = hover
 
-    def nodes(self, limit: int = 0) -> list[tuple[str, str, str, int, str]]:
+    def nodes(self, limit: int = 0) -> list[Node]:
         """The nodes, at most ``limit`` of the largest (0: all); what a kept branch loses
         becomes its "other" tile, so every branch still sums to its figure."""
         depth: dict[str, int] = {}
@@ -184,18 +192,24 @@ class Tree:
         for i in keep:
             if self.parent[i]:
                 shown[self.parent[i]] += self.value[i]
+        hidden: dict[str, int] = defaultdict(int)  # children a kept branch does not draw
+        for i in order:
+            if i not in kept and self.parent[i] in kept:
+                hidden[self.parent[i]] += 1
         out = [
             (
                 i,
                 self.label[i],
                 self.parent[i],
                 self.value[i],
-                size_text(self.value[i]) + (" · " + self.extra[i] if i in self.extra else ""),
+                size_text(self.value[i]),
+                self.extra.get(i, ""),
             )
             for i in keep
         ]
         for parent, value in shown.items():
             if parent in kept and value < self.value[parent]:
                 rest = self.value[parent] - value
-                out.append((f"{parent}/~other", "other", parent, rest, size_text(rest)))
+                label = f"{hidden[parent]} smaller" if hidden[parent] else "other"
+                out.append((f"{parent}/~other", label, parent, rest, size_text(rest), "summed"))
         return out
