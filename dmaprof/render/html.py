@@ -11,13 +11,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dmaprof.render.htmlpage import Block, Col, Tree, page, size_text, table_block, treemap_block
+from dmaprof.render.htmlpage import (
+    TREEMAP_TILES,
+    Block,
+    Col,
+    Tree,
+    page,
+    size_text,
+    table_block,
+    treemap_block,
+)
 
 # treemap tiles drawn one by one (the rest are summed: "smaller buffers", "other
 # processes"), so that a 2,000-process capture still opens in a browser within 3 s
 MAX_LEAVES = 2000
 MAX_PROCESSES = 300
-MAX_NODES = 150  # tiles of the treemap; smaller ones are summed as "other" per branch
 MAX_FLOWS = 60  # Sankey links; the rest are summed as "other apps" per service
 
 
@@ -159,12 +167,14 @@ def show_treemap(report: dict[str, Any]) -> Block:
             f" {unknown} processes could not be read: their charge is unknown and "
             "they have no tiles."
         )
-    if len(by_pid) > MAX_PROCESSES or len(tree.value) > MAX_NODES:
+    if len(by_pid) > MAX_PROCESSES or len(tree.value) > TREEMAP_TILES:
         caption += (
-            f" The {MAX_NODES} largest tiles are drawn; smaller processes and buffers "
+            f" The {TREEMAP_TILES} largest tiles are drawn; smaller processes and buffers "
             "are summed as 'other' (every one is in the tables below)."
         )
-    return treemap_block("treemap", "Who holds the DMA-BUF memory", tree.nodes(MAX_NODES), caption)
+    return treemap_block(
+        "treemap", "Who holds the DMA-BUF memory", tree.nodes(TREEMAP_TILES), caption
+    )
 
 
 def _shared_pairs(

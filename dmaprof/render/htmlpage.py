@@ -16,6 +16,12 @@ from dmaprof.units import human_bytes
 
 Block = dict[str, Any]
 
+# the trace types in the plotly.js bundle (scripts/build_plotly_bundle.sh)
+TRACE_TYPES = frozenset({"treemap", "sankey", "scatter"})
+# tiles a treemap draws at most (the rest summed per branch): at 300 tiles, drawing the
+# treemap of a 2,000-process capture took most of the time to open its page
+TREEMAP_TILES = 150
+
 
 PLOTLY_BUNDLE = "plotly-dmaprof.min.js"
 
@@ -51,6 +57,10 @@ def page(
     charts ({"type": "chart", "traces": plotly traces, ...}) and tables ({"type": "table",
     "columns": [...], "rows": [[...]]}) in page order; ``names`` names the pids of
     "pids" columns (holders)."""
+    for block in blocks:
+        for trace in block.get("traces") or []:
+            if trace["type"] not in TRACE_TYPES:  # the page would fail to draw it
+                raise ValueError(f"the plotly.js bundle has no {trace['type']!r} trace")
     data = {
         "title": title,
         "header": header,
@@ -178,24 +188,26 @@ class Tree:
             self.extra[path[-1][0]] = hover
 
     def nodes(self, limit: int = 0) -> list[Node]:
-        """The nodes, at most ``limit`` of the largest (0: all); what a kept branch loses
-        becomes its "other" tile, so every branch still sums to its figure."""
+        """The nodes, at most ``limit`` of the largest (0: all) and the sums of the rest: what
+        a kept branch does not draw becomes its "N smaller" tile, and roots beyond the limit
+        one root of their own, so every byte stays drawn and every branch sums to its figure."""
         depth: dict[str, int] = {}
         for i in self.value:  # parents are added before their children
             depth[i] = depth[self.parent[i]] + 1 if self.parent[i] else 0
+        # largest first; a parent is never smaller than its child, so it comes first
         order = sorted(
             (i for i, v in self.value.items() if v > 0), key=lambda i: (-self.value[i], depth[i])
         )
-        keep = order[:limit] if limit else order
+        roots = [i for i in order if not self.parent[i]]
+        limit = limit or len(order)
+        keep = roots if len(roots) <= limit else roots[: max(limit - 1, 1)]
         kept = set(keep)
-        shown: dict[str, int] = defaultdict(int)
-        for i in keep:
-            if self.parent[i]:
-                shown[self.parent[i]] += self.value[i]
-        hidden: dict[str, int] = defaultdict(int)  # children a kept branch does not draw
         for i in order:
-            if i not in kept and self.parent[i] in kept:
-                hidden[self.parent[i]] += 1
+            if len(keep) >= limit:
+                break
+            if self.parent[i] in kept:
+                keep.append(i)
+                kept.add(i)
         out = [
             (
                 i,
@@ -207,9 +219,19 @@ class Tree:
             )
             for i in keep
         ]
-        for parent, value in shown.items():
-            if parent in kept and value < self.value[parent]:
-                rest = self.value[parent] - value
-                label = f"{hidden[parent]} smaller" if hidden[parent] else "other"
-                out.append((f"{parent}/~other", label, parent, rest, size_text(rest), "summed"))
+        shown: dict[str, int] = defaultdict(int)
+        for i in keep:
+            shown[self.parent[i]] += self.value[i]
+        hidden: dict[str, int] = defaultdict(int)  # children a kept branch does not draw
+        for i in order:
+            if i not in kept and (self.parent[i] in kept or not self.parent[i]):
+                hidden[self.parent[i]] += 1
+        for parent, count in hidden.items():
+            if parent and not shown[parent]:
+                continue  # none of its children drawn: the kept tile is whole as it is
+            rest = (sum(self.value[i] for i in roots) if not parent else self.value[parent]) - (
+                shown[parent]
+            )
+            node_id = f"{parent}/~other" if parent else "~other"
+            out.append((node_id, f"{count} smaller", parent, rest, size_text(rest), "summed"))
         return out
