@@ -33,10 +33,10 @@ from dmaprof.analyze.attribution import (
     CHARGE_POLICIES,
     DEFAULT_SERVICE_REGEX,
     exact_split,
-    group_usage,
     service_mask,
 )
 from dmaprof.analyze.reporttypes import Limitation
+from dmaprof.analyze.rollups import group_usage
 from dmaprof.analyze.schema import BUFFERS, HOLDINGS, INVENTORY, KERNEL_ONLY, USAGE
 from dmaprof.analyze.totals import Coverage, Inventory, Totals, held_totals
 from dmaprof.analyze.uids import is_app_uid, owner_uid
@@ -66,6 +66,7 @@ __all__ = ["SourceInput", "build_analysis", "full_name", "limitation"]
 
 #: A dump with no section: the ``Analysis.dump`` of a source that is not a collector dump.
 _EMPTY_DUMP = b"DMAPROF-DUMP 1 source\n@source done\n"
+
 
 @dataclass
 class SourceInput:
