@@ -138,3 +138,29 @@ def test_code_map_names_every_module() -> None:
         if p.parent != PACKAGE
     }
     assert listed == files | folders
+
+
+def test_import_graph_script_prints_the_layers(capsys: pytest.CaptureFixture[str]) -> None:
+    import runpy
+    import sys
+
+    script = PACKAGE.parent / "scripts" / "import_graph.py"
+    argv = sys.argv
+    sys.argv = [str(script)]
+    try:
+        runpy.run_path(str(script), run_name="__main__")
+    finally:
+        sys.argv = argv
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == [
+        "commands",
+        "render",
+        "collect",
+        "leaks",
+        "sources",
+        "analyze",
+        "capture",
+        "base",
+    ]
+    assert lines[-1].endswith("-> -")  # base imports nothing of the package
+    assert "collect" not in lines[1].split("->")[1]  # render never imports collect

@@ -3,7 +3,7 @@
 Never imports adbutils or click. Public entry points::
 
     analyze(dump, *, charge="shared", service_regex=None) -> Analysis
-    build_report(analysis, device) -> dict          # dmaprof show --format json
+    build_report(analysis, device, capture) -> Report  # dmaprof show --format json (docs/json.md)
     format_dmabuf_dump(analysis) -> str             # dmaprof show --format dmabuf_dump
 """
 

@@ -4,40 +4,47 @@ from __future__ import annotations
 
 import sys
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import pandas as pd
-from pandas.api.types import union_categoricals
 
 from dmaprof.analyze import fds
-from dmaprof.analyze._scan import Scan, decode, nullable, objects, uniq
-from dmaprof.analyze.attribution import (
-    CHARGE_POLICIES,
-    DEFAULT_SERVICE_REGEX,
-    attribute,
-)
+from dmaprof.analyze._scan import Scan
+from dmaprof.analyze.attribution import CHARGE_POLICIES, DEFAULT_SERVICE_REGEX, attribute
+from dmaprof.analyze.binder import BinderInfo, parse_binder
 from dmaprof.analyze.bpf import parse_bpf
 from dmaprof.analyze.buffers import build_buffers, build_inventory
 from dmaprof.analyze.bufinfo import Bufinfo, parse_bufinfo
-from dmaprof.analyze.cgroups import process_cgroups
 from dmaprof.analyze.fds import (
     FdInfo,
+    FdRefs,
     fd_references,
     fdinfo_ranges,
     join_fdinfo,
     parse_fdinfo_range,
     parse_fdlinks,
 )
-from dmaprof.analyze.globalfiles import BPF_ITER, BUFINFO, GlobalFiles, parse_global
-from dmaprof.analyze.maps import parse_maps
+from dmaprof.analyze.globalfiles import BUFINFO, GlobalFiles, parse_global
+from dmaprof.analyze.maps import MapRefs, parse_maps
 from dmaprof.analyze.proc import ProcInfo, parse_proc
-from dmaprof.analyze.schema import ERRORS, HEAPS, POOLS, PROCESSES, REFERENCES
-from dmaprof.analyze.sysfs import parse_sysfs
+from dmaprof.analyze.processes import cgroup_of, processes_table
+from dmaprof.analyze.references import references_table
+from dmaprof.analyze.reporttypes import Limitation, StatedTotal
+from dmaprof.analyze.schema import (
+    ATTACHMENTS,
+    CGROUP_USAGE,
+    CGROUPS,
+    CROSSCHECK,
+    ERRORS,
+    HEAPS,
+    ION_CLIENTS,
+    PACKAGES,
+    TASKS,
+)
+from dmaprof.analyze.sysfs import SysfsResult, parse_sysfs
 from dmaprof.analyze.system import (
     device_info,
-    kib_counters,
     parse_fdaccess,
     parse_heaps,
     parse_ion,
@@ -45,93 +52,84 @@ from dmaprof.analyze.system import (
     parse_props,
     parse_tasks,
 )
+from dmaprof.analyze.totals import (
+    Coverage,
+    Totals,
+    analysis_warnings,
+    coverage_of,
+    errors_frame,
+    heaps_table,
+    pools_table,
+    source_states,
+    totals_of,
+)
 from dmaprof.analyze.unparsed import Unparsed
 from dmaprof.analyze.userbuild import merge_run_as
-from dmaprof.capture.dump import Dump, DumpError, parse_dump
+from dmaprof.capture.dump import Dump, parse_dump
 
-__all__ = ["Analysis", "Coverage", "Totals", "analyze"]
+__all__ = ["COLLECTOR_SOURCE", "Analysis", "Coverage", "Totals", "analyze"]
 
-
-@dataclass(frozen=True)
-class Totals:
-    """System-wide figures, raw bytes. ``None`` means the dump cannot tell."""
-
-    buffers: int  # buffers known (identified ones; the inventory's count without identity)
-    bytes: int
-    userspace_buffers: int  # held by >= 1 process
-    userspace_bytes: int  # == sum of every process's pss == sum of every charged figure
-    kernel_only_buffers: int | None  # in the inventory, held by no process
-    kernel_only_bytes: int | None  # == bytes - userspace_bytes; None without an inventory
-    inventory_source: str | None  # bpf | sysfs | debugfs
-    inventory_buffers: int | None
-    inventory_bytes: int | None
-    held_not_in_inventory: int  # buffers held but missing from the inventory (race)
-    estimated_buffers: int  # held buffers whose size is a vma estimate
-    estimated_bytes: int
-    anon_fds: int  # references without identity (pre-5.3 anon_inode:dmabuf, unread inode)
-    anon_fd_bytes: int  # the sizes they report (not deduplicated)
-    anon_maps: int
-    anon_mapped_bytes: int
-    pss_bytes: int
-    charged_bytes: int
-    aosp_kernel_rss_bytes: int | None  # dmabuf_dump's kernel_rss, with its quirks
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class Coverage:
-    processes: int  # userspace processes examined (kernel threads and the collector excluded)
-    kernel_threads: int
-    processes_unreadable: int
-    unreadable: list[dict[str, Any]]  # pid, name, uid, what (["fds", "maps", "fdinfo"])
-    processes_vanished: int
-    lower_bound: bool  # userspace figures are lower bounds (unreadable processes, truncation)
-    capture_uid: int | None
-    sources: dict[str, str]  # source -> present | empty | absent | denied | missing
-    missing_sources: list[str]
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+#: ``Analysis.source`` of a collector dump (a capture's ``meta.json`` without ``source``)
+COLLECTOR_SOURCE: dict[str, Any] = {"kind": "collector"}
 
 
 @dataclass
 class Analysis:
-    """Everything ``analyze()`` computed. Tables follow ``dmaprof.analyze.schema``."""
+    """Everything known about one capture, whatever its source (a collector dump, a bugreport,
+    dmabuf_dump text). Tables follow ``dmaprof.analyze.schema``; a table a source cannot give
+    is empty, a column it cannot give is listed in :attr:`unknown`."""
 
-    dump: Dump
+    dump: Dump  # the collector dump (an empty one for other sources)
     charge: str
     service_regex: str
     device: dict[str, Any]
     processes: pd.DataFrame
-    tasks: pd.DataFrame
     references: pd.DataFrame
     inventory: pd.DataFrame
-    attachments: pd.DataFrame
     buffers: pd.DataFrame
     holdings: pd.DataFrame
     usage: pd.DataFrame
     apps: pd.DataFrame
-    cgroup_usage: pd.DataFrame
     exporters: pd.DataFrame
     names: pd.DataFrame
     kernel_only: pd.DataFrame
-    crosscheck: pd.DataFrame
-    cgroups: pd.DataFrame
-    heaps: pd.DataFrame
     pools: pd.DataFrame
-    ion_clients: pd.DataFrame
-    packages: pd.DataFrame
-    errors: pd.DataFrame
     unparsed: pd.DataFrame
     totals: Totals
     coverage: Coverage
+    tasks: pd.DataFrame = field(default_factory=TASKS.empty)
+    attachments: pd.DataFrame = field(default_factory=ATTACHMENTS.empty)
+    cgroup_usage: pd.DataFrame = field(default_factory=CGROUP_USAGE.empty)
+    crosscheck: pd.DataFrame = field(default_factory=CROSSCHECK.empty)
+    cgroups: pd.DataFrame = field(default_factory=CGROUPS.empty)
+    heaps: pd.DataFrame = field(default_factory=HEAPS.empty)
+    ion_clients: pd.DataFrame = field(default_factory=ION_CLIENTS.empty)
+    packages: pd.DataFrame = field(default_factory=PACKAGES.empty)
+    errors: pd.DataFrame = field(default_factory=ERRORS.empty)
     unparsed_total: int = 0
     bufinfo: Bufinfo | None = None
     warnings: list[str] = field(default_factory=list)
     #: the cgroup hierarchy of the ``cgroup`` column and roll-ups: ``v2``, ``v1:cpuacct``...
     cgroup_hierarchy: str | None = None
+    #: binder buffer memory (the dump's ``binder`` section; ``not_collected`` for other sources)
+    binder: BinderInfo = field(default_factory=lambda: BinderInfo("not_collected"))
+    #: where the dump came from: the capture's ``meta.json`` ``source`` (docs/capture-format.md)
+    source: dict[str, Any] = field(default_factory=lambda: dict(COLLECTOR_SOURCE))
+    #: what the source cannot tell, and why (docs/sources.md)
+    limitations: list[Limitation] = field(default_factory=list)
+    #: table -> columns the source cannot give (null in JSON, ``unknown`` in tables); the
+    #: ``usage`` and ``totals`` entries also name keys of the report's processes and totals
+    unknown: dict[str, list[str]] = field(default_factory=dict)
+    #: ``dumpsys meminfo`` figures of a bugreport (raw bytes)
+    meminfo: dict[str, int] = field(default_factory=dict)
+    #: buffers whose name dmabuf_dump printed (``format_dmabuf_dump`` shows those names)
+    named_inodes: frozenset[int] = frozenset()
+    #: dmabuf_dump blocks whose PROCESS TOTAL stands over their rows (None: not a dmabuf_dump)
+    stated_totals: list[StatedTotal] | None = None
+
+    @property
+    def source_kind(self) -> str:
+        return str(self.source.get("kind", "collector"))
 
     @property
     def tables(self) -> dict[str, pd.DataFrame]:
@@ -158,250 +156,6 @@ class Analysis:
             "errors": self.errors,
             "unparsed": self.unparsed,
         }
-
-
-_ACCESS = ["ok", "denied", "vanished", "none", "unknown"]
-
-
-def _errors_frame(dump: Dump) -> pd.DataFrame:
-    errs = list(dump.all_errors())
-    if not errs:
-        return ERRORS.empty()
-    return ERRORS.frame(
-        {
-            "section": [e.section for e in errs],
-            "command": [e.command for e in errs],
-            "path": [e.path for e in errs],
-            "pid": pd.array([e.pid for e in errs], dtype="Int32"),
-            "tid": pd.array([e.tid for e in errs], dtype="Int32"),
-            "reason": pd.Categorical(
-                [e.reason for e in errs], categories=["denied", "vanished", "absent", "other"]
-            ),
-            "message": [e.message for e in errs],
-        }
-    )
-
-
-def _by_pid(errors: list[DumpError], want: tuple[str, ...] | None = None) -> dict[int, set[str]]:
-    """pid -> reasons, for errors about ``/proc/<pid>/<want...>`` paths."""
-    out: dict[int, set[str]] = {}
-    for e in errors:
-        if e.pid is None or e.path is None:
-            continue
-        if want is not None:
-            rest = e.path.split("/", 3)[3] if e.path.count("/") >= 3 else ""
-            if e.tid is not None:
-                rest = rest.split("/", 2)[2] if rest.count("/") >= 2 else ""
-            if not any(rest == w or rest.startswith(w + "/") for w in want):
-                continue
-        out.setdefault(e.pid, set()).add(e.reason)
-    return out
-
-
-def _access(reasons: set[str] | None, present: bool, default: str = "ok") -> str:
-    if reasons:
-        if "denied" in reasons:
-            return "denied"
-        if "vanished" in reasons:
-            return "vanished"
-    return default if present else "unknown"
-
-
-def _cgroup_of(lines: pd.DataFrame) -> tuple[dict[int, tuple[str, str]], str | None]:
-    """pid -> (cgroup path, source) in the hierarchy holding the process tree, and that
-    hierarchy (dmaprof.analyze.cgroups)."""
-    frame, hierarchy = process_cgroups(lines)
-    paths = zip(frame["cgroup"].tolist(), frame["cgroup_source"].tolist(), strict=True)
-    return dict(zip(frame["pid"].tolist(), paths, strict=True)), hierarchy
-
-
-def _processes(
-    dump: Dump,
-    info: ProcInfo,
-    refs: pd.DataFrame,
-    fd_pids: set[int],
-    fdaccess: set[int],
-    fdaccess_present: bool,
-    fdlinks_present: bool,
-    fdinfo_present: bool,
-    maps_present: bool,
-    collector_pid: int | None,
-    cg: dict[int, tuple[str, str]],
-) -> pd.DataFrame:
-    proc_err = _by_pid(dump.errors_of("proc"), ("status",))
-    fd_err = _by_pid(dump.errors_of("fdlinks") + dump.errors_of("fdaccess"), ("fd",))
-    fdinfo_err = _by_pid(dump.errors_of("fdinfo"))
-    maps_err = _by_pid(dump.errors_of("maps"), ("maps",))
-    ref_pid = refs["pid"].to_numpy(dtype=np.int64)
-    ref_pids = set(uniq(ref_pid).tolist())
-    pids = sorted(
-        info.pids
-        | ref_pids
-        | fdaccess
-        | set(proc_err)
-        | set(maps_err)
-        | set(fd_err)
-        | set(fdinfo_err)
-    )
-    fd_ref_pids = set(uniq(ref_pid[(refs["kind"] == "fd").to_numpy()]).tolist())
-    # collector and its descendants
-    collector: set[int] = set()
-    if collector_pid is not None:
-        collector.add(collector_pid)
-        changed = True
-        while changed:
-            changed = False
-            for p, pp in info.ppid.items():
-                if pp in collector and p not in collector:
-                    collector.add(p)
-                    changed = True
-    rows: dict[str, list[Any]] = {c: [] for c in PROCESSES.names}
-    for pid in pids:
-        cmd = info.cmdline.get(pid)
-        if cmd is None and pid in info.status_read:
-            cmd = b""  # read, but empty (kernel threads, zombies): grep prints no line
-        disp = argv0 = None
-        if cmd is not None:
-            trimmed = cmd.rstrip(b"\0")
-            disp = decode(trimmed.replace(b"\0", b" "))
-            argv0 = decode(trimmed.split(b"\0", 1)[0]) if trimmed else None
-        ppid = info.ppid.get(pid)
-        kth = info.kthread.get(pid)
-        if kth is None:
-            kth = pid == 2 or ppid == 2
-        reasons = proc_err.get(pid)
-        if pid in info.status_read:
-            state = "ok"
-        elif reasons and "denied" in reasons:
-            state = "denied"
-        elif reasons:
-            state = "vanished"
-        else:
-            state = "unknown"
-        fda = _access(fd_err.get(pid), fdlinks_present or fdaccess_present)
-        if pid in fdaccess:
-            fda = "denied"
-        if state == "vanished" and fda == "ok" and pid not in fd_pids:
-            fda = "vanished"
-        has_fd_refs = pid in fd_ref_pids
-        fdi = _access(
-            fdinfo_err.get(pid), fdinfo_present or not has_fd_refs, "ok" if has_fd_refs else "none"
-        )
-        mpa = _access(maps_err.get(pid), maps_present)
-        c = cg.get(pid)
-        rows["pid"].append(pid)
-        rows["tgid"].append(info.tgid.get(pid))
-        rows["ppid"].append(ppid)
-        rows["name"].append(info.name.get(pid))
-        rows["cmdline"].append(cmd)
-        rows["cmdline_display"].append(disp)
-        rows["argv0"].append(argv0)
-        rows["uid"].append(info.uid.get(pid))
-        rows["euid"].append(info.euid.get(pid))
-        rows["start_time_ticks"].append(info.start_time.get(pid))
-        rows["cgroup"].append(c[0] if c else None)
-        rows["cgroup_source"].append(c[1] if c else None)
-        rows["is_kernel_thread"].append(bool(kth))
-        rows["is_collector"].append(pid in collector)
-        rows["state"].append(state)
-        rows["fds_access"].append(fda)
-        rows["fdinfo_access"].append(fdi)
-        rows["maps_access"].append(mpa)
-        rows["kernel_dmabuf_rss_bytes"].append(info.dmabuf_rss.get(pid))
-        rows["kernel_dmabuf_pss_bytes"].append(info.dmabuf_pss.get(pid))
-    data: dict[str, Any] = dict(rows)
-    data["pid"] = np.array(rows["pid"], dtype=np.int32)
-    # a number no kernel can print (corrupt or hostile dump) becomes unknown, not a crash
-    for col in ("tgid", "ppid", "uid", "euid"):
-        data[col] = pd.array(_in_range(rows[col], 32), dtype="Int32")
-    for col in ("start_time_ticks", "kernel_dmabuf_rss_bytes", "kernel_dmabuf_pss_bytes"):
-        data[col] = pd.array(_in_range(rows[col], 64), dtype="Int64")
-    for col in ("fds_access", "fdinfo_access", "maps_access"):
-        data[col] = pd.Categorical(rows[col], categories=_ACCESS)
-    data["state"] = pd.Categorical(
-        rows["state"], categories=["ok", "vanished", "denied", "unknown"]
-    )
-    data["cgroup_source"] = pd.Categorical(rows["cgroup_source"])
-    return PROCESSES.frame(data, length=len(pids))
-
-
-def _in_range(values: list[Any], bits: int) -> list[Any]:
-    low, high = -(2 ** (bits - 1)), 2 ** (bits - 1)
-    return [v if v is None or low <= v < high else None for v in values]
-
-
-def _references(fd: pd.DataFrame, mp: pd.DataFrame) -> pd.DataFrame:
-    """The fd part and the map part as one REFERENCES table (numpy concatenation)."""
-    n_fd, n_mp = len(fd), len(mp)
-    n = n_fd + n_mp
-
-    def ints(frame: pd.DataFrame, col: str, rows: int) -> tuple[np.ndarray, np.ndarray]:
-        if rows == 0 or col not in frame:
-            return np.zeros(rows, np.int64), np.ones(rows, np.bool_)
-        s = frame[col]
-        return s.to_numpy(dtype=np.int64, na_value=0), s.isna().to_numpy()
-
-    def both(col: str, dtype: str = "Int64") -> Any:
-        v1, m1 = ints(fd, col, n_fd)
-        v2, m2 = ints(mp, col, n_mp)
-        return nullable(np.concatenate([v1, v2]), np.concatenate([m1, m2]), dtype)
-
-    def cats(col: str) -> pd.Categorical:
-        parts = []
-        for frame, rows in ((fd, n_fd), (mp, n_mp)):
-            if rows and col in frame:
-                c = frame[col].array
-                if not isinstance(c, pd.Categorical):
-                    c = pd.Categorical(frame[col])
-                parts.append(c.set_categories(c.categories.astype("str")))
-            elif rows:
-                parts.append(
-                    pd.Categorical.from_codes(
-                        np.full(rows, -1, np.int8), categories=pd.Index([], dtype="str")
-                    )
-                )
-        if not parts:
-            return pd.Categorical([])
-        return union_categoricals(parts) if len(parts) > 1 else parts[0]
-
-    z_fd = np.zeros(n_fd, np.int64)
-    z_mp = np.zeros(n_mp, np.int64)
-    target = np.concatenate(
-        [
-            fd["target"].to_numpy(dtype=np.int64) if n_fd else z_fd,
-            mp["target"].to_numpy(dtype=np.int64) if n_mp else z_mp,
-        ]
-    )
-    return REFERENCES.frame(
-        {
-            "pid": np.concatenate(
-                [
-                    fd["pid"].to_numpy(dtype=np.int32) if n_fd else z_fd,
-                    mp["pid"].to_numpy(dtype=np.int32) if n_mp else z_mp,
-                ]
-            ).astype(np.int32),
-            "tid": both("tid", "Int32"),
-            "kind": pd.Categorical.from_codes(
-                np.concatenate([np.zeros(n_fd, np.int8), np.ones(n_mp, np.int8)]),
-                categories=pd.Index(["fd", "map"], dtype="str"),
-            ),
-            "inode": both("inode"),
-            "target": pd.Categorical.from_codes(
-                target.astype(np.int8), categories=pd.Index(["dmabuf", "anon"], dtype="str")
-            ),
-            "fd": both("fd", "Int32"),
-            "vma_start": both("vma_start"),
-            "vma_end": both("vma_end"),
-            "vma_offset": both("vma_offset"),
-            "mapped_bytes": both("mapped_bytes"),
-            "size_bytes": both("size_bytes"),
-            "size_source": cats("size_source"),
-            "count": both("count"),
-            "exporter": cats("exporter"),
-            "name": cats("name"),
-        },
-        length=n,
-    )
 
 
 def analyze(
@@ -487,15 +241,32 @@ class _SplitFdinfo:
         return join_fdinfo(parts, self.present)
 
 
-def _analyze(
-    dump: Dump,
-    scan: Scan,
-    unparsed: Unparsed,
-    fdinfo: _SplitFdinfo,
-    charge: str,
-    regex: str,
-    warnings: list[str],
-) -> Analysis:
+@dataclass
+class _Sections:
+    """What the parsers read from a dump, before attribution."""
+
+    files: GlobalFiles
+    device: dict[str, Any]
+    packages: pd.DataFrame
+    heap_names: list[str]
+    heap_listed: bool
+    fdaccess: set[int]
+    fdaccess_present: bool
+    tasks: pd.DataFrame
+    info: ProcInfo
+    maps: MapRefs
+    sysfs: SysfsResult
+    bpf: pd.DataFrame
+    bpf_read: bool
+    bufinfo: Bufinfo | None
+    ion_heaps: list[Any]
+    ion_clients: pd.DataFrame
+    fdr: FdRefs
+
+
+def _parse(
+    dump: Dump, scan: Scan, unparsed: Unparsed, fdinfo: _SplitFdinfo, warnings: list[str]
+) -> _Sections:
     files = parse_global(dump, scan, unparsed)
     props = parse_props(dump, unparsed)
     device = device_info(dump, files, props)
@@ -515,76 +286,62 @@ def _analyze(
             unparsed.add("global", BUFINFO, no, line, reason)
         warnings.extend(bufinfo.warnings)
     ion_heaps, ion_clients = parse_ion(dump, unparsed)
-    inventory, attachments = build_inventory(sysfs.frame, bpf, bufinfo)
     links = parse_fdlinks(dump, scan, unparsed)
     fdinfo_unparsed = Unparsed()
     fdr = fd_references(dump, scan, unparsed, fdinfo.result(fdinfo_unparsed), links)
     unparsed.merge(fdinfo_unparsed)
+    return _Sections(
+        files, device, packages, heap_names, heap_listed, fdaccess, fdaccess_present, tasks,
+        info, mpr, sysfs, bpf, bpf_read, bufinfo, ion_heaps, ion_clients, fdr,
+    )  # fmt: skip
 
-    refs = _references(fdr.frame, mpr.frame)
-    cgroup_lines = info.cgroups_frame()
-    cg, cgroup_hierarchy = _cgroup_of(cgroup_lines)
-    processes = _processes(
+
+def _analyze(
+    dump: Dump,
+    scan: Scan,
+    unparsed: Unparsed,
+    fdinfo: _SplitFdinfo,
+    charge: str,
+    regex: str,
+    warnings: list[str],
+) -> Analysis:
+    p = _parse(dump, scan, unparsed, fdinfo, warnings)
+    inventory, attachments = build_inventory(p.sysfs.frame, p.bpf, p.bufinfo)
+    refs = references_table(p.fdr.frame, p.maps.frame)
+    cgroup_lines = p.info.cgroups_frame()
+    cg, cgroup_hierarchy = cgroup_of(cgroup_lines)
+    processes = processes_table(
         dump,
-        info,
+        p.info,
         refs,
-        fdr.links.pids_seen,
-        fdaccess,
-        fdaccess_present,
-        fdr.links.present,
-        fdr.info.present,
-        mpr.present,
-        device.get("collector_pid"),
+        p.fdr.links.pids_seen,
+        p.fdaccess,
+        p.fdaccess_present,
+        p.fdr.links.present,
+        p.fdr.info.present,
+        p.maps.present,
+        p.device.get("collector_pid"),
         cg,
     )
     buffers = build_buffers(refs, inventory, attachments)
-    att = attribute(processes, refs, buffers, packages, charge=charge, service_regex=regex)
-
-    sources = _sources(dump, files, sysfs.present, bpf_read, bufinfo, heap_listed, fdr, mpr, info)
-    totals = _totals(
-        buffers, att.held, inventory, bufinfo, refs, att.usage, sysfs.present, bpf_read, warnings
-    )
+    att = attribute(processes, refs, buffers, p.packages, charge=charge, service_regex=regex)
+    sources = source_states(dump, p.files, p.sysfs.present, p.bpf_read, p.bufinfo, p.heap_listed)
+    totals = totals_of(
+        buffers, att.held, inventory, p.bufinfo, refs, att.usage, p.sysfs.present, p.bpf_read,
+        warnings,
+    )  # fmt: skip
     kernel_only = (
         att.kernel_only if totals.kernel_only_bytes is not None else att.kernel_only.iloc[0:0]
     )
-    coverage = _coverage(processes, dump, device, sources, totals)
-    heaps = _heaps(heap_names, ion_heaps, buffers)
-    pools = _pools(files, ion_heaps, bufinfo, unparsed)
-
-    if coverage.processes_unreadable:
-        names = ", ".join(f"{u['name'] or '?'}({u['pid']})" for u in coverage.unreadable[:10])
-        more = "" if coverage.processes_unreadable <= 10 else ", ..."
-        warnings.append(
-            f"{coverage.processes_unreadable} processes could not be read ({names}{more}); "
-            "userspace figures are lower bounds and kernel-only figures upper bounds"
-        )
-    if len(att.crosscheck):
-        warnings.append(
-            f"{len(att.crosscheck)} processes disagree with the kernel's dmabuf_rss/dmabuf_pss"
-        )
-    if totals.anon_fds or totals.anon_maps:
-        warnings.append(
-            f"{totals.anon_fds} fds and {totals.anon_maps} mappings have no per-buffer identity "
-            "(anon_inode:dmabuf or inode unreadable): counted, not deduplicated, not in rss/pss"
-        )
-    if totals.estimated_buffers:
-        warnings.append(
-            f"{totals.estimated_buffers} mapped-only buffers have no size source; their mapping "
-            "length is used (estimated)"
-        )
-    if unparsed.total:
-        parts = ", ".join(f"{k}: {v}" for k, v in sorted(unparsed.by_section.items()))
-        warnings.append(f"{unparsed.total} lines not understood ({parts}); see the unparsed table")
-    if coverage.missing_sources:
-        warnings.append("sources missing from the dump: " + ", ".join(coverage.missing_sources))
-
+    coverage = coverage_of(processes, dump, p.device, sources, totals)
+    warnings.extend(analysis_warnings(coverage, totals, len(att.crosscheck), unparsed))
     return Analysis(
         dump=dump,
         charge=charge,
         service_regex=regex,
-        device=device,
+        device=p.device,
         processes=processes,
-        tasks=tasks,
+        tasks=p.tasks,
         references=refs,
         inventory=inventory,
         attachments=attachments,
@@ -599,264 +356,16 @@ def _analyze(
         crosscheck=att.crosscheck,
         cgroups=cgroup_lines,
         cgroup_hierarchy=cgroup_hierarchy,
-        heaps=heaps,
-        pools=pools,
-        ion_clients=ion_clients,
-        packages=packages,
-        errors=_errors_frame(dump),
+        heaps=heaps_table(p.heap_names, p.ion_heaps, buffers),
+        pools=pools_table(p.files, p.ion_heaps, p.bufinfo, unparsed),
+        ion_clients=p.ion_clients,
+        packages=p.packages,
+        errors=errors_frame(dump),
         unparsed=unparsed.frame(),
         totals=totals,
         coverage=coverage,
         unparsed_total=unparsed.total,
-        bufinfo=bufinfo,
+        bufinfo=p.bufinfo,
         warnings=warnings,
-    )
-
-
-def _sources(
-    dump: Dump,
-    files: GlobalFiles,
-    sysfs_present: bool,
-    bpf_read: bool,
-    bufinfo: Bufinfo | None,
-    heap_listed: bool,
-    fdr: Any,
-    mpr: Any,
-    info: ProcInfo,
-) -> dict[str, str]:
-    def sec_state(name: str) -> str:
-        s = dump.section(name)
-        if s is None:
-            return "missing"
-        errs = dump.errors_of(name)
-        if s.size == 0 and errs and all(e.reason == "absent" for e in errs):
-            return "absent"
-        return "present" if s.size else "empty"
-
-    out = {
-        "proc": sec_state("proc"),
-        "fdlinks": sec_state("fdlinks"),
-        "fdinfo": sec_state("fdinfo"),
-        "fdstat": sec_state("fdstat"),
-        "maps": sec_state("maps"),
-        "tasks": sec_state("tasks"),
-        "fdaccess": sec_state("fdaccess"),
-        "packages": sec_state("packages"),
-        "props": sec_state("props"),
-        "ion": sec_state("ion"),
-    }
-    sysfs_sec = dump.section("sysfs_buffers")
-    out["sysfs_buffers"] = (
-        "missing" if sysfs_sec is None else ("present" if sysfs_present else "absent")
-    )
-    out["bpf_iterator"] = files.state(BPF_ITER) if not bpf_read or files.has(BPF_ITER) else "empty"
-    out["bufinfo"] = files.state(BUFINFO)
-    out["dma_heap"] = "present" if heap_listed else "missing"
-    return out
-
-
-def _totals(
-    buffers: pd.DataFrame,
-    held: np.ndarray,
-    inventory: pd.DataFrame,
-    bufinfo: Bufinfo | None,
-    refs: pd.DataFrame,
-    usage: pd.DataFrame,
-    sysfs_present: bool,
-    bpf_read: bool,
-    warnings: list[str],
-) -> Totals:
-    size = buffers["size_bytes"].to_numpy(dtype=np.int64)
-    inv_mask = buffers["in_inventory"].to_numpy()
-    est = buffers["size_estimated"].to_numpy()
-    userspace = int(size[held].sum())
-    # the inventory: the first global source that was read
-    inv_source: str | None = None
-    inv_buffers: int | None = None
-    inv_bytes: int | None = None
-    for src, read in (
-        ("bpf", bpf_read),
-        ("sysfs", sysfs_present),
-        ("debugfs", bufinfo is not None),
-    ):
-        rows = inventory[inventory["source"] == src]
-        if not read or (
-            len(rows) == 0
-            and not (src == "debugfs" and bufinfo is not None and bufinfo.total_objects is not None)
-        ):
-            # an empty listing is not taken as "no buffers at all": a device always has some
-            continue
-        inv_source = src
-        inv_buffers = len(rows)
-        inv_bytes = int(rows["size_bytes"].fillna(0).to_numpy(dtype=np.int64).sum())
-        if (
-            src == "debugfs"
-            and bufinfo is not None
-            and bufinfo.total_objects is not None
-            and not bufinfo.complete
-            and bufinfo.total_objects > len(rows)
-        ):
-            # an excerpt: the trailer is the better total
-            inv_buffers = bufinfo.total_objects
-            inv_bytes = bufinfo.total_bytes
-        break
-    identified_inventory = inv_source is not None and (
-        inventory[inventory["source"] == inv_source]["inode"].notna().all()
-    )
-    if inv_source is not None and not identified_inventory:
-        # pre-5.3 bufinfo: no inodes, so no attribution against it
-        n_buffers = int(inv_buffers or 0)
-        n_bytes = int(inv_bytes or 0)
-        ko_buf = ko_bytes = None
-    else:
-        n_buffers = len(buffers)
-        n_bytes = int(size.sum())
-        if inv_source is None:
-            ko_buf = ko_bytes = None
-        else:
-            ko = inv_mask & ~held
-            ko_buf = int(ko.sum())
-            ko_bytes = int(size[ko].sum())
-            extra = ~inv_mask & ~held  # known only from refs without holders: impossible
-            del extra
-    ident = refs["inode"].isna().to_numpy()
-    if ident.any() and ko_bytes is not None:
-        # references without identity may hold any inventory buffer: which ones are held by
-        # no process cannot be told
-        ko_buf = ko_bytes = None
-        warnings.append(
-            "some references have no per-buffer identity: kernel-only buffers cannot be told "
-            "apart from buffers held through them (kernel_only is null)"
-        )
-    held_not_inv = int((held & ~inv_mask).sum()) if inv_source is not None else 0
-    if held_not_inv and identified_inventory:
-        warnings.append(
-            f"{held_not_inv} buffers held by processes are missing from the {inv_source} "
-            "inventory (created while the capture ran?)"
-        )
-    aosp: int | None = None
-    if inv_bytes is not None:
-        aosp = inv_bytes - userspace if inv_bytes >= userspace else inv_bytes
-        if inv_bytes < userspace:
-            warnings.append("Total dmabufs < userspace dmabufs (as dmabuf_dump would warn)")
-    isfd = (refs["kind"] == "fd").to_numpy()
-    rsize = refs["size_bytes"].to_numpy(dtype=np.int64, na_value=0)
-    rmapped = refs["mapped_bytes"].to_numpy(dtype=np.int64, na_value=0)
-    return Totals(
-        buffers=n_buffers,
-        bytes=n_bytes,
-        userspace_buffers=int(held.sum()),
-        userspace_bytes=userspace,
-        kernel_only_buffers=ko_buf,
-        kernel_only_bytes=ko_bytes,
-        inventory_source=inv_source,
-        inventory_buffers=inv_buffers,
-        inventory_bytes=inv_bytes,
-        held_not_in_inventory=held_not_inv,
-        estimated_buffers=int((est & held).sum()),
-        estimated_bytes=int(size[est & held].sum()),
-        anon_fds=int((ident & isfd).sum()),
-        anon_fd_bytes=int(rsize[ident & isfd].sum()),
-        anon_maps=int((ident & ~isfd).sum()),
-        anon_mapped_bytes=int(rmapped[ident & ~isfd].sum()),
-        pss_bytes=int(usage["pss_bytes"].sum()),
-        charged_bytes=int(usage["charged_bytes"].sum()),
-        aosp_kernel_rss_bytes=aosp,
-    )
-
-
-def _coverage(
-    processes: pd.DataFrame,
-    dump: Dump,
-    device: dict[str, Any],
-    sources: dict[str, str],
-    totals: Totals,
-) -> Coverage:
-    kth = processes["is_kernel_thread"].to_numpy()
-    coll = processes["is_collector"].to_numpy()
-    user = ~kth & ~coll
-    unread: list[dict[str, Any]] = []
-    fa = processes["fds_access"].astype("str").to_numpy()
-    ma = processes["maps_access"].astype("str").to_numpy()
-    ia = processes["fdinfo_access"].astype("str").to_numpy()
-    names = objects(processes["name"])
-    uids = objects(processes["uid"])
-    pids = processes["pid"].to_numpy()
-    for i in np.flatnonzero(user & ((fa == "denied") | (ma == "denied") | (ia == "denied"))):
-        what = [w for w, a in (("fds", fa[i]), ("maps", ma[i]), ("fdinfo", ia[i])) if a == "denied"]
-        unread.append(
-            {
-                "pid": int(pids[i]),
-                "name": names[i],
-                "uid": None if uids[i] is None else int(uids[i]),
-                "what": what,
-            }
-        )
-    vanished = int((user & (processes["state"].astype("str") == "vanished").to_numpy()).sum())
-    important = ("proc", "fdlinks", "fdinfo", "maps")
-    missing = [k for k, v in sources.items() if v == "missing" and k in important]
-    if sources.get("fdinfo") == "missing" and sources.get("fdstat") != "missing":
-        missing.remove("fdinfo")
-    return Coverage(
-        processes=int(user.sum()),
-        kernel_threads=int(kth.sum()),
-        processes_unreadable=len(unread),
-        unreadable=unread,
-        processes_vanished=vanished,
-        lower_bound=bool(unread) or dump.truncated or bool(missing),
-        capture_uid=device.get("capture_uid"),
-        sources=sources,
-        missing_sources=missing,
-    )
-
-
-def _heaps(heap_names: list[str], ion_heaps: list[Any], buffers: pd.DataFrame) -> pd.DataFrame:
-    rows: list[tuple[str, str]] = [(h, "dma_heap") for h in heap_names]
-    rows += [(h.heap, "ion_debugfs") for h in ion_heaps]
-    if not rows:
-        return HEAPS.empty()
-    exp = objects(buffers["exporter"])
-    size = buffers["size_bytes"].to_numpy(dtype=np.int64)
-    nb: list[int] = []
-    nbytes: list[int] = []
-    for h, _src in rows:
-        m = exp == h
-        nb.append(int(m.sum()))
-        nbytes.append(int(size[m].sum()))
-    return HEAPS.frame(
-        {
-            "heap": [r[0] for r in rows],
-            "source": pd.Categorical([r[1] for r in rows], categories=["dma_heap", "ion_debugfs"]),
-            "buffers": np.array(nb, np.int64),
-            "bytes": np.array(nbytes, np.int64),
-        }
-    )
-
-
-def _pools(
-    files: GlobalFiles, ion_heaps: list[Any], bufinfo: Bufinfo | None, unparsed: Unparsed
-) -> pd.DataFrame:
-    rows = kib_counters(files, unparsed)
-    for h in ion_heaps:
-        path = f"/sys/kernel/debug/ion/heaps/{h.heap}"
-        for key, counter in (
-            ("total", "ion_heap_total"),
-            ("total orphaned", "ion_heap_orphaned"),
-            ("deferred free", "ion_heap_deferred_free"),
-        ):
-            if key in h.totals:
-                rows.append((f"{counter}:{h.heap}", h.totals[key], None, path))
-        if h.pool_total is not None:
-            rows.append((f"ion_heap_pool_total:{h.heap}", h.pool_total, None, path))
-    if bufinfo is not None and bufinfo.total_bytes is not None:
-        rows.append(("bufinfo_total", bufinfo.total_bytes, bufinfo.total_objects, BUFINFO))
-    if not rows:
-        return POOLS.empty()
-    return POOLS.frame(
-        {
-            "counter": [r[0] for r in rows],
-            "bytes": np.array([r[1] for r in rows], np.int64),
-            "count": pd.array([r[2] for r in rows], dtype="Int64"),
-            "path": [r[3] for r in rows],
-        }
+        binder=parse_binder(dump),
     )

@@ -19,27 +19,23 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from dmaprof.analyze._scan import isin, lookup, objects, sort_order, uniq
-from dmaprof.analyze.schema import (
-    APPS,
-    CGROUP_USAGE,
-    CROSSCHECK,
-    GROUP_USAGE,
-    HOLDINGS,
-    KERNEL_ONLY,
-    USAGE,
+from dmaprof.analyze._scan import isin, lookup, objects, sort_order
+from dmaprof.analyze.rollups import (
+    UNKNOWN_KEY,
+    app_label,
+    app_usage,
+    cgroup_usage,
+    group_starts,
+    group_usage,
 )
-from dmaprof.analyze.uids import (
-    is_app_uid,
-    owner_uid,
-    uid_kind,
-    uid_name,
-)
+from dmaprof.analyze.schema import CROSSCHECK, HOLDINGS, KERNEL_ONLY, USAGE
+from dmaprof.analyze.uids import is_app_uid, owner_uid
 
 I64 = npt.NDArray[np.int64]
 Bool = npt.NDArray[np.bool_]
@@ -71,7 +67,19 @@ DEFAULT_SERVICE_PATTERNS: tuple[str, ...] = (
 )
 DEFAULT_SERVICE_REGEX = "|".join(f"(?:{p})" for p in DEFAULT_SERVICE_PATTERNS)
 
-UNKNOWN_KEY = "<unknown>"
+__all__ = [
+    "CHARGE_POLICIES",
+    "DEFAULT_SERVICE_PATTERNS",
+    "DEFAULT_SERVICE_REGEX",
+    "UNKNOWN_KEY",
+    "Attribution",
+    "app_label",
+    "attribute",
+    "compute_holdings",
+    "exact_split",
+    "owner_uids",
+    "service_mask",
+]
 
 
 def exact_split(size: I64, n: I64, rank: I64) -> I64:
@@ -92,15 +100,6 @@ class Attribution:
     kernel_only: pd.DataFrame
     crosscheck: pd.DataFrame
     held: Bool  # per buffers row: held by >= 1 process
-
-
-def _group_starts(sorted_keys: I64) -> I64:
-    if sorted_keys.size == 0:
-        return np.zeros(0, dtype=np.int64)
-    new = np.empty(sorted_keys.size, dtype=np.bool_)
-    new[0] = True
-    new[1:] = sorted_keys[1:] != sorted_keys[:-1]
-    return np.flatnonzero(new)
 
 
 def _lookup(keys: I64, table: I64) -> tuple[I64, Bool]:
@@ -196,158 +195,219 @@ def attribute(
     charge: str = "shared",
     service_regex: str | None = None,
 ) -> Attribution:
+    """Holdings, per-process usage and every roll-up of one capture (module docstring)."""
     if charge not in CHARGE_POLICIES:
         raise ValueError(f"unknown charge policy {charge!r} (one of {', '.join(CHARGE_POLICIES)})")
     regex = service_regex if service_regex is not None else DEFAULT_SERVICE_REGEX
-
     procs = processes.sort_values("pid", kind="stable").reset_index(drop=True)
-    ppid_arr = procs["pid"].to_numpy(dtype=np.int64)
     uid_obj = objects(procs["uid"])
     is_app = np.array([u is not None and is_app_uid(int(u)) for u in uid_obj], dtype=np.bool_)
     is_svc = service_mask(procs, regex)
     owners = owner_uids(procs, packages)
+    h = _holdings(procs, refs, buffers, is_app, is_svc, charge)
+    holdings = h.frame()
+    usage = _usage(procs, refs, h, is_svc, owners, charge)
+    held = isin(buffers["inode"].to_numpy(dtype=np.int64), h.inode)
+    return Attribution(
+        holdings=holdings,
+        usage=usage,
+        apps=app_usage(
+            usage, h.item, h.item_sizes, owners, h.proc_row, h.proc_found, packages, charge
+        ),
+        cgroups=cgroup_usage(usage, h.item, h.item_sizes, h.proc_row, h.proc_found, charge),
+        exporters=group_usage(buffers, held, holdings, "exporter"),
+        names=group_usage(buffers, held, holdings, "name"),
+        kernel_only=_kernel_only(buffers, held),
+        crosscheck=_crosscheck(usage),
+        held=held,
+    )
 
+
+@dataclass
+class _Held:
+    """One row per (buffer, holding process), sorted by (inode, pid), with each holder's
+    shares (:func:`compute_holdings` gives the first nine fields)."""
+
+    pid: I64
+    inode: I64
+    fds: I64
+    maps: I64
+    mapped: I64
+    size: I64
+    estimated: Bool
+    item: I64
+    item_sizes: I64
+    holders: I64  # processes holding the row's buffer
+    pss: I64
+    charged: I64
+    proc_row: I64  # the holder's row in the pid-sorted processes (where proc_found)
+    proc_found: Bool
+
+    def frame(self) -> pd.DataFrame:
+        return HOLDINGS.frame(
+            {
+                "pid": self.pid.astype(np.int32),
+                "inode": self.inode,
+                "fds": self.fds,
+                "maps": self.maps,
+                "mapped_bytes": self.mapped,
+                "size_bytes": self.size,
+                "holders": self.holders,
+                "pss_bytes": self.pss,
+                "charged_bytes": self.charged,
+            }
+        )
+
+
+def _holdings(
+    procs: pd.DataFrame,
+    refs: pd.DataFrame,
+    buffers: pd.DataFrame,
+    is_app: Bool,
+    is_svc: Bool,
+    charge: str,
+) -> _Held:
     hp, hi, fds, maps, mapped, size, est, item, item_sizes = compute_holdings(refs, buffers)
-    nh = hp.size
-    # holders per buffer and rank of each holder (pid ascending within the buffer)
-    gstart = _group_starts(hi)
+    gstart, gid, n, rank = _holder_ranks(hi)
+    pss = exact_split(size, n, rank)
+    ppid_arr = procs["pid"].to_numpy(dtype=np.int64)
+    pj, pfound = _lookup(hp, ppid_arr)
+    h_app = np.where(pfound, is_app[pj] if ppid_arr.size else False, False).astype(np.bool_)
+    h_svc = np.where(pfound, is_svc[pj] if ppid_arr.size else False, False).astype(np.bool_)
+    charged = _charged(charge, size, pss, h_app, h_svc, gstart, gid)
+    return _Held(
+        hp, hi, fds, maps, mapped, size, est, item, item_sizes, n, pss, charged, pj, pfound
+    )
+
+
+def _holder_ranks(inodes: I64) -> tuple[I64, I64, I64, I64]:
+    """For holdings sorted by (inode, pid): the first row of each buffer, and per row its
+    buffer's number, its buffer's holder count and its rank among them (pid ascending)."""
+    nh = inodes.size
+    gstart = group_starts(inodes)
     gcount = np.diff(np.append(gstart, nh)) if nh else np.zeros(0, np.int64)
     gid = np.repeat(np.arange(gstart.size), gcount)
     n = gcount[gid] if nh else np.zeros(0, np.int64)
     rank = np.arange(nh) - gstart[gid] if nh else np.zeros(0, np.int64)
-    pss = exact_split(size, n, rank)
+    return gstart, gid, n, rank
 
-    pj, pfound = _lookup(hp, ppid_arr)
-    h_app = np.where(pfound, is_app[pj] if ppid_arr.size else False, False).astype(np.bool_)
-    h_svc = np.where(pfound, is_svc[pj] if ppid_arr.size else False, False).astype(np.bool_)
+
+def _charged(
+    charge: str, size: I64, pss: I64, h_app: Bool, h_svc: Bool, gstart: I64, gid: I64
+) -> I64:
+    """What each holding is charged under the policy ``charge``."""
     if charge == "shared":
-        charged = pss
-    elif charge == "full":
-        charged = size.copy()
-    else:
-        if nh:
-            g_app = np.add.reduceat(h_app.astype(np.int64), gstart)
-            g_svc = np.add.reduceat(h_svc.astype(np.int64), gstart)
-            cs = np.cumsum(h_app.astype(np.int64))
-            before = np.where(gstart > 0, cs[np.maximum(gstart - 1, 0)], 0)
-            app_rank = cs - 1 - before[gid]
-            client_buf = (g_app > 0) & (g_svc > 0)
-            cb = client_buf[gid]
-            app_share = exact_split(size, g_app[gid], app_rank)
-            charged = np.where(cb, np.where(h_app, app_share, 0), pss)
-        else:
-            charged = pss
-    holdings = HOLDINGS.frame(
-        {
-            "pid": hp.astype(np.int32),
-            "inode": hi,
-            "fds": fds,
-            "maps": maps,
-            "mapped_bytes": mapped,
-            "size_bytes": size,
-            "holders": n,
-            "pss_bytes": pss,
-            "charged_bytes": charged,
-        }
-    )
-
-    # -- per process ---------------------------------------------------------------------
-    npr = ppid_arr.size
-
-    def per_proc(values: npt.NDArray[np.int64] | Bool, sel: Bool | None = None) -> I64:
-        if npr == 0:
-            return np.zeros(0, np.int64)
-        idx, ok = pj, pfound
-        v = np.asarray(values, dtype=np.int64)
-        if sel is not None:
-            ok = ok & sel
-        return (
-            np.bincount(idx[ok], weights=None if v is None else v[ok], minlength=npr).astype(
-                np.int64
-            )
-            if nh
-            else np.zeros(npr, np.int64)
-        )
-
-    ones = np.ones(nh, dtype=np.int64)
-    rss = per_proc(size)
-    pss_p = per_proc(pss)
-    charged_p = per_proc(charged)
-    nbuf = per_proc(ones)
-    fd_only = per_proc(ones, (fds > 0) & (maps == 0))
-    map_only = per_proc(ones, (fds == 0) & (maps > 0))
-    both = per_proc(ones, (fds > 0) & (maps > 0))
-    rss_est = per_proc(ones, est) > 0
+        return pss
     if charge == "full":
-        charged_p = rss
+        return size.copy()
+    if not size.size:
+        return pss
+    # client: a buffer held by an app and a service is split among its app holders only
+    g_app = np.add.reduceat(h_app.astype(np.int64), gstart)
+    g_svc = np.add.reduceat(h_svc.astype(np.int64), gstart)
+    cs = np.cumsum(h_app.astype(np.int64))
+    before = np.where(gstart > 0, cs[np.maximum(gstart - 1, 0)], 0)
+    app_rank = cs - 1 - before[gid]
+    client_buf = (g_app > 0) & (g_svc > 0)
+    app_share = exact_split(size, g_app[gid], app_rank)
+    return np.where(client_buf[gid], np.where(h_app, app_share, 0), pss)
 
-    # references of every kind (anon ones included)
+
+def _sum_per_process(
+    rows: I64, found: Bool, n_procs: int, values: I64 | Bool, sel: Bool | None = None
+) -> I64:
+    """Per process: the sum of ``values`` over the entries (holdings or references) found
+    at process row ``rows`` and selected by ``sel``."""
+    if n_procs == 0 or rows.size == 0:
+        return np.zeros(n_procs, np.int64)
+    ok = found if sel is None else found & sel
+    v = np.asarray(values, dtype=np.int64)
+    return np.bincount(rows[ok], weights=v[ok], minlength=n_procs).astype(np.int64)
+
+
+def _held_columns(h: _Held, n_procs: int, charge: str) -> dict[str, npt.NDArray[Any]]:
+    """Per process: what its holdings add up to (one holding per distinct buffer)."""
+
+    def total(values: I64 | Bool, sel: Bool | None = None) -> I64:
+        return _sum_per_process(h.proc_row, h.proc_found, n_procs, values, sel)
+
+    ones = np.ones(h.pid.size, dtype=np.int64)
+    by_fd, mapped = h.fds > 0, h.maps > 0
+    rss = total(h.size)
+    return {
+        "rss_bytes": rss,
+        "pss_bytes": total(h.pss),
+        "charged_bytes": rss if charge == "full" else total(h.charged),
+        "buffers": total(ones),
+        "fd_only": total(ones, by_fd & ~mapped),
+        "map_only": total(ones, ~by_fd & mapped),
+        "both": total(ones, by_fd & mapped),
+        "rss_estimated": total(ones, h.estimated) > 0,
+    }
+
+
+def _reference_columns(refs: pd.DataFrame, pids: I64) -> dict[str, I64]:
+    """Per process: its references of every kind, those without identity (anon) too."""
     rpid = refs["pid"].to_numpy(dtype=np.int64)
-    rfd = (refs["kind"] == "fd").to_numpy()
-    rnoid = refs["inode"].isna().to_numpy()
-    rj, rfound = _lookup(rpid, ppid_arr)
+    is_fd = (refs["kind"] == "fd").to_numpy()
+    anon = refs["inode"].isna().to_numpy()
+    rows, found = _lookup(rpid, pids)
 
-    def per_proc_refs(values: I64, sel: Bool) -> I64:
-        if npr == 0 or rpid.size == 0:
-            return np.zeros(npr, np.int64)
-        ok = rfound & sel
-        return np.bincount(rj[ok], weights=values[ok], minlength=npr).astype(np.int64)
+    def total(values: I64, sel: Bool) -> I64:
+        return _sum_per_process(rows, found, pids.size, values, sel)
 
-    r_ones = np.ones(rpid.size, dtype=np.int64)
-    rsize = refs["size_bytes"].to_numpy(dtype=np.int64, na_value=-1)
-    rmapped = refs["mapped_bytes"].to_numpy(dtype=np.int64, na_value=0)
-    fds_n = per_proc_refs(r_ones, rfd)
-    maps_n = per_proc_refs(r_ones, ~rfd)
-    anon_fds = per_proc_refs(r_ones, rfd & rnoid)
-    anon_fd_bytes = per_proc_refs(np.maximum(rsize, 0), rfd & rnoid)
-    anon_fd_unknown = per_proc_refs(r_ones, rfd & rnoid & (rsize < 0))
-    anon_maps = per_proc_refs(r_ones, ~rfd & rnoid)
-    anon_mapped = per_proc_refs(rmapped, ~rfd & rnoid)
+    ones = np.ones(rpid.size, dtype=np.int64)
+    size = refs["size_bytes"].to_numpy(dtype=np.int64, na_value=-1)
+    mapped = refs["mapped_bytes"].to_numpy(dtype=np.int64, na_value=0)
+    return {
+        "fds": total(ones, is_fd),
+        "maps": total(ones, ~is_fd),
+        "anon_fds": total(ones, is_fd & anon),
+        "anon_fd_bytes": total(np.maximum(size, 0), is_fd & anon),
+        "anon_fd_unknown": total(ones, is_fd & anon & (size < 0)),
+        "anon_maps": total(ones, ~is_fd & anon),
+        "anon_mapped_bytes": total(mapped, ~is_fd & anon),
+    }
 
-    unreadable = np.zeros(npr, dtype=np.bool_)
+
+def _unreadable(procs: pd.DataFrame) -> Bool:
+    """Processes whose fds, maps or fdinfo were denied (kernel threads and the collector
+    aside: they have nothing to read)."""
+    out = np.zeros(len(procs), dtype=np.bool_)
     for col in ("fds_access", "maps_access", "fdinfo_access"):
-        unreadable |= (procs[col].astype("str") == "denied").to_numpy()
-    unreadable &= ~procs["is_kernel_thread"].to_numpy() & ~procs["is_collector"].to_numpy()
+        out |= (procs[col].astype("str") == "denied").to_numpy()
+    out &= ~procs["is_kernel_thread"].to_numpy() & ~procs["is_collector"].to_numpy()
+    return out
 
+
+def _usage(
+    procs: pd.DataFrame, refs: pd.DataFrame, h: _Held, is_svc: Bool, owners: I64, charge: str
+) -> pd.DataFrame:
+    """The ``usage`` table: one row per process (pid-sorted)."""
+    pids = procs["pid"].to_numpy(dtype=np.int64)
     usage = USAGE.frame(
         {
-            "pid": ppid_arr.astype(np.int32),
+            "pid": pids.astype(np.int32),
             "name": procs["name"].array,
             "uid": procs["uid"].array,
             "owner_uid": pd.array(np.where(owners >= 0, owners, 0).astype(np.int32), dtype="Int32"),
             "cgroup": procs["cgroup"].array,
             "is_service": is_svc,
-            "rss_bytes": rss,
-            "pss_bytes": pss_p,
-            "charged_bytes": charged_p,
-            "buffers": nbuf,
-            "fd_only": fd_only,
-            "map_only": map_only,
-            "both": both,
-            "fds": fds_n,
-            "maps": maps_n,
-            "rss_estimated": rss_est,
-            "anon_fds": anon_fds,
-            "anon_fd_bytes": anon_fd_bytes,
-            "anon_fd_unknown": anon_fd_unknown,
-            "anon_maps": anon_maps,
-            "anon_mapped_bytes": anon_mapped,
+            **_held_columns(h, pids.size, charge),
+            **_reference_columns(refs, pids),
             "kernel_dmabuf_rss_bytes": procs["kernel_dmabuf_rss_bytes"].array,
             "kernel_dmabuf_pss_bytes": procs["kernel_dmabuf_pss_bytes"].array,
-            "unreadable": unreadable,
+            "unreadable": _unreadable(procs),
         }
     )
     usage.loc[owners < 0, "owner_uid"] = pd.NA
+    return usage
 
-    binodes = buffers["inode"].to_numpy(dtype=np.int64)
-    held = isin(binodes, hi)
 
-    apps = _apps(usage, item, item_sizes, owners, pj, pfound, packages, charge)
-    cgroups = _cgroups(usage, item, item_sizes, pj, pfound, charge)
-    exporters = _group_usage(buffers, held, holdings, "exporter")
-    names = _group_usage(buffers, held, holdings, "name")
+def _kernel_only(buffers: pd.DataFrame, held: Bool) -> pd.DataFrame:
+    """Buffers in the inventory that no process holds."""
     ko = buffers[buffers["in_inventory"].to_numpy() & ~held]
-    kernel_only = KERNEL_ONLY.frame(
+    return KERNEL_ONLY.frame(
         {
             "inode": ko["inode"].to_numpy(dtype=np.int64),
             "size_bytes": ko["size_bytes"].to_numpy(dtype=np.int64),
@@ -357,266 +417,6 @@ def attribute(
             "attached_devices": ko["attached_devices"].tolist(),
         }
     )
-    crosscheck = _crosscheck(usage)
-    return Attribution(
-        holdings, usage, apps, cgroups, exporters, names, kernel_only, crosscheck, held
-    )
-
-
-def _distinct_pairs(keys: I64, items: I64, n_items: int) -> tuple[I64, I64]:
-    """The distinct (key, item) pairs, sorted; ``items`` are 0..n_items-1."""
-    if keys.size == 0:
-        return keys.copy(), items.copy()
-    bits = max(1, int(n_items).bit_length())
-    if int(keys.min()) >= 0 and int(keys.max()) < (1 << (62 - bits)):
-        # one plain sort of packed (key, item) pairs
-        c = np.sort((keys << bits) | items)
-        new = np.empty(c.size, dtype=np.bool_)
-        new[0] = True
-        new[1:] = c[1:] != c[:-1]
-        c = c[new]
-        return c >> bits, c & ((1 << bits) - 1)
-    order = np.lexsort((items, keys))
-    k, i = keys[order], items[order]
-    new = np.empty(k.size, dtype=np.bool_)
-    new[0] = True
-    new[1:] = (k[1:] != k[:-1]) | (i[1:] != i[:-1])
-    return k[new], i[new]
-
-
-def _bytes_per_node(nodes: I64, items: I64, item_sizes: I64, n_nodes: int) -> I64:
-    """Bytes per node of distinct (node, item) pairs sorted by node."""
-    out = np.zeros(n_nodes, np.int64)
-    if nodes.size:
-        starts = _group_starts(nodes)
-        out[nodes[starts]] = np.add.reduceat(item_sizes[items], starts)
-    return out
-
-
-def _dedup_bytes(keys: I64, items: I64, item_sizes: I64) -> tuple[I64, I64, I64]:
-    """Per key: (keys, distinct-buffer bytes, distinct buffers); ``items`` number the
-    buffers (0..) and index ``item_sizes``."""
-    if keys.size == 0:
-        z = np.zeros(0, np.int64)
-        return z, z, z
-    k, i = _distinct_pairs(keys, items, item_sizes.size)
-    starts = _group_starts(k)
-    return k[starts], np.add.reduceat(item_sizes[i], starts), np.diff(np.append(starts, k.size))
-
-
-def _apps(
-    usage: pd.DataFrame,
-    items: I64,
-    item_sizes: I64,
-    owners: I64,
-    pj: I64,
-    pfound: Bool,
-    packages: pd.DataFrame,
-    charge: str,
-) -> pd.DataFrame:
-    active = (
-        (usage["buffers"].to_numpy() > 0)
-        | (usage["fds"].to_numpy() > 0)
-        | (usage["maps"].to_numpy() > 0)
-    )
-    known = owners >= 0
-    sel_uids = uniq(owners[active & known])
-    if sel_uids.size == 0:
-        return APPS.empty()
-    h_owner = np.where(pfound, owners[pj] if owners.size else -1, -1)
-    ok = h_owner >= 0
-    ku, kbytes, kbufs = _dedup_bytes(h_owner[ok], items[ok], item_sizes)
-    rss_map = dict(zip(ku.tolist(), kbytes.tolist(), strict=True))
-    buf_map = dict(zip(ku.tolist(), kbufs.tolist(), strict=True))
-    df = pd.DataFrame(
-        {
-            "owner": owners,
-            "pid": usage["pid"].to_numpy(),
-            "pss": usage["pss_bytes"].to_numpy(),
-            "charged": usage["charged_bytes"].to_numpy(),
-        }
-    )
-    df = df[df["owner"].isin(sel_uids)].sort_values(["owner", "pid"], kind="stable")
-    g = df.groupby("owner", sort=True)
-    sums = g[["pss", "charged"]].sum()
-    # the pids of each uid: one split of the (owner, pid)-sorted column
-    starts = np.cumsum(g.size().to_numpy())[:-1]
-    pids = [tuple(p) for p in np.split(np.asarray(df["pid"].tolist(), dtype=object), starts)]
-    pkg_of: dict[int, list[str]] = {}
-    for pkg, uid in zip(packages["package"].tolist(), packages["uid"].tolist(), strict=True):
-        pkg_of.setdefault(int(uid), []).append(pkg)
-    uids = sums.index.to_numpy(dtype=np.int64)
-    pkgs = [tuple(sorted(pkg_of.get(int(u), []))) for u in uids]
-    labels = [app_label(int(u), p) for u, p in zip(uids, pkgs, strict=True)]
-    rss = np.array([rss_map.get(int(u), 0) for u in uids], dtype=np.int64)
-    charged = rss if charge == "full" else sums["charged"].to_numpy(dtype=np.int64)
-    return APPS.frame(
-        {
-            "uid": uids.astype(np.int32),
-            "user_id": (uids // 100000).astype(np.int32),
-            "app_id": (uids % 100000).astype(np.int32),
-            "kind": pd.Categorical(
-                [uid_kind(int(u)) for u in uids],
-                categories=["app", "system", "isolated", "sdk_sandbox", "other"],
-            ),
-            "label": labels,
-            "packages": pkgs,
-            "processes": np.array([len(p) for p in pids], dtype=np.int64),
-            "pids": pids,
-            "rss_bytes": rss,
-            "pss_bytes": sums["pss"].to_numpy(dtype=np.int64),
-            "charged_bytes": charged,
-            "buffers": np.array([buf_map.get(int(u), 0) for u in uids], dtype=np.int64),
-        }
-    ).sort_values(["charged_bytes", "uid"], ascending=[False, True], ignore_index=True)
-
-
-def app_label(uid: int, packages: tuple[str, ...]) -> str:
-    """A system uid by its name (``system``, not the ``android`` package that shares uid
-    1000 with many others), an app by its packages, else the number."""
-    name = uid_name(uid)
-    if name is not None and uid_kind(uid) == "system":
-        return name
-    return ",".join(packages) or name or str(uid)
-
-
-def _norm(path: str) -> str:
-    """``/a/b`` for ``/a/b/``, ``a//b`` and the like (the form ``_ancestors`` produces)."""
-    parts = [p for p in path.split("/") if p]
-    return "/" + "/".join(parts)
-
-
-def _ancestors(path: str) -> list[str]:
-    parts = [p for p in path.split("/") if p]
-    return ["/"] + ["/" + "/".join(parts[: k + 1]) for k in range(len(parts))]
-
-
-def _cgroups(
-    usage: pd.DataFrame, items: I64, item_sizes: I64, pj: I64, pfound: Bool, charge: str
-) -> pd.DataFrame:
-    codes, raw_paths = pd.factorize(usage["cgroup"])
-    if not len(raw_paths):
-        return CGROUP_USAGE.empty()
-    norm = [_norm(str(p)) for p in raw_paths]
-    upaths = sorted(set(norm))
-    all_nodes = sorted({a for p in upaths for a in _ancestors(p)})
-    node_id = {p: k for k, p in enumerate(all_nodes)}
-    nn = len(all_nodes)
-    # own: process -> node; subtree: (process, ancestor) pairs
-    code_node = np.array([node_id[p] for p in norm] + [-1], dtype=np.int64)
-    proc_node = code_node[np.asarray(codes, dtype=np.int64)]  # code -1 (no cgroup) -> -1
-    anc_src: list[int] = []
-    anc_dst: list[int] = []
-    for p in upaths:
-        for a in _ancestors(p):
-            anc_src.append(node_id[p])
-            anc_dst.append(node_id[a])
-    a_src = np.array(anc_src, dtype=np.int64)
-    a_dst = np.array(anc_dst, dtype=np.int64)
-    pss = usage["pss_bytes"].to_numpy(dtype=np.int64)
-    chg = usage["charged_bytes"].to_numpy(dtype=np.int64)
-    sel = proc_node >= 0
-    own_p = np.bincount(proc_node[sel], minlength=nn).astype(np.int64)
-    own_pss = np.bincount(proc_node[sel], weights=pss[sel], minlength=nn).astype(np.int64)
-    own_chg = np.bincount(proc_node[sel], weights=chg[sel], minlength=nn).astype(np.int64)
-
-    # subtree = sum over descendants: push each node's own figure to its ancestors
-    def subtree(v: I64) -> I64:
-        return np.bincount(a_dst, weights=v[a_src], minlength=nn).astype(np.int64)
-
-    sub_p, sub_pss, sub_chg = subtree(own_p), subtree(own_pss), subtree(own_chg)
-    # distinct-buffer rss, own and subtree
-    h_node = np.where(pfound, proc_node[pj] if proc_node.size else -1, -1)
-    ok = h_node >= 0
-    # distinct (node, buffer) pairs: the own rss, and what is pushed to the ancestors
-    hn, hin = _distinct_pairs(h_node[ok], items[ok], item_sizes.size)
-    own_rss = _bytes_per_node(hn, hin, item_sizes, nn)
-    depth = np.array([0 if p == "/" else p.count("/") for p in all_nodes], dtype=np.int32)
-    parent = np.array(
-        [-1 if p == "/" else node_id[p.rsplit("/", 1)[0] or "/"] for p in all_nodes],
-        dtype=np.int64,
-    )
-    # subtree rss, from the deepest level up: a node's distinct buffers are its own and its
-    # children's, deduplicated once per level
-    sub_rss = np.zeros(nn, np.int64)
-    node_depth = depth[hn]
-    carry_n = carry_i = np.zeros(0, np.int64)
-    for level in range(int(depth.max()), -1, -1):
-        at = node_depth == level
-        kn, ki = hn[at], hin[at]  # sorted and distinct: a subset of the own pairs
-        if carry_n.size:
-            kn, ki = _distinct_pairs(
-                np.concatenate([kn, carry_n]), np.concatenate([ki, carry_i]), item_sizes.size
-            )
-        sub_rss += _bytes_per_node(kn, ki, item_sizes, nn)
-        carry_n, carry_i = parent[kn], ki
-    if charge == "full":
-        own_chg, sub_chg = own_rss, sub_rss
-    return CGROUP_USAGE.frame(
-        {
-            "path": all_nodes,
-            "depth": depth,
-            "processes": own_p,
-            "processes_with_descendants": sub_p,
-            "rss_bytes": own_rss,
-            "rss_bytes_with_descendants": sub_rss,
-            "pss_bytes": own_pss,
-            "pss_bytes_with_descendants": sub_pss,
-            "charged_bytes": own_chg,
-            "charged_bytes_with_descendants": sub_chg,
-        }
-    )
-
-
-def _group_usage(
-    buffers: pd.DataFrame, held: Bool, holdings: pd.DataFrame, column: str
-) -> pd.DataFrame:
-    if len(buffers) == 0:
-        return GROUP_USAGE.empty()
-    codes_, uniques = pd.factorize(buffers[column])  # the frame is sorted at the end
-    codes = np.asarray(codes_, dtype=np.int64)
-    labels = [str(u) for u in uniques]
-    if (codes < 0).any():  # no value: the UNKNOWN_KEY group (merged with a real one so named)
-        if UNKNOWN_KEY not in labels:
-            labels.append(UNKNOWN_KEY)
-        codes[codes < 0] = labels.index(UNKNOWN_KEY)
-    ng = len(labels)
-    size = buffers["size_bytes"].to_numpy(dtype=np.int64)
-    inv = buffers["in_inventory"].to_numpy()
-    ko = inv & ~held
-
-    def cnt(sel: Bool) -> I64:
-        return np.bincount(codes[sel], minlength=ng).astype(np.int64)
-
-    def tot(sel: Bool) -> I64:
-        return np.bincount(codes[sel], weights=size[sel], minlength=ng).astype(np.int64)
-
-    allsel = np.ones(codes.size, dtype=np.bool_)
-    # distinct holders per group
-    binodes = buffers["inode"].to_numpy(dtype=np.int64)
-    hin = holdings["inode"].to_numpy(dtype=np.int64)
-    j, found = _lookup(hin, binodes)
-    hcode = codes[j[found]]
-    hpid = holdings["pid"].to_numpy(dtype=np.int64)[found]
-    pairs = uniq(hcode * (1 << 32) + hpid)
-    holders = (
-        np.bincount(pairs >> 32, minlength=ng).astype(np.int64)
-        if pairs.size
-        else np.zeros(ng, np.int64)
-    )
-    frame = GROUP_USAGE.frame(
-        {
-            "key": labels,
-            "buffers": cnt(allsel),
-            "bytes": tot(allsel),
-            "userspace_buffers": cnt(held),
-            "userspace_bytes": tot(held),
-            "kernel_only_buffers": cnt(ko),
-            "kernel_only_bytes": tot(ko),
-            "holders": holders,
-        }
-    )
-    return frame.sort_values(["bytes", "key"], ascending=[False, True], ignore_index=True)
 
 
 def _crosscheck(usage: pd.DataFrame) -> pd.DataFrame:

@@ -58,8 +58,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import cast
 
+from dmaprof.analyze.reporttypes import Binder, BinderProcess, BinderTotals
 from dmaprof.capture.dump import Dump
 
 __all__ = ["BinderContext", "BinderInfo", "binder_report", "parse_binder"]
@@ -239,7 +240,7 @@ def _sum(values: list[int | None]) -> int | None:
     return sum(known) if known else None
 
 
-def binder_report(info: BinderInfo, names: dict[int, str] | None = None) -> dict[str, Any]:
+def binder_report(info: BinderInfo, names: dict[int, str] | None = None) -> Binder:
     """The ``binder`` key of ``dmaprof.report/1``: per process (every context summed) the
     allocated buffers and their bytes, the mapping's pages (active, on the LRU, not
     allocated), the high watermark, in raw bytes; null where the kernel did not say."""
@@ -249,7 +250,7 @@ def binder_report(info: BinderInfo, names: dict[int, str] | None = None) -> dict
     by_pid: dict[int, list[BinderContext]] = {}
     for (pid, _c), ctx in sorted(info.contexts.items()):
         by_pid.setdefault(pid, []).append(ctx)
-    rows: list[dict[str, Any]] = []
+    rows: list[BinderProcess] = []
     for pid, ctxs in by_pid.items():
         listed = any(c.listed for c in ctxs)
         buffers = sum(c.buffers for c in ctxs) if listed else _sum([c.stats_buffers for c in ctxs])
@@ -285,7 +286,7 @@ def binder_report(info: BinderInfo, names: dict[int, str] | None = None) -> dict
     rows.sort(key=lambda r: (-(r["resident_bytes"] or 0), -(r["allocated_bytes"] or 0), r["pid"]))
     keys = ("buffers", "allocated_bytes", "free_bytes", "mapped_bytes", "resident_bytes",
             "high_watermark_bytes")  # fmt: skip
-    totals = {k: _sum([r[k] for r in rows]) for k in keys}
+    totals = cast(BinderTotals, {k: _sum([r[k] for r in rows]) for k in keys})  # type: ignore[literal-required]
     notes = {
         "missing": "no binder section: the capture was taken by a collector before binder support",
         "absent": "no binder debug files on this device (binderfs binder_logs and debugfs "

@@ -191,27 +191,42 @@ def build_buffers(
     inodes = uniq(all_ino)
     if inodes.size == 0:
         return BUFFERS.empty()
-    n = inodes.size
-
-    size = _Column(inodes, -1, np.int64)
-    exporter = _Column(inodes, None, object)
-    name = _Column(inodes, None, object)
-    count = _Column(inodes, -1, np.int64)
-    attach = _Column(inodes, -1, np.int64)
-    present = np.zeros(n, dtype=np.int64)  # bitmask of sources
-
-    def mark(ino: I64, bit: int) -> None:
-        if ino.size:
-            present[np.searchsorted(inodes, uniq(ino))] |= 1 << bit
-
+    columns = _BufferColumns(inodes)
     # 1. fd references (fdinfo, else stat -L)
     if fd_rows.size:
-        fi = r_ino[fd_rows]
+        columns.offer_fds(refs, r_ino[fd_rows], fd_rows)
+    # 2-4. the global inventory
+    for bit, (src, rows) in zip((3, 4, 5), parts.items(), strict=True):
+        if rows.size:
+            columns.offer_inventory(inventory, inv_ino[rows], rows, src, bit)
+    # 5. mappings: the largest VMA of a buffer no other source sizes
+    if map_rows.size:
+        columns.offer_maps(refs, r_ino[map_rows], map_rows)
+    return columns.frame(_attached_devices(attachments, inodes))
+
+
+class _BufferColumns:
+    """The columns of the ``buffers`` table, offered source by source (first one wins)."""
+
+    def __init__(self, inodes: I64) -> None:
+        self.inodes = inodes
+        self.size = _Column(inodes, -1, np.int64)
+        self.exporter = _Column(inodes, None, object)
+        self.name = _Column(inodes, None, object)
+        self.count = _Column(inodes, -1, np.int64)
+        self.attach = _Column(inodes, -1, np.int64)
+        self.present = np.zeros(inodes.size, dtype=np.int64)  # bitmask of sources
+
+    def mark(self, ino: I64, bit: int) -> None:
+        if ino.size:
+            self.present[np.searchsorted(self.inodes, uniq(ino))] |= 1 << bit
+
+    def offer_fds(self, refs: pd.DataFrame, fi: I64, fd_rows: I64) -> None:
         fsize = _ints(refs["size_bytes"])[fd_rows]
         is_stat = (refs["size_source"] == "fdstat").to_numpy()[fd_rows]
         gr = _Groups(fi)
-        size.offer(fi, fsize, (fsize >= 0) & ~is_stat, 0, gr)
-        size.offer(fi, fsize, (fsize >= 0) & is_stat, 1, gr)
+        self.size.offer(fi, fsize, (fsize >= 0) & ~is_stat, 0, gr)
+        self.size.offer(fi, fsize, (fsize >= 0) & is_stat, 1, gr)
         ecat = refs["exporter"].array
         ncat = refs["name"].array
         ecodes = np.asarray(ecat.codes)[fd_rows]
@@ -219,69 +234,76 @@ def build_buffers(
         ecats = np.asarray(ecat.categories, dtype=object)
         ncats = np.asarray(ncat.categories, dtype=object)
         u, c = _first_valid(fi, ecodes >= 0, ecodes, gr)
-        exporter.offer(u, ecats[c], np.ones(u.size, np.bool_))
+        self.exporter.offer(u, ecats[c], np.ones(u.size, np.bool_))
         u, c = _first_valid(fi, ncodes >= 0, ncodes, gr)
-        name.offer(u, ncats[c], np.ones(u.size, np.bool_))
+        self.name.offer(u, ncats[c], np.ones(u.size, np.bool_))
         fcount = _ints(refs["count"])[fd_rows]
-        count.offer(fi, fcount, fcount >= 0, -1, gr)
-        mark(fi[~is_stat], 0)
-        mark(fi[is_stat], 1)
-    # 2-4. the global inventory
-    for bit, (src, rows) in zip((3, 4, 5), parts.items(), strict=True):
-        if not rows.size:
-            continue
-        ii = inv_ino[rows]
+        self.count.offer(fi, fcount, fcount >= 0, -1, gr)
+        self.mark(fi[~is_stat], 0)
+        self.mark(fi[is_stat], 1)
+
+    def offer_inventory(
+        self, inventory: pd.DataFrame, ii: I64, rows: I64, src: str, bit: int
+    ) -> None:
         isz = _ints(inventory["size_bytes"])[rows]
-        size.offer(ii, isz, isz >= 0, {"bpf": 2, "sysfs": 3, "debugfs": 4}[src])
+        self.size.offer(ii, isz, isz >= 0, {"bpf": 2, "sysfs": 3, "debugfs": 4}[src])
         iexp = _strs(inventory["exporter"])[rows]
-        exporter.offer(ii, iexp, iexp != None)  # noqa: E711 - elementwise
+        self.exporter.offer(ii, iexp, iexp != None)  # noqa: E711 - elementwise
         inam = _strs(inventory["name"])[rows]
-        name.offer(ii, inam, inam != None)  # noqa: E711
+        self.name.offer(ii, inam, inam != None)  # noqa: E711
         icnt = _ints(inventory["count"])[rows]
-        count.offer(ii, icnt, icnt >= 0)
+        self.count.offer(ii, icnt, icnt >= 0)
         iat = _ints(inventory["attachments"])[rows]
-        attach.offer(ii, iat, iat >= 0)
-        mark(ii, bit)
-    # 5. mappings: the largest VMA of a buffer no other source sizes
-    if map_rows.size:
-        mi = r_ino[map_rows]
+        self.attach.offer(ii, iat, iat >= 0)
+        self.mark(ii, bit)
+
+    def offer_maps(self, refs: pd.DataFrame, mi: I64, map_rows: I64) -> None:
         mb = _ints(refs["mapped_bytes"])[map_rows]
         order = np.lexsort((-mb, mi))
-        size.offer(mi[order], mb[order], np.ones(order.size, np.bool_), 5)
+        self.size.offer(mi[order], mb[order], np.ones(order.size, np.bool_), 5)
         mcat = refs["name"].array
         mcodes = np.asarray(mcat.codes)[map_rows]
         u, c = _first_valid(mi, mcodes >= 0, mcodes)
-        name.offer(u, np.asarray(mcat.categories, dtype=object)[c], np.ones(u.size, np.bool_))
-        mark(mi, 2)
+        self.name.offer(u, np.asarray(mcat.categories, dtype=object)[c], np.ones(u.size, np.bool_))
+        self.mark(mi, 2)
 
-    labels = {
-        m: "+".join(lbl for b, lbl in enumerate(_SOURCES) if m >> b & 1)
-        for m in uniq(present).tolist()
-    }
-    sources = [labels[m] for m in present.tolist()]
-    in_inv = (present & ((1 << 3) | (1 << 4) | (1 << 5))) != 0
-    ssrc = np.where(size.known, size.source, 6)
-    svals = np.where(size.known, size.vals, 0)
+    def frame(self, devices: list[tuple[str, ...]]) -> pd.DataFrame:
+        present = self.present
+        labels = {
+            m: "+".join(lbl for b, lbl in enumerate(_SOURCES) if m >> b & 1)
+            for m in uniq(present).tolist()
+        }
+        sources = [labels[m] for m in present.tolist()]
+        in_inv = (present & ((1 << 3) | (1 << 4) | (1 << 5))) != 0
+        size = self.size
+        ssrc = np.where(size.known, size.source, 6)
+        svals = np.where(size.known, size.vals, 0)
+        count, attach = self.count.vals, self.attach.vals
+        return BUFFERS.frame(
+            {
+                "inode": self.inodes,
+                "size_bytes": svals,
+                "size_source": pd.Categorical.from_codes(ssrc, categories=_cats(*_SIZE_SOURCES)),
+                "size_estimated": ssrc == 5,
+                "exporter": self.exporter.vals,
+                "name": self.name.vals,
+                "count": nullable(count, count < 0),
+                "attached_devices": devices,
+                "attachments": nullable(attach, attach < 0),
+                "in_inventory": in_inv,
+                "sources": sources,
+            }
+        )
 
+
+def _attached_devices(attachments: pd.DataFrame, inodes: I64) -> list[tuple[str, ...]]:
+    """The devices attached to each buffer (debugfs ``Attached Devices:``), per inode."""
     devices: dict[int, tuple[str, ...]] = {}
     att = attachments[attachments["inode"].notna()]
     if len(att):
         for ino, grp in att.groupby("inode", sort=False)["device"]:
             devices[int(str(ino))] = tuple(str(x) for x in grp.tolist())
     empty: tuple[str, ...] = ()
-    dev_col = [devices.get(i, empty) for i in inodes.tolist()] if devices else [empty] * n
-    return BUFFERS.frame(
-        {
-            "inode": inodes,
-            "size_bytes": svals,
-            "size_source": pd.Categorical.from_codes(ssrc, categories=_cats(*_SIZE_SOURCES)),
-            "size_estimated": ssrc == 5,
-            "exporter": exporter.vals,
-            "name": name.vals,
-            "count": nullable(count.vals, count.vals < 0),
-            "attached_devices": dev_col,
-            "attachments": nullable(attach.vals, attach.vals < 0),
-            "in_inventory": in_inv,
-            "sources": sources,
-        }
-    )
+    if not devices:
+        return [empty] * inodes.size
+    return [devices.get(i, empty) for i in inodes.tolist()]

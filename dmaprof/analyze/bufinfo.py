@@ -86,10 +86,28 @@ def _name(text: str) -> str | None:
 
 def parse_bufinfo(content: bytes) -> Bufinfo:
     """Parse the text of a ``bufinfo`` file (any generation; see the module docstring)."""
-    out = Bufinfo()
+    reader = _Reader(_unquoted_lines(content))
+    reader.run()
+    out = reader.out
+    if out.layout == "unknown" and out.records:
+        out.layout = "ino" if all(r.inode is not None for r in out.records) else "oldest"
+    if out.total_objects is not None and out.total_objects != len(out.records):
+        out.warnings.append(
+            f"bufinfo declares {out.total_objects} objects but {len(out.records)} were listed"
+            " (an excerpt, or buffers created/freed while it was read)"
+        )
+    elif out.total_bytes is not None and out.total_bytes != sum(r.size for r in out.records):
+        out.warnings.append(
+            f"bufinfo declares {out.total_bytes} bytes but its records sum to "
+            f"{sum(r.size for r in out.records)}"
+        )
+    return out
+
+
+def _unquoted_lines(content: bytes) -> list[str]:
+    """The lines, without a mail-quoting prefix ("> ") taken from the banner line."""
     raw_lines = content.split(b"\n")
     lines = [decode(x).rstrip("\r") for x in raw_lines]
-    # A mail-quoting prefix ("> ") taken from the banner line, stripped where present.
     prefix = ""
     for line in lines:
         k = line.find("Dma-buf Objects:")
@@ -105,94 +123,105 @@ def parse_bufinfo(content: bytes) -> Bufinfo:
             return line[len(qprefix) :]
         return line
 
-    lines = [unquote(x) for x in lines]
-    header: list[str] | None = None
-    vendor = False
-    has_ino: bool | None = None
-    cur: BufinfoRecord | None = None
-    in_devices = False
-    i = 0
-    n = len(lines)
-    while i < n:
-        line = lines[i]
+    return [unquote(x) for x in lines]
+
+
+class _Reader:
+    """What :func:`parse_bufinfo` knows while it reads the lines one by one."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+        self.out = Bufinfo()
+        self.vendor = False
+        self.has_ino: bool | None = None
+        self.cur: BufinfoRecord | None = None  # the record the detail lines belong to
+        self.in_devices = False
+
+    def run(self) -> None:
+        i, n = 0, len(self.lines)
+        while i < n:
+            i = self.line(i)
+
+    def line(self, i: int) -> int:
+        """Read line ``i``; returns the index of the next line to read."""
+        line = self.lines[i]
         no = i + 1
         i += 1
         stripped = line.strip()
         if not stripped:
-            in_devices = False
-            continue
+            self.in_devices = False
+            return i
         tokens = stripped.split()
         if stripped == "Dma-buf Objects:":
-            continue
+            return i
         m = _TOTAL_OBJECTS.match(stripped)
         if m:
-            out.total_objects = int(m.group(1))
-            out.total_bytes = int(m.group(2))
-            cur = None
-            in_devices = False
-            continue
+            self.out.total_objects = int(m.group(1))
+            self.out.total_bytes = int(m.group(2))
+            self.cur = None
+            self.in_devices = False
+            return i
         if tokens[0] == "size" and "flags" in tokens and set(tokens) <= _HEADER_WORDS:
-            header = list(tokens)
-            # A wrapped header continues on the next line ("ino", "ino name").
-            if i < n:
-                nxt = lines[i].split()
-                if nxt and set(nxt) <= {"ino", "name"}:
-                    header += nxt
-                    i += 1
-            vendor = "buf" in header
-            has_ino = "ino" in header
-            if vendor:
-                out.layout = "vendor"
-            elif has_ino:
-                out.layout = "ino+name" if header[-1] == "name" else "ino"
-            else:
-                out.layout = "oldest"
-            continue
+            return self.header(tokens, i)
         if _is_record_start(tokens):
-            rec, consumed = _record(line, tokens, lines, i, vendor, has_ino)
-            if rec is None:
-                out.unparsed.append((no, line, "bufinfo row with unexpected fields"))
-                continue
-            i += consumed
-            rec.line_no = no
-            out.records.append(rec)
-            cur = rec
-            in_devices = False
-            continue
+            return self.record(line, tokens, i, no)
+        self.detail(line, stripped, no)
+        return i
+
+    def header(self, tokens: list[str], i: int) -> int:
+        """The column header, which tells the layout of the rows after it."""
+        header = list(tokens)
+        # A wrapped header continues on the next line ("ino", "ino name").
+        if i < len(self.lines):
+            nxt = self.lines[i].split()
+            if nxt and set(nxt) <= {"ino", "name"}:
+                header += nxt
+                i += 1
+        self.vendor = "buf" in header
+        self.has_ino = "ino" in header
+        if self.vendor:
+            self.out.layout = "vendor"
+        elif self.has_ino:
+            self.out.layout = "ino+name" if header[-1] == "name" else "ino"
+        else:
+            self.out.layout = "oldest"
+        return i
+
+    def record(self, line: str, tokens: list[str], i: int, no: int) -> int:
+        rec, consumed = _record(line, tokens, self.lines, i, self.vendor, self.has_ino)
+        if rec is None:
+            self.out.unparsed.append((no, line, "bufinfo row with unexpected fields"))
+            return i
+        rec.line_no = no
+        self.out.records.append(rec)
+        self.cur = rec
+        self.in_devices = False
+        return i + consumed
+
+    def detail(self, line: str, stripped: str, no: int) -> None:
+        """A line under a record (its device count, devices or fences), else unparsed."""
+        cur = self.cur
         m = _TOTAL_DEVICES.match(stripped)
         if m and cur is not None:
             cur.declared_devices = int(m.group(1))
             if cur.declared_devices != len(cur.devices):
-                out.warnings.append(
+                self.out.warnings.append(
                     f"bufinfo line {no}: {cur.declared_devices} devices declared, "
                     f"{len(cur.devices)} listed"
                 )
-            in_devices = False
-            continue
+            self.in_devices = False
+            return
         if cur is not None and stripped == "Attached Devices:":
-            in_devices = True
-            continue
+            self.in_devices = True
+            return
         if cur is not None and line[:1] in (" ", "\t"):
-            if in_devices:
+            if self.in_devices:
                 cur.devices.append(stripped)
-                continue
+                return
             if _FENCE.search(stripped):
                 cur.fences.append(stripped)
-                continue
-        out.unparsed.append((no, line, "not a bufinfo line"))
-    if out.layout == "unknown" and out.records:
-        out.layout = "ino" if all(r.inode is not None for r in out.records) else "oldest"
-    if out.total_objects is not None and out.total_objects != len(out.records):
-        out.warnings.append(
-            f"bufinfo declares {out.total_objects} objects but {len(out.records)} were listed"
-            " (an excerpt, or buffers created/freed while it was read)"
-        )
-    elif out.total_bytes is not None and out.total_bytes != sum(r.size for r in out.records):
-        out.warnings.append(
-            f"bufinfo declares {out.total_bytes} bytes but its records sum to "
-            f"{sum(r.size for r in out.records)}"
-        )
-    return out
+                return
+        self.out.unparsed.append((no, line, "not a bufinfo line"))
 
 
 def _record(

@@ -9,10 +9,11 @@ once for each of them (rows do not add up to the total; `buffers_attached` does)
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from dmaprof.analyze.reporttypes import AttachedDevice, AttachedSummary
 
 # (category, pattern on the device name): first match wins. Names seen in bufinfo dumps:
 # soc:hgsl-iommu:gfx3d_user_0, fec00000.v3d, ae00000.qcom,mdss_mdp:..., aaa1000.qcom,vidc:*,
@@ -42,7 +43,7 @@ def category_of(device: str) -> str:
 
 def attached_device_rows(
     inventory: pd.DataFrame, attachments: pd.DataFrame
-) -> list[dict[str, Any]]:
+) -> list[AttachedDevice]:
     """One row per importing device: the bufinfo buffers attached to it (a buffer a device
     attached twice counts once in ``buffers``/``bytes``, twice in ``attachments``), their
     bytes (bufinfo's sizes, raw) and exporters. Pre-5.3 buffers (no inode) count too: the
@@ -108,13 +109,14 @@ _NO_BUFINFO = {
 
 def attached_device_summary(
     inventory: pd.DataFrame, attachments: pd.DataFrame, bufinfo_state: str | None
-) -> dict[str, Any]:
+) -> AttachedSummary:
     """What the device view covers, and a sentence when it is empty: no bufinfo read (it is
     the only source of attachments), or bufinfo read but no buffer attached to a device."""
     records = _bufinfo_records(inventory)
     attached = np.unique(attachments["record"].to_numpy(dtype=np.int64))
     sizes = records["size_bytes"].to_numpy(dtype=np.int64)
-    out: dict[str, Any] = {
+    out: AttachedSummary = {
+        "state": "attached",
         "source": "debugfs_bufinfo" if len(records) else None,
         "bufinfo": bufinfo_state,
         "buffers": len(records) if len(records) else None,

@@ -4,7 +4,9 @@
   identity) or ``anon_inode:dmabuf`` (older kernels: every dma-buf shares one inode, so no
   identity). Other targets are ignored.
 * ``fdinfo`` gives ``ino:`` (5.14+), ``size:``, ``count:``, ``exp_name:``, ``name:`` of each
-  dma-buf fd; an fdinfo with ``exp_name:`` is a dma-buf even without its link record.
+  dma-buf fd; an fdinfo with ``exp_name:`` is a dma-buf even without its link record
+  (the files themselves are parsed by :mod:`dmaprof.analyze.fdinfo`; here the section is
+  cut into ranges and pieces and the parts joined).
 * ``fdstat`` (kernels without ``ino:`` in fdinfo) gives ``<inode> <size>`` from ``stat -L``.
 
 An fd is keyed by ``owner * 2**32 + fd`` where ``owner`` is the tid for a task's own fd
@@ -31,10 +33,8 @@ from dmaprof.analyze._scan import (
     Bool,
     ProcPaths,
     Scan,
-    dec_before,
     decode,
     factorize_ranges,
-    first_byte,
     lookup,
     nullable,
     proc_paths,
@@ -43,12 +43,44 @@ from dmaprof.analyze._scan import (
     uniq_counts,
     uniq_index,
 )
+from dmaprof.analyze.fdinfo import (
+    FDINFO_FIELDS,
+    OWNER_SHIFT,
+    FdInfo,
+    concat_fdinfo,
+    empty_fdinfo,
+    first_newline,
+    next_file_start,
+    parse_fdinfo_piece,
+)
 from dmaprof.analyze.unparsed import Unparsed
 from dmaprof.capture.dump import Dump
 
-OWNER_SHIFT = np.int64(1 << 32)
 #: A value range whose end is "the next newline" (resolved only for values actually read).
 END_AT_NEWLINE = -2
+
+__all__ = [
+    "CHUNK_BYTES",
+    "END_AT_NEWLINE",
+    "OWNER_SHIFT",
+    "SPLIT_MIN_BYTES",
+    "TARGET_ANON",
+    "TARGET_DMABUF",
+    "TARGET_OTHER",
+    "FdInfo",
+    "FdRefs",
+    "FdStat",
+    "InodeGroups",
+    "Links",
+    "fd_references",
+    "fdinfo_ranges",
+    "join_fdinfo",
+    "parse_fdinfo",
+    "parse_fdinfo_range",
+    "parse_fdlinks",
+    "parse_fdstat",
+    "pieces_of",
+]
 
 TARGET_DMABUF = 0
 TARGET_ANON = 1
@@ -71,24 +103,6 @@ class Links:
 
 
 @dataclass
-class FdInfo:
-    key: I64
-    pid: I64
-    tid: I64
-    fd: I64
-    ino: I64  # -1 when absent
-    size: I64  # -1 when absent
-    count: I64  # -1 when absent
-    exp_b: I64  # -1 when absent
-    exp_e: I64
-    name_b: I64  # -1 when absent
-    name_e: I64
-    is_dmabuf: np.ndarray  # has exp_name
-    present: bool = False
-    has_ino: bool = False
-
-
-@dataclass
 class FdStat:
     key: I64
     ino: I64
@@ -98,26 +112,6 @@ class FdStat:
 
 def _empty_i64() -> I64:
     return np.zeros(0, dtype=np.int64)
-
-
-def _empty_fdinfo(ng: int) -> FdInfo:
-    def m1() -> I64:
-        return np.full(ng, -1, dtype=np.int64)
-
-    return FdInfo(
-        m1(),
-        m1(),
-        m1(),
-        m1(),
-        m1(),
-        m1(),
-        m1(),
-        m1(),
-        m1(),
-        m1(),
-        m1(),
-        np.zeros(ng, dtype=np.bool_),
-    )
 
 
 _SLOW_REC = re.compile(rb"(/proc/(\d+)(?:/task/(\d+))?/fd/(\d+))(?: (.*))?\Z", re.S)
@@ -289,252 +283,8 @@ def _links_piece(scan: Scan, begin: int, end: int, nonce: bytes, unparsed: Unpar
     return out
 
 
-# fdinfo keys; the first 4 bytes of each are distinct, which makes a one-gather lookup.
-_KEYS = (
-    b"pos:",
-    b"flags:",
-    b"mnt_id:",
-    b"ino:",
-    b"size:",
-    b"count:",
-    b"exp_name:",
-    b"name:",
-    b"lock:",
-)
-K_INO, K_SIZE, K_COUNT, K_EXP, K_NAME = 3, 4, 5, 6, 7
-
-
-# The two bytes before ":\t" -> key index in _KEYS ("me" is exp_name or name: resolved by
-# the byte six before the tab, "_" or ":").
-_PAIR_TABLE = np.full(1 << 16, -1, dtype=np.int8)
-for _pair, _code in (
-    (b"os", 0),
-    (b"gs", 1),
-    (b"id", 2),
-    (b"no", 3),
-    (b"ze", 4),
-    (b"nt", 5),
-    (b"me", 6),
-    (b"ck", 8),
-):
-    _PAIR_TABLE[int.from_bytes(_pair, "little")] = _code
-_KLEN = np.array([len(k) for k in _KEYS], dtype=np.int64)
-# What the 8 bytes before each key's tab must be: the path's ":" and the key (its last 8
-# bytes for exp_name, whose ":e" is checked apart), as (value, mask) per key index.
-_KEY_WINDOW = np.zeros(len(_KEYS), dtype=np.uint64)
-_KEY_MASK = np.zeros(len(_KEYS), dtype=np.uint64)
-for _code, _key in enumerate(_KEYS):
-    _tail = (b":" + _key)[-8:]
-    _KEY_WINDOW[_code] = int.from_bytes(_tail.rjust(8, b"\0"), "little")
-    _KEY_MASK[_code] = int.from_bytes((b"\xff" * len(_tail)).rjust(8, b"\0"), "little")
-
-
-def _fdinfo_fast(scan: Scan, begin: int, end: int) -> FdInfo | None:
-    """Vectorised fdinfo parse for kernel-shaped input, or None when the section does not
-    look like it (then :func:`_fdinfo_slow` parses it line by line).
-
-    Every kernel fdinfo line is ``key:\tvalue`` and every file starts with ``pos:``, so the
-    tabs locate the keys, the ``pos:`` lines start the files, and the path (pid, tid, fd) is
-    parsed once per file, backwards from the colon that ends it.
-    """
-    tabs = scan.positions(9, begin, end)
-    if tabs.size == 0:
-        return None
-    # the 8 bytes before each tab: the two before ":\t" name the key (a 64 Ki table), the
-    # rest check it, with the path's ":" in front (one gather for every line)
-    window = scan.win(tabs - 8)
-    code8 = _PAIR_TABLE[((window >> np.uint64(40)) & np.uint64(0xFFFF)).astype(np.intp)]
-    if (code8 < 0).any():
-        return None  # an unknown key, or a tab inside a value: the slow path sorts it out
-    is_name = (code8 == K_EXP) & (((window >> np.uint64(16)) & np.uint64(0xFF)) == 0x3A)
-    code8[is_name] = K_NAME
-    if not ((window & _KEY_MASK[code8]) == _KEY_WINDOW[code8]).all():
-        return None
-    # tab indices per key (one stable radix sort of the int8 codes)
-    order = np.argsort(code8, kind="stable")
-    bounds = np.searchsorted(code8[order], np.arange(len(_KEYS) + 1))
-    by_key = {k: order[bounds[k] : bounds[k + 1]] for k in range(len(_KEYS))}
-    if not scan.eq(tabs[by_key[K_EXP]] - 10, b":e").all():
-        return None
-    anchors = by_key[0]
-    if anchors.size == 0 or anchors[0] != 0:
-        return None
-    # parse the anchors' paths backwards: /proc/<pid>[/task/<tid>]/fdinfo/<fd>
-    apc = tabs[anchors] - 5  # "<path>:pos:\t"
-    fd, nfd = dec_before(scan, apc)
-    ok = (nfd >= 1) & (nfd <= 7) & scan.eq(apc - nfd - 8, b"/fdinfo/")
-    p1 = apc - nfd - 8
-    d1, nd1 = dec_before(scan, p1)
-    ok &= (nd1 >= 1) & (nd1 <= 7)
-    head = p1 - nd1
-    is_proc = scan.eq(head - 6, b"/proc/")
-    is_task = ~is_proc & scan.eq(head - 6, b"/task/")
-    pid = np.where(is_proc, d1, -1)
-    tid = np.full(anchors.size, -1, dtype=np.int64)
-    if is_task.any():
-        ti = np.flatnonzero(is_task)
-        d2, nd2 = dec_before(scan, head[ti] - 6)
-        good = (nd2 >= 1) & (nd2 <= 7) & scan.eq(head[ti] - 6 - nd2 - 6, b"/proc/")
-        pid[ti[good]] = d2[good]
-        tid[ti[good]] = d1[ti[good]]
-        head[ti[good]] = head[ti[good]] - 6 - nd2
-        ok[ti[~good]] = False
-    ok &= is_proc | is_task
-    line_start = head - 6
-    first = scan.byte(np.maximum(line_start - 1, 0))
-    ok &= (first == 0x0A) | (line_start == begin)
-    if not ok.all():
-        return None
-    # every tab belongs to the file of the last anchor ("pos:" line) before it. A file
-    # without its "pos:" line would merge into the previous one and repeat its keys: then
-    # the slow path parses the section.
-    ng = anchors.size
-    out = _empty_fdinfo(ng)
-    vs_all = tabs + 1
-    fid = np.cumsum(code8 == 0) - 1
-    klen = _KLEN[code8]
-    path_len = apc - line_start
-    for k, name in (
-        (K_INO, "ino"),
-        (K_SIZE, "size"),
-        (K_COUNT, "count"),
-        (K_EXP, "exp_b"),
-        (K_NAME, "name_b"),
-    ):
-        idx = by_key[k]
-        if not idx.size:
-            continue
-        f = fid[idx]
-        if f.size > 1 and bool((f[1:] == f[:-1]).any()):
-            return None
-        vs = vs_all[idx]
-        if k in (K_EXP, K_NAME):
-            # The value ends where the next line starts, minus its "\n". The next line's
-            # start is its tab minus its key and its path (as long as its file's anchor's).
-            nxt = idx + 1
-            last = nxt >= tabs.size
-            nxt = np.minimum(nxt, tabs.size - 1)
-            nstart = tabs[nxt] - klen[nxt] - 1 - path_len[fid[nxt]]
-            ve = np.where(last, -1, nstart - 1)
-            if last.any():
-                ve[last] = first_newline(scan, vs[last], end)
-            if not ((ve >= vs) & (scan.byte(np.maximum(ve, 0)) == 0x0A)).all():
-                return None
-            getattr(out, name)[f] = vs
-            getattr(out, "exp_e" if k == K_EXP else "name_e")[f] = ve
-            continue
-        v, n = scan.dec(vs)
-        if not ((n >= 1) & (n <= 18) & (scan.byte(vs + n) == 0x0A)).all():
-            return None
-        getattr(out, name)[f] = v
-    owner = np.where(tid >= 0, tid, pid)
-    out.key = owner * OWNER_SHIFT + fd
-    out.pid, out.tid, out.fd = pid, tid, fd
-    out.is_dmabuf = out.exp_b >= 0
-    out.has_ino = bool((out.ino >= 0).any())
-    return out
-
-
-def _fdinfo_slow(scan: Scan, begin: int, end: int, unparsed: Unparsed) -> FdInfo:
-    """Line-by-line fdinfo parse: any input, exact, slower."""
-    s, e = scan.lines(begin, end)
-    rows: dict[int, dict[str, int]] = {}
-    order: list[int] = []
-    meta: dict[int, tuple[int, int, int]] = {}
-    for ls, le, raw in zip(s.tolist(), e.tolist(), scan.slices(s, e), strict=True):
-        m = _SLOW_FDINFO.match(raw)
-        if m is None:
-            unparsed.add("fdinfo", None, None, raw, "not /proc/<pid>/fdinfo/<fd>:...")
-            continue
-        pid = int(m.group(1))
-        tid = int(m.group(2)) if m.group(2) else -1
-        fd = int(m.group(3))
-        key = (tid if tid >= 0 else pid) * int(OWNER_SHIFT) + fd
-        rec = rows.get(key)
-        if rec is None:
-            rec = rows[key] = {}
-            order.append(key)
-            meta[key] = (pid, tid, fd)
-        field_, sep, value = m.group(4).partition(b":")
-        vstart = ls + m.start(4) + len(field_) + 1
-        # the kernel separates with one tab (the value may start with blanks of its own);
-        # copies with the tab turned into spaces lose that distinction
-        stripped = value[1:] if value[:1] == b"\t" else value.lstrip(b" ")
-        vstart += len(value) - len(stripped)
-        value = stripped
-        name = field_.decode("ascii", "replace")
-        if not sep or name not in _FIELD_NAMES:
-            unparsed.add(
-                "fdinfo", decode(m.group(0).partition(b":")[0]), None, raw, "unknown fdinfo field"
-            )
-            continue
-        if name in ("ino", "size", "count"):
-            v = value.rstrip(b" \r\t")
-            if v.isdigit() and len(v) <= 18:
-                rec[name] = int(v)
-            else:
-                unparsed.add("fdinfo", None, None, raw, "not a number")
-        elif name in ("exp_name", "name"):
-            rec[name + "_b"] = vstart
-            rec[name + "_e"] = le
-    ng = len(order)
-    out = _empty_fdinfo(ng)
-    for i, key in enumerate(order):
-        rec = rows[key]
-        out.key[i] = key
-        out.pid[i], out.tid[i], out.fd[i] = meta[key]
-        out.ino[i] = rec.get("ino", -1)
-        out.size[i] = rec.get("size", -1)
-        out.count[i] = rec.get("count", -1)
-        out.exp_b[i] = rec.get("exp_name_b", -1)
-        out.exp_e[i] = rec.get("exp_name_e", -1)
-        out.name_b[i] = rec.get("name_b", -1)
-        out.name_e[i] = rec.get("name_e", -1)
-    out.is_dmabuf = out.exp_b >= 0
-    out.has_ino = bool((out.ino >= 0).any())
-    return out
-
-
-_SLOW_FDINFO = re.compile(rb"/proc/(\d+)(?:/task/(\d+))?/fdinfo/(\d+):(.*)\Z", re.S)
-_FIELD_NAMES = frozenset(
-    {"pos", "flags", "mnt_id", "ino", "size", "count", "exp_name", "name", "lock"}
-)
-
-
-_FDINFO_FIELDS = (
-    "key",
-    "pid",
-    "tid",
-    "fd",
-    "ino",
-    "size",
-    "count",
-    "exp_b",
-    "exp_e",
-    "name_b",
-    "name_e",
-    "is_dmabuf",
-)
 #: Sections smaller than this are parsed in one piece.
 SPLIT_MIN_BYTES = 1 << 20
-
-
-def _file_start(buf: bytes, begin: int, end: int, target: int) -> int | None:
-    """The start of the first fdinfo file at or after ``target`` in ``buf[begin:end]``: a
-    ``pos:`` line whose path differs from the line before it, a boundary both parsers
-    agree on. None when there is none."""
-    at = buf.find(b":pos:\t", target, end)
-    if at < 0:
-        return None
-    line = buf.rfind(b"\n", begin, at) + 1
-    if line <= begin:
-        return None
-    prev = buf.rfind(b"\n", begin, line - 1) + 1
-    here = _SLOW_FDINFO.match(buf[line : at + 6])
-    before = _SLOW_FDINFO.match(buf[prev : line - 1])
-    if here is None or before is None or here.group(1, 2, 3) == before.group(1, 2, 3):
-        return None
-    return line
 
 
 def fdinfo_ranges(
@@ -549,7 +299,7 @@ def fdinfo_ranges(
     whole = [(begin, end)]
     if end - begin < min_bytes or not 0 < first_share < 1:
         return whole
-    cut = _file_start(buf, begin, end, begin + int((end - begin) * first_share))
+    cut = next_file_start(buf, begin, end, begin + int((end - begin) * first_share))
     return whole if cut is None else [(begin, cut), (cut, end)]
 
 
@@ -557,42 +307,27 @@ def parse_fdinfo_range(scan: Scan, begin: int, end: int, unparsed: Unparsed) -> 
     """One range of the fdinfo section (see :func:`fdinfo_ranges`), piece by piece; the
     pieces still need :func:`join_fdinfo`."""
     pieces = [
-        _fdinfo_piece(scan, b, e, unparsed)
-        for b, e in pieces_of(begin, end, lambda b, t: _file_start(scan.buf, b, end, t))
+        parse_fdinfo_piece(scan, b, e, unparsed)
+        for b, e in pieces_of(begin, end, lambda b, t: next_file_start(scan.buf, b, end, t))
     ]
-    return pieces[0] if len(pieces) == 1 else _concat_fdinfo(pieces)
-
-
-def _fdinfo_piece(scan: Scan, begin: int, end: int, unparsed: Unparsed) -> FdInfo:
-    fast = _fdinfo_fast(scan, begin, end)
-    if fast is None:
-        fast = _fdinfo_slow(scan, begin, end, unparsed)
-    return fast
-
-
-def _concat_fdinfo(parts: list[FdInfo]) -> FdInfo:
-    out = _empty_fdinfo(0)
-    for name in _FDINFO_FIELDS:
-        setattr(out, name, np.concatenate([getattr(p, name) for p in parts]))
-    out.has_ino = any(p.has_ino for p in parts)
-    return out
+    return pieces[0] if len(pieces) == 1 else concat_fdinfo(pieces)
 
 
 def join_fdinfo(parts: list[FdInfo], present: bool) -> FdInfo:
     """The parts of a section in order, as one; an fd listed twice keeps its last
     occurrence."""
     if not parts:
-        out = _empty_fdinfo(0)
+        out = empty_fdinfo(0)
         out.present = present
         return out
-    out = parts[0] if len(parts) == 1 else _concat_fdinfo(parts)
+    out = parts[0] if len(parts) == 1 else concat_fdinfo(parts)
     out.present = present
     ng = out.key.size
     if ng and uniq(out.key).size != ng:
         # The same fd listed twice (not adjacent): keep the last occurrence.
         _, last, _ = uniq_index(out.key[::-1])
         keep = np.sort(ng - 1 - last)
-        for name in _FDINFO_FIELDS:
+        for name in FDINFO_FIELDS:
             setattr(out, name, getattr(out, name)[keep])
     return out
 
@@ -603,22 +338,6 @@ def parse_fdinfo(dump: Dump, scan: Scan, unparsed: Unparsed) -> FdInfo:
     if sec is None or sec.size == 0:
         return join_fdinfo([], sec is not None)
     return join_fdinfo([parse_fdinfo_range(scan, sec.begin, sec.end, unparsed)], True)
-
-
-def first_newline(scan: Scan, pos: I64, limit: int) -> I64:
-    """Position of the first "\n" at or after each position (``limit`` when none)."""
-    out = np.full(pos.size, limit, dtype=np.int64)
-    todo = np.arange(pos.size)
-    p = pos.copy()
-    width = 64
-    while todo.size:
-        off = first_byte(scan, p[todo], width, 0x0A)
-        found = off < width
-        out[todo[found]] = np.minimum(p[todo[found]] + off[found], limit)
-        p[todo] = p[todo] + width
-        nxt = todo[~found]
-        todo = nxt[p[nxt] < limit]
-    return out
 
 
 def parse_fdstat(dump: Dump, scan: Scan, unparsed: Unparsed) -> FdStat:

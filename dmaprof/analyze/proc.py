@@ -68,6 +68,7 @@ def _uint_at(scan: Scan, pos: I64, limit: I64) -> tuple[I64, np.ndarray]:
 
 
 def parse_proc(dump: Dump, scan: Scan, unparsed: Unparsed) -> ProcInfo:
+    """Every process's files in the ``proc`` section (see the module docstring)."""
     info = ProcInfo()
     sec = dump.section("proc")
     if sec is None:
@@ -76,6 +77,28 @@ def parse_proc(dump: Dump, scan: Scan, unparsed: Unparsed) -> ProcInfo:
     s, e = scan.lines(sec.begin, sec.end)
     if s.size == 0:
         return info
+    pid, kind, cstart = _classify(scan, s, e, unparsed)
+    info.pids.update(uniq(pid[kind >= 0]).tolist())
+    st = np.flatnonzero(kind == 0)
+    info.status_read.update(uniq(pid[st]).tolist())
+    _read_status(scan, info, cstart[st], e[st], pid[st])
+    cl = np.flatnonzero(kind == 1)
+    if cl.size:
+        info.cmdline = _cmdlines(scan, pid[cl], cstart[cl], e[cl])
+    cg = np.flatnonzero(kind == 2)
+    _read_cgroups(scan, info, pid[cg], cstart[cg], e[cg], unparsed)
+    sl = np.flatnonzero(kind == 3)
+    _read_start_times(scan, info, pid[sl], cstart[sl], e[sl], unparsed)
+    for k, target in ((4, info.dmabuf_rss), (5, info.dmabuf_pss)):
+        idx = np.flatnonzero(kind == k)
+        if idx.size:
+            _read_counter(scan, target, pid[idx], cstart[idx], s[idx], e[idx], unparsed)
+    return info
+
+
+def _classify(scan: Scan, s: I64, e: I64, unparsed: Unparsed) -> tuple[I64, I64, I64]:
+    """Per line: its pid, the index of its file in :data:`_FILES` (-1: not a process's
+    file line, reported) and where its content starts."""
     pp = proc_paths(scan, s, e)
     ok = pp.ok & (pp.tid < 0)
     q = pp.rest
@@ -88,13 +111,12 @@ def parse_proc(dump: Dump, scan: Scan, unparsed: Unparsed) -> ProcInfo:
     bad = np.flatnonzero(kind < 0)
     if bad.size:
         unparsed.add_lines(scan, "proc", s[bad], e[bad], "not a /proc/<pid>/<file> line")
-    pid = pp.pid
-    info.pids.update(uniq(pid[kind >= 0]).tolist())
+    return pp.pid, kind, cstart
 
-    # -- status --------------------------------------------------------------------------
-    st = np.flatnonzero(kind == 0)
-    info.status_read.update(uniq(pid[st]).tolist())
-    cs, ce, sp = cstart[st], e[st], pid[st]
+
+def _read_status(scan: Scan, info: ProcInfo, cs: I64, ce: I64, sp: I64) -> None:
+    """``Name:``, ``Tgid:``, ``PPid:``, ``Uid:`` (real and effective) and ``Kthread:`` of the
+    ``status`` lines starting at ``cs`` (the first line of a key per pid wins)."""
     m = scan.eq(cs, b"Name:\t")
     if m.any():
         idx = np.flatnonzero(m)
@@ -111,22 +133,7 @@ def parse_proc(dump: Dump, scan: Scan, unparsed: Unparsed) -> ProcInfo:
     m = scan.eq(cs, b"Uid:\t")
     if m.any():
         idx = np.flatnonzero(m)
-        v, n = scan.dec(cs[idx] + 5, ce[idx])
-        good = (n >= 1) & (n <= 10)
-        v2, n2 = scan.dec(cs[idx] + 5 + n + 1, ce[idx])
-        good2 = good & (n2 >= 1) & (n2 <= 10)
-        for p, x, g1, g2, y in zip(
-            sp[idx].tolist(),
-            v.tolist(),
-            good.tolist(),
-            good2.tolist(),
-            v2.tolist(),
-            strict=True,
-        ):
-            if g1:
-                info.uid.setdefault(p, x)
-            if g2:
-                info.euid.setdefault(p, y)
+        _read_uids(scan, info, cs[idx], ce[idx], sp[idx])
     m = scan.eq(cs, b"Kthread:\t")
     if m.any():
         idx = np.flatnonzero(m)
@@ -134,17 +141,40 @@ def parse_proc(dump: Dump, scan: Scan, unparsed: Unparsed) -> ProcInfo:
         for p, x in zip(sp[idx][good].tolist(), v[good].tolist(), strict=True):
             info.kthread[p] = x == 1
 
-    # -- cmdline (may span several lines when an argument holds "\n") -----------------------
-    cl = np.flatnonzero(kind == 1)
-    if cl.size:
-        parts: dict[int, list[bytes]] = {}
-        for p, raw in zip(pid[cl].tolist(), scan.slices(cstart[cl], e[cl]), strict=True):
-            parts.setdefault(p, []).append(raw)
-        info.cmdline = {p: b"\n".join(v) for p, v in parts.items()}
 
-    # -- cgroup ---------------------------------------------------------------------------
-    cg = np.flatnonzero(kind == 2)
-    for p, raw in zip(pid[cg].tolist(), scan.slices(cstart[cg], e[cg]), strict=True):
+def _read_uids(scan: Scan, info: ProcInfo, cs: I64, ce: I64, sp: I64) -> None:
+    """The real and effective uid of ``Uid:\t<real>\t<effective>...`` lines."""
+    v, n = scan.dec(cs + 5, ce)
+    good = (n >= 1) & (n <= 10)
+    v2, n2 = scan.dec(cs + 5 + n + 1, ce)
+    good2 = good & (n2 >= 1) & (n2 <= 10)
+    for p, x, g1, g2, y in zip(
+        sp.tolist(),
+        v.tolist(),
+        good.tolist(),
+        good2.tolist(),
+        v2.tolist(),
+        strict=True,
+    ):
+        if g1:
+            info.uid.setdefault(p, x)
+        if g2:
+            info.euid.setdefault(p, y)
+
+
+def _cmdlines(scan: Scan, pid: I64, cs: I64, ce: I64) -> dict[int, bytes]:
+    """Each pid's cmdline (it spans several lines when an argument holds "\n")."""
+    parts: dict[int, list[bytes]] = {}
+    for p, raw in zip(pid.tolist(), scan.slices(cs, ce), strict=True):
+        parts.setdefault(p, []).append(raw)
+    return {p: b"\n".join(v) for p, v in parts.items()}
+
+
+def _read_cgroups(
+    scan: Scan, info: ProcInfo, pid: I64, cs: I64, ce: I64, unparsed: Unparsed
+) -> None:
+    """``<hierarchy>:<controllers>:<path>`` lines of ``/proc/<pid>/cgroup``."""
+    for p, raw in zip(pid.tolist(), scan.slices(cs, ce), strict=True):
         hier, sep1, rest = raw.partition(b":")
         ctl, sep2, path = rest.partition(b":")
         if not (sep1 and sep2) or not hier.strip().isdigit():
@@ -152,9 +182,12 @@ def parse_proc(dump: Dump, scan: Scan, unparsed: Unparsed) -> ProcInfo:
             continue
         info.cgroup_rows.append((p, int(hier), decode(ctl), decode(path)))
 
-    # -- stat: field 22 (starttime) after the last ")" -------------------------------------
-    sl = np.flatnonzero(kind == 3)
-    for p, raw in zip(pid[sl].tolist(), scan.slices(cstart[sl], e[sl]), strict=True):
+
+def _read_start_times(
+    scan: Scan, info: ProcInfo, pid: I64, cs: I64, ce: I64, unparsed: Unparsed
+) -> None:
+    """``stat``: field 22 (starttime), counted after the last ")" (the comm may hold one)."""
+    for p, raw in zip(pid.tolist(), scan.slices(cs, ce), strict=True):
         close = raw.rfind(b")")
         fields = raw[close + 1 :].split() if close >= 0 else []
         # fields[0] is field 3 (state); field 22 is fields[19]
@@ -163,24 +196,27 @@ def parse_proc(dump: Dump, scan: Scan, unparsed: Unparsed) -> ProcInfo:
         else:
             unparsed.add("proc", f"/proc/{p}/stat", None, raw, "no start time (field 22)")
 
-    # -- ACK dmabuf_rss / dmabuf_pss ------------------------------------------------------
-    for k, target in ((4, info.dmabuf_rss), (5, info.dmabuf_pss)):
-        idx = np.flatnonzero(kind == k)
-        if not idx.size:
-            continue
-        b = cstart[idx]
-        # skip leading blanks
-        for _ in range(4):
-            blank = (scan.byte(b) == 0x20) | (scan.byte(b) == 0x09)
-            b = np.where(blank & (b < e[idx]), b + 1, b)
-        v, n = scan.dec(b, e[idx])
-        good = (n >= 1) & (n <= 18)
-        # a "kB" unit after the number, if a kernel ever prints one
-        kb = good & (scan.eq(b + n, b" kB") | scan.eq(b + n, b"kB"))
-        v = np.where(kb, v * 1024, v)
-        for p, x in zip(pid[idx][good].tolist(), v[good].tolist(), strict=True):
-            target[p] = x
-        bad_i = idx[~good]
-        if bad_i.size:
-            unparsed.add_lines(scan, "proc", s[bad_i], e[bad_i], "not a number")
-    return info
+
+def _read_counter(
+    scan: Scan,
+    target: dict[int, int],
+    pid: I64,
+    b: I64,
+    s: I64,
+    e: I64,
+    unparsed: Unparsed,
+) -> None:
+    """ACK ``dmabuf_rss`` / ``dmabuf_pss``: one number of bytes per line."""
+    # skip leading blanks
+    for _ in range(4):
+        blank = (scan.byte(b) == 0x20) | (scan.byte(b) == 0x09)
+        b = np.where(blank & (b < e), b + 1, b)
+    v, n = scan.dec(b, e)
+    good = (n >= 1) & (n <= 18)
+    # a "kB" unit after the number, if a kernel ever prints one
+    kb = good & (scan.eq(b + n, b" kB") | scan.eq(b + n, b"kB"))
+    v = np.where(kb, v * 1024, v)
+    target.update(zip(pid[good].tolist(), v[good].tolist(), strict=True))
+    bad = np.flatnonzero(~good)
+    if bad.size:
+        unparsed.add_lines(scan, "proc", s[bad], e[bad], "not a number")

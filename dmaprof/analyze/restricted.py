@@ -1,9 +1,10 @@
 """The report of a capture that could not read every process (a user build's shell user).
 
-:func:`extend_report` adds the user-build keys (access, system totals, graphic buffers,
-run-as results; docs/user-build.md) to the JSON report, kept apart from the exact figures,
-and, in a restricted capture, turns every figure that depends on unreadable processes into
-``None`` ("unknown") instead of a misleading zero.
+:func:`user_build` gives what :func:`dmaprof.analyze.report.build_report` needs for the
+user-build keys (access, system totals, graphic buffers, run-as results; docs/user-build.md),
+kept apart from the exact figures, and, in a restricted capture, the rows of every view with
+each figure that depends on unreadable processes set to ``None`` ("unknown") instead of a
+misleading zero.
 
 pss of a buffer shared with processes that could not be read is an **upper bound** (only the
 readable holders share it). The buffer's ``count`` (fdinfo: fds + mappings + kernel
@@ -14,23 +15,41 @@ fully accounted for (``count`` equals the references seen) has an exact pss.
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast, get_type_hints
 
 import numpy as np
 import pandas as pd
 
 from dmaprof.analyze.analysis import Analysis
+from dmaprof.analyze.reporttypes import (
+    Access,
+    App,
+    Buffer,
+    Cgroup,
+    ExporterGroup,
+    GraphicBuffers,
+    KernelOnly,
+    NameGroup,
+    Process,
+    RunAs,
+    SystemTotals,
+    Totals,
+)
 from dmaprof.analyze.userbuild import graphic_buffers, run_as_results, system_totals
 
+__all__ = ["UserBuild", "pss_bounds", "user_build"]
+
 _PROCESS_IDENTITY = ("pid", "name", "uid", "owner_uid", "cgroup", "is_service")
-
-
-def restricted(report: dict[str, Any]) -> bool:
-    """A capture by a user that could not read every process (not root): figures of the
-    processes it could not read are unknown, not zero."""
-    cov = report.get("coverage") or {}
-    uid = cov.get("capture_uid")
-    return uid is not None and uid != 0 and bool(cov.get("processes_unreadable"))
+#: figures of a group (exporter, name) that depend on which buffers processes hold
+_GROUP_HELD = (
+    "userspace_buffers",
+    "userspace_bytes",
+    "kernel_only_buffers",
+    "kernel_only_bytes",
+    "holders",
+)
+G = TypeVar("G", ExporterGroup, NameGroup)
 
 
 def pss_bounds(analysis: Analysis) -> dict[int, tuple[bool, int | None]]:
@@ -72,18 +91,91 @@ def pss_bounds(analysis: Analysis) -> dict[int, tuple[bool, int | None]]:
     return out
 
 
-def extend_report(report: dict[str, Any], analysis: Analysis) -> None:
-    """Add the user-build keys to ``report`` (in place): ``access``, ``system_totals``,
-    ``graphic_buffers``, ``run_as``; in a restricted capture also null out what the
-    unreadable processes make unknown (docs/user-build.md)."""
+def _null(row: Any, keys: tuple[str, ...]) -> None:
+    for k in keys:
+        if k in row:
+            row[k] = None
+
+
+@dataclass
+class UserBuild:
+    """The user-build keys of a report, and the views of a restricted capture."""
+
+    analysis: Analysis
+    access: Access
+    system_totals: SystemTotals | None
+    graphic_buffers: list[GraphicBuffers]
+    run_as: list[RunAs]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def restricted(self) -> bool:
+        return bool(self.access["restricted"])
+
+    def processes(self, rows: list[Process]) -> list[Process]:
+        """Readable processes get their pss bounds; unreadable ones are listed, all null."""
+        if not self.restricted:
+            return rows
+        return _processes(self.analysis, rows)
+
+    def apps(self, rows: list[App]) -> list[App]:
+        """Apps unknown as soon as one of their processes is; else pss bounds."""
+        if not self.restricted:
+            return rows
+        return _apps(self.analysis, rows)
+
+    def cgroups(self, rows: list[Cgroup]) -> list[Cgroup]:
+        """Own figures unknown when an unreadable process is directly in the cgroup, subtree
+        figures when one is anywhere below."""
+        if not self.restricted:
+            return rows
+        return _cgroups(self.analysis, rows)
+
+    def groups(self, rows: list[G]) -> list[G]:
+        """Exporters and names: which buffers processes hold is only partly known."""
+        if self.restricted:
+            for row in rows:
+                _null(row, _GROUP_HELD)
+        return rows
+
+    def buffers(self, rows: list[Buffer]) -> list[Buffer]:
+        """Holders are those seen; kernel_only is unknown unless a holder was seen."""
+        if not self.restricted:
+            return rows
+        a = self.analysis
+        counts = a.buffers.set_index("inode")["count"]
+        seen = a.references["inode"].dropna().astype("int64").value_counts()
+        for b in rows:
+            ino = b["inode"]
+            c = counts.get(ino)
+            n = int(seen.get(ino, 0))
+            complete = None if c is None or pd.isna(c) else bool(int(c) <= n)
+            b["holders_complete"] = complete if b["holders"] else None
+            if not b["holders"]:
+                b["kernel_only"] = None
+        return rows
+
+    def kernel_only(self, rows: list[KernelOnly]) -> list[KernelOnly] | None:
+        return None if self.restricted else rows
+
+    def totals(self, totals: Totals) -> Totals:
+        if self.restricted:
+            _null(totals, ("kernel_only_buffers", "kernel_only_bytes", "aosp_kernel_rss_bytes"))
+        return totals
+
+
+def user_build(analysis: Analysis) -> UserBuild:
+    """The user-build keys of ``analysis``'s report: ``access``, ``system_totals``,
+    ``graphic_buffers``, ``run_as`` (docs/user-build.md), and whether the capture is
+    restricted (its views then null what the unreadable processes make unknown)."""
     dump = analysis.dump
     totals = system_totals(dump)
     results = run_as_results(dump)
-    is_restricted = restricted(report)
-    cov = report.get("coverage") or {}
-    uid = cov.get("capture_uid")
+    cov = analysis.coverage
+    uid = cov.capture_uid
+    is_restricted = uid is not None and uid != 0 and bool(cov.processes_unreadable)
     ok = [r.package for r in results if r.status == "ok"]
-    report["access"] = {
+    access: Access = {
         "mode": "root" if uid == 0 else ("run-as" if ok else "shell"),
         "restricted": is_restricted,
         "run_as_packages": ok,
@@ -94,69 +186,69 @@ def extend_report(report: dict[str, Any], analysis: Analysis) -> None:
             else None
         ),
     }
-    report["system_totals"] = totals.as_dict() if totals is not None else None
-    report["graphic_buffers"] = [g.as_dict() for g in graphic_buffers(dump)]
-    uids = dict(zip(analysis.usage["pid"].tolist(), analysis.usage["uid"].tolist(), strict=True))
+    usage = analysis.usage
+    uids = dict(zip(usage["pid"].tolist(), usage["uid"].tolist(), strict=True))
     for r in results:
         if r.uid is None and r.pids and r.pids[0] in uids and not pd.isna(uids[r.pids[0]]):
             r.uid = int(uids[r.pids[0]])  # the app side could not read its own status
-    report["run_as"] = [r.as_dict() for r in results]
-    warnings = report.setdefault("warnings", [])
-    for r in results:
-        if r.status not in ("ok", "skipped"):
-            warnings.append(r.describe())
-    if is_restricted:
-        _label_unknown(report, analysis)
+    return UserBuild(
+        analysis=analysis,
+        access=access,
+        system_totals=cast(SystemTotals, totals.as_dict()) if totals is not None else None,
+        graphic_buffers=[cast(GraphicBuffers, g.as_dict()) for g in graphic_buffers(dump)],
+        run_as=[cast(RunAs, r.as_dict()) for r in results],
+        warnings=[r.describe() for r in results if r.status not in ("ok", "skipped")],
+    )
 
 
-def _label_unknown(report: dict[str, Any], analysis: Analysis) -> None:
+def _unreadable(analysis: Analysis) -> pd.DataFrame:
     u = analysis.usage
-    unreadable = u[u["unreadable"].to_numpy(dtype=bool)]
-    unknown_pids = {int(p) for p in unreadable["pid"].tolist()}
-    bounds = pss_bounds(analysis)
+    return u[u["unreadable"].to_numpy(dtype=bool)]
 
-    # processes: readable ones get their pss bounds; unreadable ones are listed, all null
-    rows = report.get("processes") or []
-    keys = list(rows[0]) if rows else list(_PROCESS_IDENTITY)
+
+def _processes(analysis: Analysis, rows: list[Process]) -> list[Process]:
+    bounds = pss_bounds(analysis)
     for row in rows:
-        exact, low = bounds.get(int(row["pid"]), (True, row.get("pss_bytes")))
+        exact, low = bounds.get(int(row["pid"] or 0), (True, row["pss_bytes"]))
         row["pss_exact"] = exact
         row["pss_min_bytes"] = low
-    for rec in unreadable.to_dict("records"):
-        extra_row: dict[str, Any] = dict.fromkeys(keys)
+    procs = analysis.processes.drop_duplicates("pid")
+    all_pids = procs["pid"].tolist()
+    argv0 = dict(zip(all_pids, procs["argv0"].astype(object).tolist(), strict=True))
+    cmdline = dict(zip(all_pids, procs["cmdline_display"].astype(object).tolist(), strict=True))
+    keys = list(rows[0]) if rows else None
+    for rec in _unreadable(analysis).to_dict("records"):
+        extra: dict[str, Any] = dict.fromkeys(keys) if keys else _empty_process()
         for k in _PROCESS_IDENTITY:
             v = rec.get(k)
-            extra_row[k] = None if v is None or pd.isna(v) else v
+            extra[k] = None if v is None or pd.isna(v) else v
         for k in ("pid", "uid", "owner_uid"):
-            v = extra_row[k]
-            extra_row[k] = None if v is None else int(v)
-        if extra_row["is_service"] is not None:
-            extra_row["is_service"] = bool(extra_row["is_service"])
-        extra_row["unreadable"] = True
-        extra_row["pss_exact"] = None
-        extra_row["pss_min_bytes"] = None
-        rows.append(extra_row)
-    report["processes"] = rows
-    if "display_name" in keys or "cmdline" in keys:
-        procs = analysis.processes.drop_duplicates("pid")
-        all_pids = procs["pid"].tolist()
-        argv0 = dict(zip(all_pids, procs["argv0"].astype(object).tolist(), strict=True))
-        cmdline = dict(zip(all_pids, procs["cmdline_display"].astype(object).tolist(), strict=True))
-        for row in rows:
-            if not row.get("unreadable"):
-                continue
-            a0, cmd = argv0.get(row["pid"]), cmdline.get(row["pid"])
-            if "display_name" in keys:
-                row["display_name"] = (
-                    a0.rsplit("/", 1)[-1] if isinstance(a0, str) and a0 else row["name"]
-                )
-            if "cmdline" in keys:
-                row["cmdline"] = cmd if isinstance(cmd, str) else None
+            v = extra[k]
+            extra[k] = None if v is None else int(v)
+        if extra["is_service"] is not None:
+            extra["is_service"] = bool(extra["is_service"])
+        a0, cmd = argv0.get(extra["pid"]), cmdline.get(extra["pid"])
+        shown = a0.rsplit("/", 1)[-1] if isinstance(a0, str) and a0 else extra["name"]
+        extra["display_name"] = shown
+        extra["cmdline"] = cmd if isinstance(cmd, str) else None
+        extra["unreadable"] = True
+        extra["pss_exact"] = None
+        extra["pss_min_bytes"] = None
+        rows.append(cast(Process, extra))
+    return rows
 
+
+def _empty_process() -> dict[str, Any]:
+    return dict.fromkeys(get_type_hints(Process))
+
+
+def _apps(analysis: Analysis, apps: list[App]) -> list[App]:
+    unreadable = _unreadable(analysis)
+    unknown_pids = {int(p) for p in unreadable["pid"].tolist()}
+    bounds = pss_bounds(analysis)
     # apps whose processes could all not be read: listed too, unknown
-    apps = report.setdefault("apps", [])
-    listed = {a.get("uid") for a in apps}
-    app_keys = list(apps[0]) if apps else ["uid", "packages", "label", "pids", "processes"]
+    listed = {a["uid"] for a in apps}
+    keys = list(apps[0]) if apps else None
     pkgs = analysis.packages
     by_uid: dict[int, list[int]] = {}
     for pid, owner in zip(
@@ -166,7 +258,7 @@ def _label_unknown(report: dict[str, Any], analysis: Analysis) -> None:
             by_uid.setdefault(int(owner), []).append(int(pid))
     for owner, pids in sorted(by_uid.items()):
         names = sorted(pkgs.loc[pkgs["uid"] == owner, "package"].astype(str).tolist())
-        row = dict.fromkeys(app_keys)
+        row: dict[str, Any] = dict.fromkeys(keys) if keys else _empty_app()
         row.update(
             uid=owner,
             packages=names,
@@ -175,22 +267,12 @@ def _label_unknown(report: dict[str, Any], analysis: Analysis) -> None:
             app_id=owner % 100000,
             processes=len(pids),
             pids=sorted(pids),
-            unreadable=True,
-            pss_exact=None,
-            pss_min_bytes=None,
         )
-        for k in ("user_id", "app_id"):
-            if k not in app_keys:
-                row.pop(k)
-        apps.append(row)
-
-    # apps: unknown as soon as one of their processes is; else pss bounds as for processes
+        apps.append(cast(App, row))
     for app in apps:
-        app_pids = {int(p) for p in app.get("pids") or []}
+        app_pids = {int(p) for p in app["pids"] or []}
         if app_pids & unknown_pids:
-            for k in ("rss_bytes", "charged_bytes", "pss_bytes", "shared_pss_bytes", "buffers"):
-                if k in app:
-                    app[k] = None
+            _null(app, ("rss_bytes", "charged_bytes", "pss_bytes", "shared_pss_bytes", "buffers"))
             app["unreadable"] = True
             app["pss_exact"] = None
             app["pss_min_bytes"] = None
@@ -202,54 +284,33 @@ def _label_unknown(report: dict[str, Any], analysis: Analysis) -> None:
             app["pss_min_bytes"] = (
                 None if any(lo is None for lo in lows) else sum(int(lo or 0) for lo in lows)
             )
+    return apps
 
-    # cgroups: own figures unknown when an unreadable process is directly in it, subtree
-    # figures when one is anywhere below
+
+def _empty_app() -> dict[str, Any]:
+    return dict.fromkeys(get_type_hints(App))
+
+
+def _cgroups(analysis: Analysis, rows: list[Cgroup]) -> list[Cgroup]:
+    u = analysis.usage
+    unknown_pids = {int(p) for p in _unreadable(analysis)["pid"].tolist()}
     cg_of = {int(p): c for p, c in zip(u["pid"].tolist(), u["cgroup"].tolist(), strict=True)}
     paths = [c for p, c in cg_of.items() if p in unknown_pids and isinstance(c, str)]
-    for cg in report.get("cgroups") or []:
-        path = cg.get("path")
+    for cg in rows:
+        path = cg["path"]
         if not isinstance(path, str):
             continue
         prefix = path.rstrip("/") + "/"
         if path in paths:
-            for k in ("charged_bytes", "pss_bytes", "rss_bytes"):
-                cg[k] = None
+            _null(cg, ("charged_bytes", "pss_bytes", "shared_pss_bytes", "rss_bytes"))
         if any(p == path or p.startswith(prefix) for p in paths):
-            for k in (
-                "charged_bytes_with_descendants",
-                "pss_bytes_with_descendants",
-                "rss_bytes_with_descendants",
-            ):
-                cg[k] = None
-
-    # exporters and names: which buffers processes hold is only partly known
-    for group in (report.get("exporters") or []) + (report.get("names") or []):
-        for k in (
-            "userspace_buffers",
-            "userspace_bytes",
-            "kernel_only_buffers",
-            "kernel_only_bytes",
-            "holders",
-        ):
-            if k in group:
-                group[k] = None
-
-    # buffers: holders are those seen; kernel_only is unknown unless a holder was seen
-    counts = analysis.buffers.set_index("inode")["count"]
-    refs = analysis.references
-    seen = refs["inode"].dropna().astype("int64").value_counts()
-    for b in report.get("buffers") or []:
-        ino = b.get("inode")
-        c = counts.get(ino) if ino is not None else None
-        n = int(seen.get(ino, 0)) if ino is not None else 0
-        complete = None if c is None or pd.isna(c) else bool(int(c) <= n)
-        b["holders_complete"] = complete if b.get("holders") else None
-        if not b.get("holders"):
-            b["kernel_only"] = None
-
-    report["kernel_only"] = None
-    totals = report.get("totals") or {}
-    for k in ("kernel_only_buffers", "kernel_only_bytes", "aosp_kernel_rss_bytes"):
-        if k in totals:
-            totals[k] = None
+            _null(
+                cg,
+                (
+                    "charged_bytes_with_descendants",
+                    "pss_bytes_with_descendants",
+                    "shared_pss_bytes_with_descendants",
+                    "rss_bytes_with_descendants",
+                ),
+            )
+    return rows

@@ -791,7 +791,8 @@ _VIEWS_PREAMBLE = """\
 # Report views
 
 Lists of the JSON report (`dmaprof show --format json`, schema `dmaprof.report/1`) that are
-not analysis tables: raw integer bytes, null where the source did not say.
+not analysis tables: raw integer bytes, null where the source did not say. Every key of the
+report is in [json.md](json.md).
 
 """
 
@@ -806,6 +807,12 @@ the schemas below. Sizes are raw bytes in `int64` (never floats; KiB sources are
 Nullable columns use pandas' `Int64`/`Int32`/`str` dtypes; null means "the source did not
 say", never zero. Text read from the kernel is decoded as UTF-8 with invalid bytes shown as
 `\\xNN`; the exact bytes of a command line are kept in `processes.cmdline`.
+
+Names: in every table `rss_bytes` is the bytes of the buffers held, `pss_bytes` the exact
+proportional share (`shared_pss_bytes` in the JSON documents) and `charged_bytes` the figure
+under the charge policy (`charged_bytes` in the JSON documents, where the kept `pss_bytes` of
+processes, apps and cgroups is this charged figure): see
+[json.md](json.md#one-name-per-meaning).
 
 """
 

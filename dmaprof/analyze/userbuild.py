@@ -23,7 +23,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from dmaprof.capture.dump import Dump, classify_error, parse_dump
+from dmaprof.capture.dump import PAD, Dump, Section, classify_error
 
 __all__ = [
     "GrallocDump",
@@ -82,15 +82,22 @@ def merge_run_as(dump: Dump) -> Dump:
         base = name[:-4] if name.endswith(".err") else name
         if base in MERGED and s.size:
             extra.setdefault(name, []).append(_with_newline(s.content))
-    at = b"@" + dump.nonce + b" "
-    out: list[bytes] = [b"DMAPROF-DUMP %d " % dump.version + dump.nonce + b"\n"]
+    merged = Dump(dump.version, dump.nonce, b"", 0, done=dump.done, preamble=dump.preamble)
+    merged.warnings = list(dump.warnings)
+    out: list[bytes] = []
+    length = 0
     names = {s.name for s in dump.sections}
 
     def emit(name: str, kind: str, content: bytes, rc: int | None, complete: bool = True) -> None:
-        out.append(at + f"section {name} {kind}\n".encode())
-        out.append(_with_newline(content))
-        if complete:
-            out.append(at + f"end {name} rc={'' if rc is None else rc}\n".encode())
+        # the merged sections' contents, one after the other: a dump of its own, not parsed
+        # again (the parsers read sections by their offsets in the buffer)
+        nonlocal length
+        data = _with_newline(content)
+        out.append(data)
+        merged.sections.append(
+            Section(name, kind, rc, complete, length, length + len(data), merged)
+        )
+        length += len(data)
 
     def keep_error(line: bytes, base: str) -> bool:
         err = classify_error(line, base)
@@ -129,11 +136,8 @@ def merge_run_as(dump: Dump) -> Dump:
                 b"".join(extra.pop(name)),
                 0,
             )
-    if dump.done:
-        out.append(at + b"done\n")
-    merged = parse_dump(b"".join(out))
-    merged.preamble = dump.preamble
-    merged.warnings = list(dump.warnings)
+    merged.buffer = b"".join(out) + b"\0" * PAD  # readers' 8-byte windows stay inside
+    merged.length = length
     return merged
 
 

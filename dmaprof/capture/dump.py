@@ -385,16 +385,8 @@ def parse_dump(data: bytes | bytearray | memoryview) -> Dump:
         data = bytes(data)
     warnings: list[str] = []
     start, header = _find_header(data)
-    version_raw, nonce = header.group(1), header.group(2)
-    try:
-        version = int(version_raw)
-    except ValueError:
-        raise DumpFormatError(f"not a dmaprof dump: bad format version {version_raw!r}") from None
-    if version != SUPPORTED_VERSION:
-        raise DumpFormatError(
-            f"dump format version {version} is not supported "
-            f"(this dmaprof reads version {SUPPORTED_VERSION}); upgrade dmaprof"
-        )
+    version = _format_version(header.group(1))
+    nonce = header.group(2)
     preamble = data[:start]
     if preamble:
         warnings.append(f"{len(preamble)} bytes before the DMAPROF-DUMP line were ignored")
@@ -402,12 +394,11 @@ def parse_dump(data: bytes | bytearray | memoryview) -> Dump:
         # A pty turned every \n into \r\n (and a content \r\n into \r\r\n): undo exactly.
         data = data[:start] + data[start:].replace(b"\r\n", b"\n")
         warnings.append("line ends were \\r\\n (adb shell through a pty); converted back")
-    length = len(data)
     dump = Dump(
         version=version,
         nonce=nonce,
         buffer=data,
-        length=length,
+        length=len(data),
         preamble=preamble,
         warnings=warnings,
     )
@@ -416,78 +407,120 @@ def parse_dump(data: bytes | bytearray | memoryview) -> Dump:
         dump.buffer = data + b"\0" * PAD
         return dump  # header only: truncated, no sections
     body_start = first_eol + 1
-    frames = _find_frames(data, nonce, body_start)
-
-    current: tuple[str, str, int] | None = None  # (name, kind, content begin)
-    cursor = body_start
-
-    def stray_between(a: int, b: int) -> None:
-        if b > a:
-            chunk = data[a:b]
-            dump.stray.extend(x for x in chunk.rstrip(b"\n").split(b"\n"))
-
-    for ls, le, line in frames:
-        words = line.split()
-        head = words[0] if words else b""
-        if head == b"section":
-            if current is not None:
-                name, kind, begin = current
-                dump.sections.append(Section(name, kind, None, False, begin, ls, dump))
-                warnings.append(f"section {name} has no end line")
-            else:
-                stray_between(cursor, ls)
-            name = _text(words[1]) if len(words) > 1 else ""
-            kind = _text(words[2]) if len(words) > 2 else ""
-            if kind not in _KINDS:
-                warnings.append(f"section {name!r} has unknown kind {kind!r}; kept as raw lines")
-            current = (name, kind, min(le + 1, length))
-            cursor = min(le + 1, length)
-        elif head == b"end":
-            end_name = _text(words[1]) if len(words) > 1 else ""
-            rc: int | None = None
-            for w in words[2:]:
-                if w.startswith(b"rc="):
-                    try:
-                        rc = int(w[3:])
-                    except ValueError:
-                        rc = None
-            if current is None:
-                warnings.append(f"end line for {end_name!r} without a section start")
-                stray_between(cursor, ls)
-            else:
-                name, kind, begin = current
-                if end_name != name:
-                    warnings.append(f"section {name!r} closed by an end line for {end_name!r}")
-                dump.sections.append(Section(name, kind, rc, True, begin, ls, dump))
-                current = None
-            cursor = min(le + 1, length)
-        else:  # done
-            if current is not None:
-                name, kind, begin = current
-                dump.sections.append(Section(name, kind, None, False, begin, ls, dump))
-                warnings.append(f"section {name} has no end line")
-                current = None
-            else:
-                stray_between(cursor, ls)
-            dump.done = True
-            cursor = min(le + 1, length)
-            if cursor < length and data[cursor:length].strip():
-                warnings.append("content after the done line was ignored")
-                stray_between(cursor, length)
-            cursor = length
-            break
-    if current is not None:
-        name, kind, begin = current
-        dump.sections.append(Section(name, kind, None, False, begin, length, dump))
-        warnings.append(f"dump truncated inside section {name}")
-    elif cursor < length:
-        stray_between(cursor, length)
-    if not dump.done:
-        # The last section runs to the end of the data: pad it (one copy) so that vectorised
-        # readers' 8-byte windows at its last bytes stay inside the buffer.
-        dump.buffer = data + b"\0" * PAD
-    if dump.stray:
-        warnings.append(f"{len(dump.stray)} lines outside any section were ignored")
-    if not dump.done:
-        warnings.append("dump is truncated: no done line (collector killed or device lost)")
+    _Framer(dump, body_start).read(_find_frames(data, nonce, body_start))
     return dump
+
+
+def _format_version(raw: bytes) -> int:
+    try:
+        version = int(raw)
+    except ValueError:
+        raise DumpFormatError(f"not a dmaprof dump: bad format version {raw!r}") from None
+    if version != SUPPORTED_VERSION:
+        raise DumpFormatError(
+            f"dump format version {version} is not supported "
+            f"(this dmaprof reads version {SUPPORTED_VERSION}); upgrade dmaprof"
+        )
+    return version
+
+
+class _Framer:
+    """Builds a dump's sections from its framing lines, in order; content lines outside
+    every section are kept as stray lines."""
+
+    def __init__(self, dump: Dump, body_start: int) -> None:
+        self.dump = dump
+        self.data = dump.buffer
+        self.length = dump.length
+        self.current: tuple[str, str, int] | None = None  # (name, kind, content begin)
+        self.cursor = body_start
+
+    def read(self, frames: list[tuple[int, int, bytes]]) -> None:
+        for ls, le, line in frames:
+            words = line.split()
+            head = words[0] if words else b""
+            if head == b"section":
+                self.section(words, ls, le)
+            elif head == b"end":
+                self.end(words, ls, le)
+            else:
+                self.done(ls, le)
+                break
+        self.finish()
+
+    def stray_between(self, a: int, b: int) -> None:
+        if b > a:
+            chunk = self.data[a:b]
+            self.dump.stray.extend(x for x in chunk.rstrip(b"\n").split(b"\n"))
+
+    def close(self, current: tuple[str, str, int], rc: int | None, ended: bool, at: int) -> None:
+        name, kind, begin = current
+        self.dump.sections.append(Section(name, kind, rc, ended, begin, at, self.dump))
+        self.current = None
+
+    def section(self, words: list[bytes], ls: int, le: int) -> None:
+        if self.current is not None:
+            self.dump.warnings.append(f"section {self.current[0]} has no end line")
+            self.close(self.current, None, False, ls)
+        else:
+            self.stray_between(self.cursor, ls)
+        name = _text(words[1]) if len(words) > 1 else ""
+        kind = _text(words[2]) if len(words) > 2 else ""
+        if kind not in _KINDS:
+            self.dump.warnings.append(
+                f"section {name!r} has unknown kind {kind!r}; kept as raw lines"
+            )
+        self.current = (name, kind, min(le + 1, self.length))
+        self.cursor = min(le + 1, self.length)
+
+    def end(self, words: list[bytes], ls: int, le: int) -> None:
+        end_name = _text(words[1]) if len(words) > 1 else ""
+        rc: int | None = None
+        for w in words[2:]:
+            if w.startswith(b"rc="):
+                try:
+                    rc = int(w[3:])
+                except ValueError:
+                    rc = None
+        if self.current is None:
+            self.dump.warnings.append(f"end line for {end_name!r} without a section start")
+            self.stray_between(self.cursor, ls)
+        else:
+            name = self.current[0]
+            if end_name != name:
+                self.dump.warnings.append(
+                    f"section {name!r} closed by an end line for {end_name!r}"
+                )
+            self.close(self.current, rc, True, ls)
+        self.cursor = min(le + 1, self.length)
+
+    def done(self, ls: int, le: int) -> None:
+        if self.current is not None:
+            self.dump.warnings.append(f"section {self.current[0]} has no end line")
+            self.close(self.current, None, False, ls)
+        else:
+            self.stray_between(self.cursor, ls)
+        self.dump.done = True
+        cursor = min(le + 1, self.length)
+        if cursor < self.length and self.data[cursor : self.length].strip():
+            self.dump.warnings.append("content after the done line was ignored")
+            self.stray_between(cursor, self.length)
+        self.cursor = self.length
+
+    def finish(self) -> None:
+        dump = self.dump
+        if self.current is not None:
+            dump.warnings.append(f"dump truncated inside section {self.current[0]}")
+            self.close(self.current, None, False, self.length)
+        elif self.cursor < self.length:
+            self.stray_between(self.cursor, self.length)
+        if not dump.done:
+            # The last section runs to the end of the data: pad it (one copy) so that
+            # vectorised readers' 8-byte windows at its last bytes stay inside the buffer.
+            dump.buffer = self.data + b"\0" * PAD
+        if dump.stray:
+            dump.warnings.append(f"{len(dump.stray)} lines outside any section were ignored")
+        if not dump.done:
+            dump.warnings.append(
+                "dump is truncated: no done line (collector killed or device lost)"
+            )

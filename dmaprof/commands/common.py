@@ -1,4 +1,4 @@
-"""Pieces every command shares: help settings, device options, state, output files."""
+"""Pieces every command shares: help settings, state, input checks, output files and targets."""
 
 from __future__ import annotations
 
@@ -12,31 +12,18 @@ import click
 
 from dmaprof.errors import EXIT_CODE_HELP, BadCaptureError, DmaprofError
 from dmaprof.render.console import AppState
+from dmaprof.render.formats import Target
+from dmaprof.timing import stage
 
 if TYPE_CHECKING:
     from dmaprof.capture.container import Capture
+    from dmaprof.leaks.series import Sampler
 
 CONTEXT_SETTINGS: dict[str, Any] = {
     "help_option_names": ["-h", "--help"],
     "max_content_width": 100,
 }
 EPILOG = "\b\n" + EXIT_CODE_HELP
-
-serial_option = click.option(
-    "-s",
-    "--serial",
-    envvar="ANDROID_SERIAL",
-    show_envvar=True,
-    help="Device serial, as in `adb -s` (default: the only connected device).",
-)
-timeout_option = click.option(
-    "--timeout",
-    type=click.FloatRange(min=1),
-    default=120.0,
-    show_default=True,
-    help="Seconds to wait for any one device operation.",
-)
-
 
 #: An input file or directory argument. click's own checks are off (they would make a
 #: missing or unreadable input a usage error, exit 2): :func:`check_input` and the loaders
@@ -93,7 +80,6 @@ def load_captures(paths: Sequence[Path], *modules: str) -> list[Capture]:
     from concurrent.futures import ThreadPoolExecutor
 
     from dmaprof.leaks.series import load_input
-    from dmaprof.timing import stage
 
     with (
         stage("load the captures (and import the analysis)"),
@@ -105,28 +91,33 @@ def load_captures(paths: Sequence[Path], *modules: str) -> list[Capture]:
         return [job.result() for job in jobs]
 
 
-_FORMAT_BY_SUFFIX = {
-    ".json": "json",
-    ".csv": "csv",
-    ".md": "markdown",
-    ".txt": "table",
-    ".html": "html",
-    ".htm": "html",
-}
+@contextlib.contextmanager
+def output_target(
+    output: Path | None, *, by: str | None = None, top: int | None = None
+) -> Iterator[Target]:
+    """A renderer's target: stdout (its console, its warnings said on stderr), or the ``-o``
+    file (a plain console of its own)."""
+    state = app_state()
+    with output_stream(output) as stream:
+        yield Target(
+            stream,
+            state.note,
+            to_stdout=stream is sys.stdout,
+            console_for=lambda s: state.out if s is sys.stdout else state.file_console(s),
+            by=by,
+            top=top,
+        )
 
 
-def output_format(fmt: str | None, output: Path | None) -> str:
-    """``--format``, else the one the ``-o`` file's extension names, else ``table``."""
-    if fmt is None:
-        fmt = _FORMAT_BY_SUFFIX.get(output.suffix.lower(), "table") if output else "table"
-    if fmt == "html":
-        require_html()
-    return fmt
+def timed(sampler: Sampler) -> Sampler:
+    """The sampler, each call logged with its time at -v (numbered: a slow sample stands out
+    among the others)."""
+    taken = 0
 
+    def sample() -> Capture:
+        nonlocal taken
+        taken += 1
+        with stage(f"sample {taken}"):
+            return sampler()
 
-def require_html() -> None:
-    """Fail before any work, and before any file is opened, without the `html` extra."""
-    import importlib.util
-
-    if importlib.util.find_spec("plotly") is None:
-        raise DmaprofError("HTML reports need plotly: pip install 'dmaprof[html]'")
+    return sample

@@ -7,6 +7,8 @@ from pathlib import Path
 import click
 
 from dmaprof.commands.common import EPILOG, INPUT_PATH, app_state
+from dmaprof.commands.options import charge_option
+from dmaprof.render.formats import EXPORT, ExportJob, Target
 
 
 @click.command(epilog=EPILOG)
@@ -14,8 +16,8 @@ from dmaprof.commands.common import EPILOG, INPUT_PATH, app_state
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["parquet", "csv"]),
-    default="parquet",
+    type=click.Choice(EXPORT.names),
+    default=EXPORT.default,
     show_default=True,
     help="parquet: DIR/<table>/device=<serial>/capture=<id>/part-0.parquet (needs the "
     "dmaprof[parquet] extra); csv: DIR/<table>.csv.",
@@ -28,13 +30,7 @@ from dmaprof.commands.common import EPILOG, INPUT_PATH, app_state
     required=True,
     help="Dataset directory (created; new captures are added to an existing one).",
 )
-@click.option(
-    "--charge",
-    type=click.Choice(["shared", "full", "client"]),
-    default="shared",
-    show_default=True,
-    help="How shared buffers are charged in the exported pss figures (as in `dmaprof show`).",
-)
+@charge_option("How shared buffers are charged in the exported pss figures (as in `dmaprof show`).")
 @click.option(
     "--force",
     is_flag=True,
@@ -50,12 +46,9 @@ def export(captures: tuple[Path, ...], fmt: str, directory: Path, charge: str, f
     (serial, model, fingerprint, release, sdk, kernel_release, boot_id, wallclock) and its id.
     Query examples: docs/fleet.md.
     """
-    from dmaprof.render.export import export_captures
-
     state = app_state()
-    result = export_captures(
-        captures, directory, fmt=fmt, charge=charge, overwrite=force, progress=state.note
-    )
+    job = ExportJob(captures, charge=charge, overwrite=force)
+    result = EXPORT.render(fmt, job, Target(None, state.note, path=directory))
     devices = len({c["device"] for c in result.captures})
     summary = (
         f"wrote {len(result.captures)} captures of {devices} devices to {directory} "

@@ -1,18 +1,30 @@
 """The result of comparing two captures, and its JSON document (``dmaprof.diff/2``).
 
 :class:`DiffResult` holds the diff's tables (computed by :mod:`dmaprof.leaks.diff`);
-:func:`diff_json` writes them out: raw integer bytes everywhere, ``null`` for a figure a side
-could not see (docs/coverage.md), never a false zero.
+:func:`diff_json` writes them out as the TypedDicts of :mod:`dmaprof.leaks.difftypes`: raw
+integer bytes everywhere, ``null`` for a figure a side could not see (docs/coverage.md), never
+a false zero.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
 
+from dmaprof.leaks.difftypes import (
+    Diff,
+    DiffApp,
+    DiffBuffer,
+    DiffBuffers,
+    DiffCgroup,
+    DiffExporterGroup,
+    DiffNameGroup,
+    DiffProcess,
+    DiffTotals,
+)
 from dmaprof.leaks.side import CaptureInfo, Coverage
 
 SCHEMA = "dmaprof.diff/2"
@@ -20,7 +32,7 @@ SCHEMA = "dmaprof.diff/2"
 # Side column -> metric name used in the JSON (``<metric>_before``, ``_after``, ``delta_``).
 PROCESS_METRICS = {
     "rss": "rss_bytes",
-    "pss": "pss_bytes",
+    "charged": "pss_bytes",
     "shared_pss": "shared_pss_bytes",
     "buffers": "buffers",
     "fd_only": "fd_only",
@@ -32,16 +44,16 @@ PROCESS_METRICS = {
 }
 APP_METRICS = {
     "rss": "rss_bytes",
-    "pss": "pss_bytes",
+    "charged": "pss_bytes",
     "shared_pss": "shared_pss_bytes",
     "buffers": "buffers",
     "processes": "processes",
 }
 CGROUP_METRICS = {
     "rss": "rss_bytes",
-    "pss": "pss_bytes",
+    "charged": "pss_bytes",
     "rss_tree": "rss_bytes_with_descendants",
-    "pss_tree": "pss_bytes_with_descendants",
+    "charged_tree": "pss_bytes_with_descendants",
     "processes": "processes",
 }
 GROUP_METRICS = {
@@ -89,7 +101,8 @@ class DiffResult:
         return self.same_boot
 
     def to_json(self) -> dict[str, Any]:
-        return diff_json(self)
+        """The JSON document as a plain dict (what renderers and ``--format json`` read)."""
+        return cast(dict[str, Any], diff_json(self))
 
 
 # --------------------------------------------------------------------------- JSON
@@ -118,43 +131,71 @@ def nullable_values(column: pd.Series) -> list[Any]:
 _PLAIN = (str, int, bool, list)  # already JSON-ready (holder lists hold Python ints)
 
 
-def records(df: pd.DataFrame, columns: dict[str, str]) -> list[dict[str, Any]]:
-    """Rows as dicts (``source column -> key``), converting column by column."""
+def keyed_records(
+    df: pd.DataFrame, keys: dict[str, str], unknown: frozenset[str] = frozenset()
+) -> list[dict[str, Any]]:
+    """Rows as dicts of ``key -> value of its column`` (a column may give several keys);
+    the keys in ``unknown`` are null in every row."""
     if len(df) == 0:
         return []
+    converted: dict[str, list[Any]] = {}
     cols: list[list[Any]] = []
-    for src in columns:
-        s = df[src]
-        if s.dtype.kind in "iub" and not s.hasnans:
-            cols.append(s.to_numpy().tolist())
-        elif s.dtype.kind in "iub":  # Int64 with <NA>: unknown figures are null
-            cols.append(nullable_values(s))
-        else:
-            cols.append([v if type(v) in _PLAIN else py(v) for v in s.to_numpy(dtype=object)])
-    keys = list(columns.values())
-    return [dict(zip(keys, row, strict=True)) for row in zip(*cols, strict=True)]
+    nulls: list[Any] = [None] * len(df)
+    for key, src in keys.items():
+        if key in unknown:
+            cols.append(nulls)
+            continue
+        if src not in converted:
+            s = df[src]
+            if s.dtype.kind in "iub" and not s.hasnans:
+                converted[src] = s.to_numpy().tolist()
+            elif s.dtype.kind in "iub":  # Int64 with <NA>: unknown figures are null
+                converted[src] = nullable_values(s)
+            else:
+                converted[src] = [
+                    v if type(v) in _PLAIN else py(v) for v in s.to_numpy(dtype=object)
+                ]
+        cols.append(converted[src])
+    names = list(keys)
+    return [dict(zip(names, row, strict=True)) for row in zip(*cols, strict=True)]
 
 
-def _metric_columns(metrics: dict[str, str]) -> dict[str, str]:
-    return {
-        column: column
-        for metric in metrics.values()
-        for column in (f"{metric}_before", f"{metric}_after", f"delta_{metric}")
-    }
+def _triples(metrics: dict[str, str], aliases: dict[str, str] | None = None) -> dict[str, str]:
+    """key -> column for ``<metric>_before``, ``<metric>_after`` and ``delta_<metric>``; an
+    alias (``charged_bytes`` for the kept ``pss_bytes``) reads the same columns."""
+    out: dict[str, str] = {}
+    for metric in metrics.values():
+        for name in (metric, *[k for k, v in (aliases or {}).items() if v == metric]):
+            out[f"{name}_before"] = f"{metric}_before"
+            out[f"{name}_after"] = f"{metric}_after"
+            out[f"delta_{name}"] = f"delta_{metric}"
+    return out
 
 
-def buffer_records(frame: pd.DataFrame, holders_complete: bool = True) -> list[dict[str, Any]]:
+#: new names beside the kept ones (one name per meaning; docs/json.md)
+_CHARGED = {"charged_bytes": "pss_bytes"}
+_CGROUP_CHARGED = {
+    "charged_bytes": "pss_bytes",
+    "charged_bytes_with_descendants": "pss_bytes_with_descendants",
+}
+
+
+def buffer_records(frame: pd.DataFrame, holders_complete: bool = True) -> list[DiffBuffer]:
     """New or freed buffers; ``kernel_only`` is unknown (null) for a buffer with no holder
     seen in a capture that could not read every holder."""
-    rows = records(
-        frame,
-        {
-            "inode": "inode",
-            "size": "size_bytes",
-            "exporter": "exporter",
-            "name": "name",
-            "holders": "holders",
-        },
+    rows = cast(
+        list[DiffBuffer],
+        keyed_records(
+            frame,
+            {
+                "inode": "inode",
+                "size_bytes": "size",
+                "exporter": "exporter",
+                "name": "name",
+                "holders": "holders",
+                "kernel_only": "holders",
+            },
+        ),
     )
     for row in rows:
         row["kernel_only"] = (
@@ -163,41 +204,86 @@ def buffer_records(frame: pd.DataFrame, holders_complete: bool = True) -> list[d
     return rows
 
 
-def diff_json(d: DiffResult) -> dict[str, Any]:
-    process_columns = {
+def _unknown_keys(unknown: list[str]) -> frozenset[str]:
+    """Keys of process rows a side's source cannot give (a bugreport: no fd/map split)."""
+    out: set[str] = set()
+    for column in unknown:
+        metric = PROCESS_METRICS.get(column, column)
+        out.update((f"{metric}_before", f"{metric}_after", f"delta_{metric}"))
+    return frozenset(out)
+
+
+def _processes(d: DiffResult) -> list[DiffProcess]:
+    keys = {
         "pid": "pid",
         "name": "name",
         "status": "status",
         "delta_rss_bytes": "delta_rss_bytes",
         "delta_pss_bytes": "delta_pss_bytes",
         "delta_buffers": "delta_buffers",
-        "start": "start_time_ticks",
+        "start_time_ticks": "start",
         "comm": "comm",
         "uid": "uid",
         "owner_uid": "owner_uid",
         "cgroup": "cgroup",
-        **_metric_columns(PROCESS_METRICS),
+        **_triples(PROCESS_METRICS, _CHARGED),
         "gained_buffers": "gained_buffers",
         "lost_buffers": "lost_buffers",
         "gained_new_buffers": "gained_new_buffers",
         "lost_freed_buffers": "lost_freed_buffers",
         "unreadable": "unreadable",
     }
-    processes = records(d.processes, process_columns)
+    unknown = _unknown_keys(d.unknown)
+    unknown |= {k for k, v in keys.items() if v in unknown}  # charged_bytes_* with pss_bytes_*
+    rows = cast(list[DiffProcess], keyed_records(d.processes, keys, unknown))
     if not d.same_boot:
         pids = d.processes["pids"].to_numpy(dtype=object)
-        for row, group in zip(processes, pids, strict=True):
+        for row, group in zip(rows, pids, strict=True):
             row["pids"] = py(group) if isinstance(group, tuple) else []
             row["start_time_ticks"] = None
-    for row in processes:
-        if row["start_time_ticks"] is not None and row["start_time_ticks"] < 0:
+    for row in rows:
+        start = row["start_time_ticks"]
+        if start is not None and start < 0:
             row["start_time_ticks"] = None
-        for column in d.unknown:  # a source without them (bugreport): null, not a false 0
-            metric = PROCESS_METRICS.get(column, column)
-            for key in (f"{metric}_before", f"{metric}_after", f"delta_{metric}"):
-                if key in row:
-                    row[key] = None
-    apps = records(
+    return rows
+
+
+def _totals(d: DiffResult) -> DiffTotals:
+    t = d.totals
+    shared = {
+        "shared_pss_bytes_before": t.get("pss_bytes_before"),
+        "shared_pss_bytes_after": t.get("pss_bytes_after"),
+        "delta_shared_pss_bytes": t.get("delta_pss_bytes"),
+    }
+    return cast(DiffTotals, {**t, **shared})
+
+
+def _buffers(d: DiffResult) -> DiffBuffers:
+    new, freed = d.new_buffers, d.freed_buffers
+    return {
+        "compared": d.same_boot,
+        "new": buffer_records(new, d.coverage_after.holders_complete),
+        "freed": buffer_records(freed, d.coverage_before.holders_complete),
+        "new_count": len(new),
+        "new_bytes": int(new["size"].sum()) if len(new) else 0,
+        "freed_count": len(freed),
+        "freed_bytes": int(freed["size"].sum()) if len(freed) else 0,
+        "kept_count": d.kept["buffers"],
+        "kept_bytes": d.kept["bytes"],
+        "moved_count": d.kept["moved"],
+    }
+
+
+def diff_json(d: DiffResult) -> Diff:
+    """The ``dmaprof.diff/2`` document (:mod:`dmaprof.leaks.difftypes`, docs/json.md)."""
+    group_keys = {
+        **_triples(GROUP_METRICS),
+        "new_buffers": "new_buffers",
+        "new_bytes": "new_bytes",
+        "freed_buffers": "freed_buffers",
+        "freed_bytes": "freed_bytes",
+    }
+    apps = keyed_records(
         d.apps,
         {
             "uid": "uid",
@@ -205,22 +291,14 @@ def diff_json(d: DiffResult) -> dict[str, Any]:
             "kind": "kind",
             "packages": "packages",
             "status": "status",
-            **_metric_columns(APP_METRICS),
+            **_triples(APP_METRICS, _CHARGED),
         },
     )
-    cgroups = records(
-        d.cgroups, {"path": "path", "status": "status", **_metric_columns(CGROUP_METRICS)}
+    cgroups = keyed_records(
+        d.cgroups, {"path": "path", "status": "status", **_triples(CGROUP_METRICS, _CGROUP_CHARGED)}
     )
-    group_columns = {
-        **_metric_columns(GROUP_METRICS),
-        "new_buffers": "new_buffers",
-        "new_bytes": "new_bytes",
-        "freed_buffers": "freed_buffers",
-        "freed_bytes": "freed_bytes",
-    }
-    exporters = records(d.exporters, {"key": "exporter", "status": "status", **group_columns})
-    names = records(d.names, {"key": "name", "status": "status", **group_columns})
-    totals = dict(d.totals)
+    exporters = keyed_records(d.exporters, {"exporter": "key", "status": "status", **group_keys})
+    names = keyed_records(d.names, {"name": "key", "status": "status", **group_keys})
     return {
         "schema": SCHEMA,
         "charge": d.charge,
@@ -233,23 +311,12 @@ def diff_json(d: DiffResult) -> dict[str, Any]:
         "coverage": {"before": d.coverage_before.as_dict(), "after": d.coverage_after.as_dict()},
         "unknown_reasons": list(d.unknown_reasons),
         "warnings": list(d.warnings),
-        "totals": totals,
-        "buffers": {
-            "compared": d.same_boot,
-            "new": buffer_records(d.new_buffers, d.coverage_after.holders_complete),
-            "freed": buffer_records(d.freed_buffers, d.coverage_before.holders_complete),
-            "new_count": len(d.new_buffers),
-            "new_bytes": int(d.new_buffers["size"].sum()) if len(d.new_buffers) else 0,
-            "freed_count": len(d.freed_buffers),
-            "freed_bytes": int(d.freed_buffers["size"].sum()) if len(d.freed_buffers) else 0,
-            "kept_count": d.kept["buffers"],
-            "kept_bytes": d.kept["bytes"],
-            "moved_count": d.kept["moved"],
-        },
-        "processes": processes,
-        "apps": apps,
-        "cgroups": cgroups,
-        "exporters": exporters,
-        "names": names,
+        "totals": _totals(d),
+        "buffers": _buffers(d),
+        "processes": _processes(d),
+        "apps": cast(list[DiffApp], apps),
+        "cgroups": cast(list[DiffCgroup], cgroups),
+        "exporters": cast(list[DiffExporterGroup], exporters),
+        "names": cast(list[DiffNameGroup], names),
         "suspects": [dict(s) for s in d.suspects],
     }

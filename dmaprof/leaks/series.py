@@ -521,7 +521,10 @@ def _listed(directory: Path, warnings: list[str]) -> tuple[list[SampleRef], int]
             )
         except (ValueError, KeyError, TypeError, AttributeError):
             if number == last and lines[-1] != "":
-                warnings.append(f"{samples_file}: its last line is partly written (cut short)")
+                warnings.append(
+                    f"{samples_file}:{number}: unreadable line skipped: the last line is "
+                    "partly written (cut short)"
+                )
             else:
                 warnings.append(f"{samples_file}:{number}: unreadable line skipped")
     return refs, gaps

@@ -12,17 +12,17 @@ what the side could see):
 
 * ``processes``: one row per userspace process (kernel threads and the collector excluded):
   ``pid``, ``start`` (stat field 22, ``-1`` when unknown), ``name`` (display name: argv[0]'s
-  basename, else the comm), ``comm``, ``uid``, ``owner_uid``, ``cgroup``, ``rss``, ``pss``
-  (charged under the charge policy, as ``pss_bytes`` of ``dmaprof.report/1``),
-  ``shared_pss`` (exact proportional share), ``buffers``, ``fd_only``, ``map_only``, ``both``,
-  ``map_only_bytes``, ``fds``, ``maps``, ``unreadable``;
+  basename, else the comm), ``comm``, ``uid``, ``owner_uid``, ``cgroup``, ``rss``, ``charged``
+  (under the charge policy: ``charged_bytes``, and ``pss_bytes`` of ``dmaprof.report/1``),
+  ``shared_pss`` (exact proportional share: ``shared_pss_bytes``), ``buffers``, ``fd_only``,
+  ``map_only``, ``both``, ``map_only_bytes``, ``fds``, ``maps``, ``unreadable``;
 * ``holdings``: ``pid``, ``inode``, ``fds``, ``maps``, ``size`` (one row per process and
   buffer it holds);
 * ``buffers``: ``inode``, ``size``, ``exporter`` (``""`` when unknown), ``name`` (nullable),
   ``name_key`` (``<unknown>`` when unnamed), ``held`` (by at least one process);
 * ``apps``: ``uid``, ``label``, ``kind``, ``packages`` (tuple), ``processes``, ``rss``,
-  ``pss``, ``shared_pss``, ``buffers``;
-* ``cgroups``: ``path``, ``rss``, ``pss``, ``rss_tree``, ``pss_tree`` (with descendants),
+  ``charged``, ``shared_pss``, ``buffers``;
+* ``cgroups``: ``path``, ``rss``, ``charged``, ``rss_tree``, ``charged_tree`` (with descendants),
   ``processes``;
 * ``exporters`` / ``names``: ``key``, ``buffers``, ``bytes``, ``userspace_buffers``,
   ``userspace_bytes``, ``kernel_only_buffers``, ``kernel_only_bytes``, ``holders``.
@@ -39,19 +39,20 @@ import pandas as pd
 
 from dmaprof.analyze.analysis import Analysis
 from dmaprof.capture.container import Capture
+from dmaprof.leaks.difftypes import DiffSide, DiffSideCoverage
 
 UNKNOWN = "<unknown>"  # the key dmaprof's roll-ups use for a missing exporter or name
 
 PROCESS_INTS = (
-    "rss", "pss", "shared_pss", "buffers", "fd_only", "map_only", "both", "map_only_bytes",
+    "rss", "charged", "shared_pss", "buffers", "fd_only", "map_only", "both", "map_only_bytes",
     "fds", "maps",
 )  # fmt: skip
 GROUP_INTS = (
     "buffers", "bytes", "userspace_buffers", "userspace_bytes", "kernel_only_buffers",
     "kernel_only_bytes", "holders",
 )  # fmt: skip
-APP_INTS = ("processes", "rss", "pss", "shared_pss", "buffers")
-CGROUP_INTS = ("processes", "rss", "pss", "rss_tree", "pss_tree")
+APP_INTS = ("processes", "rss", "charged", "shared_pss", "buffers")
+CGROUP_INTS = ("processes", "rss", "charged", "rss_tree", "charged_tree")
 TOTAL_KEYS = (
     "buffers", "bytes", "userspace_buffers", "userspace_bytes", "kernel_only_buffers",
     "kernel_only_bytes", "pss_bytes", "charged_bytes", "anon_fds", "anon_fd_bytes",
@@ -112,7 +113,7 @@ class CaptureInfo:
             return None
         return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.wallclock))
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> DiffSide:
         return {
             "path": self.label,
             "serial": self.serial,
@@ -177,7 +178,7 @@ class Coverage:
             who += f", {self.unreadable} processes unreadable"
         return who
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> DiffSideCoverage:
         return {
             "mode": self.mode,
             "source": self.source,
@@ -251,7 +252,7 @@ def _coverage(a: Analysis, source: str) -> Coverage:
         mode = "run-as"
     else:
         mode = "shell"
-    usage_unknown = _source_unknown(a).get("usage", [])
+    usage_unknown = a.unknown.get("usage", [])
     return Coverage(
         mode=mode,
         source=source,
@@ -264,35 +265,28 @@ def _coverage(a: Analysis, source: str) -> Coverage:
     )
 
 
-def _source_unknown(a: Analysis) -> dict[str, list[str]]:
-    from dmaprof.sources.build import SourceAnalysis
-
-    return dict(a.unknown) if isinstance(a, SourceAnalysis) else {}
-
-
 def side_from_analysis(analysis: Analysis, info: CaptureInfo, *, source: str = "collector") -> Side:
     """Project an ``Analysis`` onto the frames of a ``Side`` (vectorised; no row loops).
 
     Figures the capture could not see are ``<NA>`` (docs/coverage.md): the usage of an
     unreadable process, a pss shared with one, the roll-ups that include one, and every
     kernel-only and held-by-process figure while any holder was unreadable."""
-    from dmaprof.sources.build import SourceAnalysis
-
     a = analysis
     t = a.totals
     coverage = _coverage(a, source)
-    missing = _source_unknown(a)
+    missing = a.unknown
     split = [c for c in missing.get("usage", ()) if c in PROCESS_INTS]
     unknown = [*split, "map_only_bytes"] if "map_only" in split else split
     processes, pss_unknown = _processes(a, coverage, unknown)
+    totals_of = t.as_dict()
     totals: dict[str, int | None] = {
-        k: None if k in missing.get("totals", ()) else getattr(t, k) for k in TOTAL_KEYS
+        k: None if k in missing.get("totals", ()) else totals_of[k] for k in TOTAL_KEYS
     }
     if not coverage.holders_complete:
         for key in TOTAL_KEYS:
             if key not in ("buffers", "bytes") or not coverage.inventory:
                 totals[key] = None
-    limitations = a.limitations if isinstance(a, SourceAnalysis) else []
+    limitations = a.limitations
     return Side(
         info=replace(info, mode=coverage.mode, source=coverage.source),
         charge=a.charge,
@@ -321,7 +315,7 @@ def display_names(argv0: pd.Series, comm: pd.Series) -> np.ndarray:
     return base.where(base != "", fallback).to_numpy(dtype=object)
 
 
-USAGE_INTS = tuple(c for c in PROCESS_INTS if c not in ("pss", "shared_pss"))
+USAGE_INTS = tuple(c for c in PROCESS_INTS if c not in ("charged", "shared_pss"))
 
 
 def _pss_inexact_pids(a: Analysis) -> np.ndarray:
@@ -364,7 +358,7 @@ def _processes(
         pss_unknown |= np.isin(pid, _pss_inexact_pids(a))
     values = {
         "rss": _i64(m["rss_bytes"]),
-        "pss": _i64(m["charged_bytes"]),
+        "charged": _i64(m["charged_bytes"]),
         "shared_pss": _i64(m["pss_bytes"]),
         "buffers": _i64(m["buffers"]),
         "fd_only": _i64(m["fd_only"]),
@@ -378,7 +372,7 @@ def _processes(
     figures = {}
     for column, v in values.items():
         unknown = pss_unknown if column == "shared_pss" else unreadable
-        if column == "pss" and a.charge != "full":  # charged from shares, not sizes
+        if column == "charged" and a.charge != "full":  # charged from shares, not sizes
             unknown = pss_unknown
         figures[column] = masked(v, everywhere if column in unknown_columns else unknown)
     out = pd.DataFrame(
@@ -484,7 +478,7 @@ def _apps(
             ),
             "processes": masked(col("processes"), rss_unknown),
             "rss": masked(col("rss_bytes"), rss_unknown),
-            "pss": masked(col("charged_bytes"), charged_unknown),
+            "charged": masked(col("charged_bytes"), charged_unknown),
             "shared_pss": masked(col("pss_bytes"), pss_unknown_rows),
             "buffers": masked(col("buffers"), rss_unknown),
         }
@@ -535,16 +529,16 @@ def _cgroups(a: Analysis, procs: pd.DataFrame, pss_unknown: np.ndarray) -> pd.Da
     own_pss = np.isin(path, cg[pss_unknown])
     tree_rss = np.isin(path, list(_ancestor_paths(cg[unreadable])))
     tree_pss = np.isin(path, list(_ancestor_paths(cg[pss_unknown])))
-    pss_own = own_rss if a.charge == "full" else own_pss
-    pss_tree = tree_rss if a.charge == "full" else tree_pss
+    charged_own = own_rss if a.charge == "full" else own_pss
+    charged_tree = tree_rss if a.charge == "full" else tree_pss
     return pd.DataFrame(
         {
             "path": path,
             "processes": masked(_i64(x["processes_with_descendants"]), np.zeros(len(x), bool)),
             "rss": masked(_i64(x["rss_bytes"]), own_rss),
-            "pss": masked(_i64(x["charged_bytes"]), pss_own),
+            "charged": masked(_i64(x["charged_bytes"]), charged_own),
             "rss_tree": masked(_i64(x["rss_bytes_with_descendants"]), tree_rss),
-            "pss_tree": masked(_i64(x["charged_bytes_with_descendants"]), pss_tree),
+            "charged_tree": masked(_i64(x["charged_bytes_with_descendants"]), charged_tree),
         }
     )
 

@@ -104,55 +104,10 @@ def _process_buffers(
     covered_maps: dict[int, int],
     covered_names: dict[str, int],
 ) -> list[dict[str, Any]]:
-    g, lost = d.gained, d.lost
-    if len(g) == 0:
+    if len(d.gained) == 0:
         return []
-    # group key: (process id, name code), one int64; aggregates with bincount
-    codes, names = pd.factorize(
-        np.concatenate(
-            [g["name_key"].to_numpy(dtype=object), lost["name_key"].to_numpy(dtype=object)]
-        )
-    )
-    n_names = max(len(names), 1)
-    g_code, l_code = codes[: len(g)], codes[len(g) :]
-    g_proc = g["proc"].to_numpy(dtype=np.int64)
-    l_proc = lost["proc"].to_numpy(dtype=np.int64)
-    g_key = g_proc * n_names + g_code
-    l_key = l_proc * n_names + l_code
-    keys, g_inv = np.unique(g_key, return_inverse=True)
-    n = keys.size
-    fds = g["fds"].to_numpy(dtype=np.int64)
-    maps = g["maps"].to_numpy(dtype=np.int64)
-    sizes = g["size"].to_numpy(dtype=np.float64)
-
-    def per_key(weights: npt.NDArray[Any] | None = None) -> npt.NDArray[np.int64]:
-        return np.bincount(g_inv, weights=weights, minlength=n).astype(np.int64)
-
-    l_pos = np.searchsorted(keys, l_key)
-    l_hit = (l_pos < n) & (keys[np.minimum(l_pos, n - 1)] == l_key)
-    l_count = np.bincount(l_pos[l_hit], minlength=n).astype(np.int64)
-    l_bytes = np.bincount(
-        l_pos[l_hit], weights=lost["size"].to_numpy(dtype=np.float64)[l_hit], minlength=n
-    ).astype(np.int64)
-    m = pd.DataFrame(
-        {
-            "proc": keys // n_names,
-            "name_key": np.asarray(names, dtype=object)[keys % n_names],
-            "g_count": per_key(),
-            "g_bytes": per_key(sizes),
-            "g_new": per_key(g["new_buffer"].to_numpy(dtype=np.float64)),
-            "fd_only": per_key(((fds > 0) & (maps == 0)).astype(np.float64)),
-            "map_only": per_key(((fds == 0) & (maps > 0)).astype(np.float64)),
-            "both": per_key(((fds > 0) & (maps > 0)).astype(np.float64)),
-            "l_count": l_count,
-            "l_bytes": l_bytes,
-        }
-    )
-    net = (m["g_count"] - m["l_count"]).to_numpy(dtype=np.int64)
-    net_bytes = (m["g_bytes"] - m["l_bytes"]).to_numpy(dtype=np.int64)
-    keep = (net >= p.min_buffers) & (net_bytes >= p.min_bytes) & (m["g_new"].to_numpy() > 0)
-    m = m[keep].assign(net=net[keep], net_bytes=net_bytes[keep])
-    m = m.sort_values(["net_bytes", "net"], ascending=False, kind="stable").head(p.max_suspects)
+    growth = _NameGrowth.of(d.gained, d.lost)
+    m = growth.suspects(p)
     if len(m) == 0:
         return []
     procs = d.processes.set_index("proc")
@@ -168,74 +123,152 @@ def _process_buffers(
             strict=True,
         )
     )
-    # holders of every gained holding, sorted by buffer id: "shared with" per suspect
-    order = np.argsort(g["bid"].to_numpy(dtype=np.int64), kind="stable")
-    by_bid = g["bid"].to_numpy(dtype=np.int64)[order]
-    proc_by_bid = g_proc[order]
     out = []
     for row in _rows(m):  # bounded: at most max_suspects rows
-        proc = procs.loc[row["proc"]]
-        who = _who(proc["name"], proc["pid"], False)
-        count, gcount, lcount = int(row["net"]), int(row["g_count"]), int(row["l_count"])
-        fd_only, map_only, both = int(row["fd_only"]), int(row["map_only"]), int(row["both"])
-        if fd_only == gcount:
-            mode = "all held by fd only"
-        elif map_only == gcount:
-            mode = "all mapped without an fd"
-        elif both == gcount:
-            mode = "all held by fd and mapped"
-        else:
-            parts = [
-                f"{fd_only} by fd only" if fd_only else "",
-                f"{map_only} mapped without an fd" if map_only else "",
-                f"{both} by fd and mapped" if both else "",
-            ]
-            # no split at all: a source without it (bugreport, dmabuf_dump) says only "held"
-            mode = ", ".join(x for x in parts if x) or "held by fd or mapping (not known which)"
-        freed = "none freed" if lcount == 0 else f"{gcount} gained, {lcount} released"
-        mine = np.unique(
-            g["bid"].to_numpy(dtype=np.int64)[
-                g_key
-                == int(row["proc"]) * n_names + int(np.flatnonzero(names == row["name_key"])[0])
-            ]
-        )
-        lo = np.searchsorted(by_bid, mine, side="left")
-        hi = np.searchsorted(by_bid, mine, side="right")
-        spans = hi - lo
-        flat = np.repeat(lo - np.cumsum(spans) + spans, spans) + np.arange(spans.sum())
-        other_ids = np.setdiff1d(np.unique(proc_by_bid[flat]), [int(row["proc"])])
-        shared = ""
-        if other_ids.size:
-            names_shown = [label[o] for o in other_ids[:3].tolist()]
-            more = f" and {other_ids.size - 3} more" if other_ids.size > 3 else ""
-            shared = f"; shared with {', '.join(names_shown)}{more}"
-        new_proc = " (a process started after BEFORE)" if proc["status"] == "new" else ""
-        reason = (
-            f"{who}{new_proc} holds {count} more {'buffer' if count == 1 else 'buffers'} named "
-            f"'{safe_text(row['name_key'])}' ({_plus(int(row['net_bytes']))}), {mode}, "
-            f"{freed}{shared}"
-        )
+        others = growth.other_holders(int(row["proc"]), row["name_key"])
+        suspect = _process_buffers_suspect(row, procs.loc[row["proc"]], _shared_with(others, label))
         proc_id, key = int(row["proc"]), str(row["name_key"])
         # a process counts as explained only by its largest single name: growth spread over
         # many names (leak-1, leak-2, ...) must still surface as one process-level suspect
         covered_bytes[proc_id] = max(covered_bytes.get(proc_id, 0), int(row["net_bytes"]))
-        covered_maps[proc_id] = covered_maps.get(proc_id, 0) + map_only
-        covered_names[key] = covered_names.get(key, 0) + count
-        out.append(
+        covered_maps[proc_id] = covered_maps.get(proc_id, 0) + int(row["map_only"])
+        covered_names[key] = covered_names.get(key, 0) + int(row["net"])
+        out.append(suspect)
+    return out
+
+
+@dataclass
+class _NameGrowth:
+    """The gained and lost holdings of one boot grouped by (process id, buffer name), one
+    int64 key per group; aggregated with bincount."""
+
+    names: npt.NDArray[Any]  # name key per code
+    n_names: int
+    g_key: npt.NDArray[np.int64]  # per gained holding: its group
+    g_bid: npt.NDArray[np.int64]  # per gained holding: its buffer id
+    by_bid: npt.NDArray[np.int64]  # the gained holdings' buffer ids, sorted
+    proc_by_bid: npt.NDArray[np.int64]  # their process ids, in that order
+    groups: pd.DataFrame  # per group: gained and lost counts and bytes, and how held
+
+    @classmethod
+    def of(cls, g: pd.DataFrame, lost: pd.DataFrame) -> _NameGrowth:
+        codes, names = pd.factorize(
+            np.concatenate(
+                [g["name_key"].to_numpy(dtype=object), lost["name_key"].to_numpy(dtype=object)]
+            )
+        )
+        n_names = max(len(names), 1)
+        g_code, l_code = codes[: len(g)], codes[len(g) :]
+        g_proc = g["proc"].to_numpy(dtype=np.int64)
+        l_proc = lost["proc"].to_numpy(dtype=np.int64)
+        g_key = g_proc * n_names + g_code
+        l_key = l_proc * n_names + l_code
+        keys, g_inv = np.unique(g_key, return_inverse=True)
+        n = keys.size
+        fds = g["fds"].to_numpy(dtype=np.int64)
+        maps = g["maps"].to_numpy(dtype=np.int64)
+        sizes = g["size"].to_numpy(dtype=np.float64)
+
+        def per_key(weights: npt.NDArray[Any] | None = None) -> npt.NDArray[np.int64]:
+            return np.bincount(g_inv, weights=weights, minlength=n).astype(np.int64)
+
+        l_pos = np.searchsorted(keys, l_key)
+        l_hit = (l_pos < n) & (keys[np.minimum(l_pos, n - 1)] == l_key)
+        l_count = np.bincount(l_pos[l_hit], minlength=n).astype(np.int64)
+        l_bytes = np.bincount(
+            l_pos[l_hit], weights=lost["size"].to_numpy(dtype=np.float64)[l_hit], minlength=n
+        ).astype(np.int64)
+        groups = pd.DataFrame(
             {
-                "kind": "process_buffers",
-                "key": f"process:{proc['name']}[{int(proc['pid'])}]/name:{row['name_key']}",
-                "delta_bytes": int(row["net_bytes"]),
-                "delta_buffers": count,
-                "reason": reason,
-                "pid": int(proc["pid"]),
-                "process": str(proc["name"]),
-                "name": str(row["name_key"]),
-                "freed": lcount,
-                "held_by": {"fd_only": fd_only, "map_only": map_only, "both": both},
+                "proc": keys // n_names,
+                "name_key": np.asarray(names, dtype=object)[keys % n_names],
+                "g_count": per_key(),
+                "g_bytes": per_key(sizes),
+                "g_new": per_key(g["new_buffer"].to_numpy(dtype=np.float64)),
+                "fd_only": per_key(((fds > 0) & (maps == 0)).astype(np.float64)),
+                "map_only": per_key(((fds == 0) & (maps > 0)).astype(np.float64)),
+                "both": per_key(((fds > 0) & (maps > 0)).astype(np.float64)),
+                "l_count": l_count,
+                "l_bytes": l_bytes,
             }
         )
-    return out
+        # holders of every gained holding, sorted by buffer id: "shared with" per suspect
+        g_bid = g["bid"].to_numpy(dtype=np.int64)
+        order = np.argsort(g_bid, kind="stable")
+        return cls(names, n_names, g_key, g_bid, g_bid[order], g_proc[order], groups)
+
+    def suspects(self, p: SuspectPolicy) -> pd.DataFrame:
+        """Groups that grew, net of what they lost, with a newly allocated buffer among the
+        gained ones; the largest growth first."""
+        m = self.groups
+        net = (m["g_count"] - m["l_count"]).to_numpy(dtype=np.int64)
+        net_bytes = (m["g_bytes"] - m["l_bytes"]).to_numpy(dtype=np.int64)
+        keep = (net >= p.min_buffers) & (net_bytes >= p.min_bytes) & (m["g_new"].to_numpy() > 0)
+        m = m[keep].assign(net=net[keep], net_bytes=net_bytes[keep])
+        return m.sort_values(["net_bytes", "net"], ascending=False, kind="stable").head(
+            p.max_suspects
+        )
+
+    def other_holders(self, proc: int, name_key: Any) -> npt.NDArray[np.int64]:
+        """The other processes (ids, ascending) that gained a buffer this group gained."""
+        code = int(np.flatnonzero(self.names == name_key)[0])
+        mine = np.unique(self.g_bid[self.g_key == proc * self.n_names + code])
+        lo = np.searchsorted(self.by_bid, mine, side="left")
+        hi = np.searchsorted(self.by_bid, mine, side="right")
+        spans = hi - lo
+        flat = np.repeat(lo - np.cumsum(spans) + spans, spans) + np.arange(spans.sum())
+        return np.setdiff1d(np.unique(self.proc_by_bid[flat]), [proc])
+
+
+def _shared_with(others: npt.NDArray[np.int64], label: dict[int, str]) -> str:
+    if not others.size:
+        return ""
+    names_shown = [label[o] for o in others[:3].tolist()]
+    more = f" and {others.size - 3} more" if others.size > 3 else ""
+    return f"; shared with {', '.join(names_shown)}{more}"
+
+
+def _holding_mode(gcount: int, fd_only: int, map_only: int, both: int) -> str:
+    """How a group's gained buffers are held, in words."""
+    if fd_only == gcount:
+        return "all held by fd only"
+    if map_only == gcount:
+        return "all mapped without an fd"
+    if both == gcount:
+        return "all held by fd and mapped"
+    parts = [
+        f"{fd_only} by fd only" if fd_only else "",
+        f"{map_only} mapped without an fd" if map_only else "",
+        f"{both} by fd and mapped" if both else "",
+    ]
+    # no split at all: a source without it (bugreport, dmabuf_dump) says only "held"
+    return ", ".join(x for x in parts if x) or "held by fd or mapping (not known which)"
+
+
+def _process_buffers_suspect(row: dict[str, Any], proc: pd.Series, shared: str) -> dict[str, Any]:
+    who = _who(proc["name"], proc["pid"], False)
+    count, gcount, lcount = int(row["net"]), int(row["g_count"]), int(row["l_count"])
+    fd_only, map_only, both = int(row["fd_only"]), int(row["map_only"]), int(row["both"])
+    mode = _holding_mode(gcount, fd_only, map_only, both)
+    freed = "none freed" if lcount == 0 else f"{gcount} gained, {lcount} released"
+    new_proc = " (a process started after BEFORE)" if proc["status"] == "new" else ""
+    reason = (
+        f"{who}{new_proc} holds {count} more {'buffer' if count == 1 else 'buffers'} named "
+        f"'{safe_text(row['name_key'])}' ({_plus(int(row['net_bytes']))}), {mode}, "
+        f"{freed}{shared}"
+    )
+    return {
+        "kind": "process_buffers",
+        "key": f"process:{proc['name']}[{int(proc['pid'])}]/name:{row['name_key']}",
+        "delta_bytes": int(row["net_bytes"]),
+        "delta_buffers": count,
+        "reason": reason,
+        "pid": int(proc["pid"]),
+        "process": str(proc["name"]),
+        "name": str(row["name_key"]),
+        "freed": lcount,
+        "held_by": {"fd_only": fd_only, "map_only": map_only, "both": both},
+    }
 
 
 def _mapped_without_fd(

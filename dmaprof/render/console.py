@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from dataclasses import dataclass, field
@@ -47,22 +46,9 @@ class AppState:
     extra: dict[str, object] = field(default_factory=dict)
 
     @classmethod
-    def create(cls, *, no_color: bool = False, debug: bool = False, verbose: int = 0) -> AppState:
-        state = cls(_console(sys.stdout, no_color), _console(sys.stderr, no_color), debug)
-        level = (
-            logging.DEBUG
-            if debug or verbose > 1
-            else (logging.INFO if verbose else logging.WARNING)
-        )
-        from rich.logging import RichHandler
-
-        logging.basicConfig(
-            level=level,
-            format="%(message)s",
-            handlers=[RichHandler(console=state.err, show_time=False, show_path=debug)],
-            force=True,
-        )
-        return state
+    def create(cls, *, no_color: bool = False, debug: bool = False) -> AppState:
+        """The consoles of this process (logging is set up by the CLI: ``-v``, ``--debug``)."""
+        return cls(_console(sys.stdout, no_color), _console(sys.stderr, no_color), debug)
 
     def file_console(self, file: TextIO) -> Console:
         return Console(file=file, no_color=True, highlight=False, width=160)

@@ -159,10 +159,11 @@ def _meta(capture: Capture, analysis: Analysis, cid: str) -> dict[str, Any]:
 
 def table_frames(analysis: Analysis) -> dict[str, tuple[pd.DataFrame, Schema]]:
     """Each exported table of one analysis, nulled where its source cannot tell."""
-    unknown: dict[str, list[str]] = getattr(analysis, "unknown", None) or {}
+    unknown = analysis.unknown
+    tables = analysis.tables
     out: dict[str, tuple[pd.DataFrame, Schema]] = {}
     for table, (attr, schema_name) in TABLES.items():
-        frame = getattr(analysis, attr).copy()
+        frame = tables[attr].copy()
         schema = SCHEMAS[schema_name]
         nulls = unknown.get("usage" if table == "processes" else table, [])
         for column in nulls:

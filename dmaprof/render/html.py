@@ -11,13 +11,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dmaprof.render.htmlpage import Block, Col, Tree, page, size_text, table_block, treemap_block
+from dmaprof.render.htmlpage import (
+    TREEMAP_TILES,
+    Block,
+    Col,
+    Tree,
+    page,
+    size_text,
+    table_block,
+    treemap_block,
+)
 
 # treemap tiles drawn one by one (the rest are summed: "smaller buffers", "other
 # processes"), so that a 2,000-process capture still opens in a browser within 3 s
 MAX_LEAVES = 2000
 MAX_PROCESSES = 300
-MAX_NODES = 300  # tiles of the treemap; smaller ones are summed as "other" per branch
 MAX_FLOWS = 60  # Sankey links; the rest are summed as "other apps" per service
 
 
@@ -159,20 +167,25 @@ def show_treemap(report: dict[str, Any]) -> Block:
             f" {unknown} processes could not be read: their charge is unknown and "
             "they have no tiles."
         )
-    if len(by_pid) > MAX_PROCESSES or len(tree.value) > MAX_NODES:
+    if len(by_pid) > MAX_PROCESSES or len(tree.value) > TREEMAP_TILES:
         caption += (
-            f" The {MAX_NODES} largest tiles are drawn; smaller processes and buffers "
+            f" The {TREEMAP_TILES} largest tiles are drawn; smaller processes and buffers "
             "are summed as 'other' (every one is in the tables below)."
         )
-    return treemap_block("treemap", "Who holds the DMA-BUF memory", tree.nodes(MAX_NODES), caption)
+    return treemap_block(
+        "treemap", "Who holds the DMA-BUF memory", tree.nodes(TREEMAP_TILES), caption
+    )
 
 
-def sharing(report: dict[str, Any]) -> tuple[Block | None, Block]:
-    """Bytes of the buffers each graphics/media service shares with each app: a Sankey
-    chart (services → apps) and the same pairs as a table."""
+def _shared_pairs(
+    report: dict[str, Any],
+) -> tuple[dict[tuple[str, str], list[int]], dict[tuple[str, str], int]]:
+    """For the buffers a graphics/media service holds with an app: [buffers, bytes] per
+    (service, app), and bytes per (exporter, service)."""
     procs = {p.get("pid"): p for p in report.get("processes") or []}
     apps = _app_labels(report)
     pairs: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    heaps: dict[tuple[str, str], int] = defaultdict(int)
     for buf in report.get("buffers") or []:
         holders = [procs[p] for p in buf.get("holders") or [] if p in procs]
         services = {
@@ -183,9 +196,20 @@ def sharing(report: dict[str, Any]) -> tuple[Block | None, Block]:
             for p in holders
             if not p.get("is_service")
         }
+        size = int(buf.get("size_bytes") or 0)
         for pair in ((s, c) for s in services for c in clients):
             pairs[pair][0] += 1
-            pairs[pair][1] += int(buf.get("size_bytes") or 0)
+            pairs[pair][1] += size
+        if clients:
+            for service in services:
+                heaps[(str(buf.get("exporter") or "<unknown>"), service)] += size
+    return pairs, heaps
+
+
+def sharing(report: dict[str, Any]) -> tuple[Block | None, Block]:
+    """Bytes of the buffers each graphics/media service shares with each app: a Sankey
+    chart (heap → service → app) and the service-app pairs as a table."""
+    pairs, heaps = _shared_pairs(report)
     rows: list[dict[str, Any]] = [
         {"service": s, "app": c, "buffers": n, "bytes": b}
         for (s, c), (n, b) in sorted(pairs.items(), key=lambda kv: -kv[1][1])
@@ -204,6 +228,10 @@ def sharing(report: dict[str, Any]) -> tuple[Block | None, Block]:
     )
     if not rows:
         return None, table
+    return _sankey(rows, heaps), table
+
+
+def _sankey(rows: list[dict[str, Any]], heaps: dict[tuple[str, str], int]) -> Block:
     flows = rows[:MAX_FLOWS]
     rest: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for r in rows[MAX_FLOWS:]:
@@ -212,40 +240,61 @@ def sharing(report: dict[str, Any]) -> tuple[Block | None, Block]:
     flows += [
         {"service": s, "app": "other apps", "buffers": n, "bytes": b} for s, (n, b) in rest.items()
     ]
-    left = sorted({r["service"] for r in flows})
-    right = sorted({r["app"] for r in flows})
-    index = {n: i for i, n in enumerate(left)}
+    # three columns; a name may stand in two (an app called like a heap): keyed by column
+    columns = [
+        sorted({e for e, _ in heaps}),
+        sorted({r["service"] for r in flows}),
+        sorted({r["app"] for r in flows}),
+    ]
+    kinds = ["heap", "service", "app"]
+    index: dict[tuple[int, str], int] = {}
+    for col, names in enumerate(columns):
+        for name in names:
+            index[(col, name)] = len(index)
+    links = [
+        (index[(0, e)], index[(1, s)], b, f"{size_text(b)} of {e} buffers {s} shares with apps")
+        for (e, s), b in sorted(heaps.items())
+    ] + [
+        (
+            index[(1, r["service"])],
+            index[(2, r["app"])],
+            r["bytes"],
+            f"{r['buffers']} buffers, {size_text(r['bytes'])}",
+        )
+        for r in flows
+    ]
     trace = {
         "type": "sankey",
         "arrangement": "snap",
         "node": {
-            "label": [*left, *right],
+            "label": [name for names in columns for name in names],
             "pad": 12,
-            "customdata": [*(["service"] * len(left)), *(["app"] * len(right))],
+            "customdata": [kinds[col] for col, names in enumerate(columns) for _ in names],
             "hovertemplate": "%{label} (%{customdata})<extra></extra>",
         },
         "link": {
-            "source": [index[r["service"]] for r in flows],
-            "target": [len(left) + right.index(r["app"]) for r in flows],
-            "value": [r["bytes"] for r in flows],
-            "customdata": [f"{r['buffers']} buffers, {size_text(r['bytes'])}" for r in flows],
+            "source": [link[0] for link in links],
+            "target": [link[1] for link in links],
+            "value": [link[2] for link in links],
+            "customdata": [link[3] for link in links],
             "hovertemplate": "%{source.label} → %{target.label}<br>%{customdata}<extra></extra>",
         },
     }
-    chart = {
+    return {
         "type": "chart",
         "id": "sankey",
-        "title": "Sharing: graphics/media services → apps",
-        "caption": "Width: bytes of the buffers a service and an app both hold"
+        "title": "Sharing: heap → graphics/media service → app",
+        "caption": "Where the buffers that services (compositor, allocator, codecs) share with "
+        "apps come from, and which apps hold them. Width: bytes of those buffers; a buffer "
+        "counts once per service on the left and once per service-app pair on the right"
         + (
-            f"; beyond the {MAX_FLOWS} widest flows, apps are summed as 'other apps'."
+            f"; beyond the {MAX_FLOWS} widest service-app flows, apps are summed as 'other apps'."
             if len(rows) > MAX_FLOWS
             else "."
         ),
         "traces": [trace],
-        "layout": {"height": max(360, 28 * max(len(left), len(right)))},
+        "layout": {"height": max(360, 28 * max(len(c) for c in columns))},
     }
-    return chart, table
 
 
 PROCESS_COLS: list[Col] = [

@@ -7,7 +7,16 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from dmaprof.render.htmlpage import Block, Col, Tree, page, size_text, table_block, treemap_block
+from dmaprof.render.htmlpage import (
+    TREEMAP_TILES,
+    Block,
+    Col,
+    Tree,
+    page,
+    size_text,
+    table_block,
+    treemap_block,
+)
 
 TREND_SERIES = 8  # curves per chart, as the SVG plot
 
@@ -62,7 +71,12 @@ def diff_treemap(doc: dict[str, Any]) -> Block:
     caption = f"Growth of the '{doc.get('charge')}' charge per app and process."
     if unknown:
         caption += f" {unknown} processes have an unknown change and no tile."
-    return treemap_block("treemap", "Where the memory grew", tree.nodes(), caption)
+    if len(tree.value) > TREEMAP_TILES:
+        caption += (
+            f" The {TREEMAP_TILES} largest tiles are drawn; the growth of the others is "
+            "summed per app (every process is in the table below)."
+        )
+    return treemap_block("treemap", "Where the memory grew", tree.nodes(TREEMAP_TILES), caption)
 
 
 def diff_html(doc: dict[str, Any]) -> str:
@@ -198,8 +212,9 @@ def trend_html(doc: dict[str, Any], points: list[dict[str, Any]]) -> str:
             continue
         traces = [
             {
-                "type": "scattergl" if len(curves[s["id"]][0]) > 2000 else "scatter",
-                "mode": "lines+markers",
+                # SVG lines; one marker per sample only while they stay few
+                "type": "scatter",
+                "mode": "lines+markers" if len(curves[s["id"]][0]) <= 500 else "lines",
                 "name": str(s["label"])[:60],
                 "meta": s["id"],
                 "x": curves[s["id"]][0],

@@ -16,14 +16,23 @@ from dmaprof.units import human_bytes
 
 Block = dict[str, Any]
 
+# the trace types in the plotly.js bundle (scripts/build_plotly_bundle.sh)
+TRACE_TYPES = frozenset({"treemap", "sankey", "scatter"})
+# tiles a treemap draws at most (the rest summed per branch): at 300 tiles, drawing the
+# treemap of a 2,000-process capture took most of the time to open its page
+TREEMAP_TILES = 150
+
+
+PLOTLY_BUNDLE = "plotly-dmaprof.min.js"
+
 
 def plotly_js() -> str:
-    """plotly.js as shipped inside Plotly's Python package (the `html` extra)."""
+    """A partial plotly.js (treemap, sankey and scatter only), built from the npm package by
+    scripts/build_plotly_bundle.sh: a page parses it in a fifth of the full bundle's time."""
     try:
-        from plotly.offline import get_plotlyjs  # type: ignore[import-untyped]
-    except ImportError as exc:
-        raise DmaprofError("HTML reports need plotly: pip install 'dmaprof[html]'") from exc
-    return str(get_plotlyjs())
+        return _asset(PLOTLY_BUNDLE)
+    except FileNotFoundError as exc:
+        raise DmaprofError(f"the package lacks its plotly.js bundle ({PLOTLY_BUNDLE})") from exc
 
 
 def _asset(name: str) -> str:
@@ -31,9 +40,10 @@ def _asset(name: str) -> str:
 
 
 def _script_json(data: Any) -> str:
-    # inside <script>, "</" could end the element early; "\u2028" breaks old parsers
+    # inside <script>, "</script" or "<!--" would change how the page is parsed: no "<" at
+    # all (it can only stand in a string, where "\\u003c" is the same text to JSON.parse)
     text = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    return text.replace("</", "<\\/").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    return text.replace("<", "\\u003c")
 
 
 def page(
@@ -47,6 +57,10 @@ def page(
     charts ({"type": "chart", "traces": plotly traces, ...}) and tables ({"type": "table",
     "columns": [...], "rows": [[...]]}) in page order; ``names`` names the pids of
     "pids" columns (holders)."""
+    for block in blocks:
+        for trace in block.get("traces") or []:
+            if trace["type"] not in TRACE_TYPES:  # the page would fail to draw it
+                raise ValueError(f"the plotly.js bundle has no {trace['type']!r} trace")
     data = {
         "title": title,
         "header": header,
@@ -64,7 +78,10 @@ def page(
             'img-src data: blob:; font-src data:">\n',
             f"<title>{escaped}</title>\n<style>{_asset('report.css')}</style>\n</head><body>\n",
             f"<script>{plotly_js()}</script>\n",
-            f"<script>window.DMAPROF={_script_json(data)};</script>\n",
+            # JSON.parse of a data block is faster than parsing the same text as a script
+            '<script type="application/json" id="dmaprof-data">',
+            _script_json(data),
+            "</script>\n",
             f"<script>{_asset('report.js')}</script>\n</body></html>\n",
         ]
     )
@@ -119,13 +136,14 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def treemap_block(
-    block_id: str, title: str, nodes: list[tuple[str, str, str, int, str]], caption: str
-) -> Block:
-    """``nodes``: (id, label, parent id, value, hover text); values are totals of their
-    children (plotly's branchvalues="total")."""
-    ids, labels, parents, values, hover = (
-        (list(col) for col in zip(*nodes, strict=True)) if nodes else ([], [], [], [], [])
+Node = tuple[str, str, str, int, str, str]  # id, label, parent id, value, size text, detail
+
+
+def treemap_block(block_id: str, title: str, nodes: list[Node], caption: str) -> Block:
+    """``nodes``: values are totals of their children (plotly's branchvalues="total"). A
+    tile shows its label and size; the detail is for the hover only (less text to fit)."""
+    ids, labels, parents, values, sizes, details = (
+        (list(col) for col in zip(*nodes, strict=True)) if nodes else ([], [], [], [], [], [])
     )
     trace = {
         "type": "treemap",
@@ -133,10 +151,10 @@ def treemap_block(
         "labels": labels,
         "parents": parents,
         "values": values,
-        "customdata": hover,
+        "customdata": [[size, detail] for size, detail in zip(sizes, details, strict=True)],
         "branchvalues": "total",
-        "hovertemplate": "<b>%{label}</b><br>%{customdata}<extra></extra>",
-        "texttemplate": "%{label}<br>%{customdata}",
+        "hovertemplate": "<b>%{label}</b><br>%{customdata[0]}<br>%{customdata[1]}<extra></extra>",
+        "texttemplate": "%{label}<br>%{customdata[0]}",
         "maxdepth": 3,
         "marker": {"line": {"width": 1}},
     }
@@ -169,33 +187,51 @@ class Tree:
         if hover:
             self.extra[path[-1][0]] = hover
 
-    def nodes(self, limit: int = 0) -> list[tuple[str, str, str, int, str]]:
-        """The nodes, at most ``limit`` of the largest (0: all); what a kept branch loses
-        becomes its "other" tile, so every branch still sums to its figure."""
+    def nodes(self, limit: int = 0) -> list[Node]:
+        """The nodes, at most ``limit`` of the largest (0: all) and the sums of the rest: what
+        a kept branch does not draw becomes its "N smaller" tile, and roots beyond the limit
+        one root of their own, so every byte stays drawn and every branch sums to its figure."""
         depth: dict[str, int] = {}
         for i in self.value:  # parents are added before their children
             depth[i] = depth[self.parent[i]] + 1 if self.parent[i] else 0
+        # largest first; a parent is never smaller than its child, so it comes first
         order = sorted(
             (i for i, v in self.value.items() if v > 0), key=lambda i: (-self.value[i], depth[i])
         )
-        keep = order[:limit] if limit else order
+        roots = [i for i in order if not self.parent[i]]
+        limit = limit or len(order)
+        keep = roots if len(roots) <= limit else roots[: max(limit - 1, 1)]
         kept = set(keep)
-        shown: dict[str, int] = defaultdict(int)
-        for i in keep:
-            if self.parent[i]:
-                shown[self.parent[i]] += self.value[i]
+        for i in order:
+            if len(keep) >= limit:
+                break
+            if self.parent[i] in kept:
+                keep.append(i)
+                kept.add(i)
         out = [
             (
                 i,
                 self.label[i],
                 self.parent[i],
                 self.value[i],
-                size_text(self.value[i]) + (" · " + self.extra[i] if i in self.extra else ""),
+                size_text(self.value[i]),
+                self.extra.get(i, ""),
             )
             for i in keep
         ]
-        for parent, value in shown.items():
-            if parent in kept and value < self.value[parent]:
-                rest = self.value[parent] - value
-                out.append((f"{parent}/~other", "other", parent, rest, size_text(rest)))
+        shown: dict[str, int] = defaultdict(int)
+        for i in keep:
+            shown[self.parent[i]] += self.value[i]
+        hidden: dict[str, int] = defaultdict(int)  # children a kept branch does not draw
+        for i in order:
+            if i not in kept and (self.parent[i] in kept or not self.parent[i]):
+                hidden[self.parent[i]] += 1
+        for parent, count in hidden.items():
+            if parent and not shown[parent]:
+                continue  # none of its children drawn: the kept tile is whole as it is
+            rest = (sum(self.value[i] for i in roots) if not parent else self.value[parent]) - (
+                shown[parent]
+            )
+            node_id = f"{parent}/~other" if parent else "~other"
+            out.append((node_id, f"{count} smaller", parent, rest, size_text(rest), "summed"))
         return out

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, cast
 
 from dmaprof.analyze.analysis import Analysis
 from dmaprof.analyze.report import build_report
+from dmaprof.analyze.reporttypes import CaptureRef
 from dmaprof.capture.container import Capture
-from dmaprof.sources import analyze_source, finish_report
+from dmaprof.sources import analyze_source
 
 
 def capture_device(capture: Capture) -> dict[str, Any]:
@@ -30,14 +31,14 @@ def analyze_capture(
 ) -> tuple[Analysis, dict[str, Any]]:
     # the analysis by the capture's source kind: collector dump, bugreport, dmabuf_dump text
     analysis = analyze_source(capture, charge=charge, service_regex=service_regex)
-    report = build_report(analysis, device=capture_device(capture))
-    report["capture"] = {
+    ref: CaptureRef = {
         "path": str(capture.path) if capture.path else None,
         "complete": capture.complete,
         "schema": capture.meta.get("schema"),
     }
-    finish_report(report, analysis, capture)
-    return analysis, report
+    report = build_report(analysis, device=capture_device(capture), capture=ref)
+    # renderers read the document as JSON (it may come from a file): a plain dict to them
+    return analysis, cast(dict[str, Any], report)
 
 
 #: report lists that --pid cannot narrow (their rows are sums over other processes too)

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from dmaprof.analyze import analyze, build_report, exact_split, format_dmabuf_dump
 from dmaprof.analyze._scan import Scan
-from dmaprof.analyze.fds import _fdinfo_fast, _fdinfo_slow
+from dmaprof.analyze.fdinfo import _fdinfo_fast, _fdinfo_slow
 from dmaprof.analyze.unparsed import Unparsed
 from dmaprof.capture.dump import DumpFormatError, parse_dump
 

@@ -31,15 +31,16 @@ from tests.emuphone import scene as S
 
 ROOT = Path(__file__).resolve().parents[2]
 DUMPSYS = ROOT / "fixtures" / "phones" / "dumpsys"
+BUGREPORTS = ROOT / "fixtures" / "bugreports"
 DATA = Path(__file__).resolve().parent / "data"
 EXPECTED = json.loads((ROOT / "fixtures" / "phones" / "pixel-like.expected.json").read_text())
 K = 1024
 CAMERA = "com.example.camera"
 
 
-def fixture(name: str) -> str:
+def fixture(name: str, folder: Path = DUMPSYS) -> str:
     """A fixture's text without its leading ``# source/device/note`` lines."""
-    lines = (DUMPSYS / name).read_text().split("\n")
+    lines = (folder / name).read_text().split("\n")
     i = 0
     while i < len(lines) and re.match(r"# (source|device|note)", lines[i]):
         i += 1
@@ -50,7 +51,9 @@ def fixture(name: str) -> str:
 
 
 def test_meminfo_real_rockchip_dmabuf_lines() -> None:
-    t = parse_meminfo_totals(fixture("meminfo_rockchip_dmabuf_lines_real.txt"))
+    t = parse_meminfo_totals(
+        fixture("dumpsys_meminfo_summary_rockchip_dmabuf_lines.txt", BUGREPORTS)
+    )
     assert t is not None and t.source == "dumpsys meminfo"
     assert (t.dmabuf_bytes, t.dmabuf_mapped_bytes, t.dmabuf_unmapped_bytes) == (
         455268 * K,
@@ -63,7 +66,9 @@ def test_meminfo_real_rockchip_dmabuf_lines() -> None:
 
 
 def test_meminfo_real_ion_line_android11() -> None:
-    t = parse_meminfo_totals(fixture("meminfo_rk3326_android11go_ion_line_real.txt"))
+    t = parse_meminfo_totals(
+        fixture("dumpsys_meminfo_summary_ion_line_rk3326_android11go.txt", BUGREPORTS)
+    )
     assert t is not None
     assert (t.ion_bytes, t.ion_mapped_bytes, t.ion_unmapped_bytes, t.ion_pools_bytes) == (
         50628 * K,

@@ -85,7 +85,9 @@ def open_page(browser: Any) -> Iterator[Any]:
         page.on("pageerror", lambda e: opened.errors.append(str(e)))
         page.on("request", lambda r: opened.requests.append(r.url))
         page.goto(path.as_uri())
-        page.wait_for_selector("body[data-ready='1']", timeout=60_000)
+        # ready: the first view is drawn; complete: every chart below it too
+        page.wait_for_selector("body[data-ready='1']", timeout=60_000, state="attached")
+        page.wait_for_selector("body[data-complete='1']", timeout=60_000, state="attached")
         # every column is a key of the document it shows
         absent = page.evaluate("""DMAPROF.blocks.filter(b => b.type === 'table').flatMap(
             b => b.columns.filter(c => c.kind === 'absent').map(c => b.id + '.' + c.key))""")
@@ -120,6 +122,15 @@ def treemap(opened: Opened) -> dict[str, tuple[str, str, int]]:
         " return [t.ids, t.labels, t.parents, t.values]; })()"
     )
     return {i: (label, parent, value) for i, label, parent, value in zip(*trace, strict=True)}
+
+
+def sankey(opened: Opened) -> dict[tuple[str, str], int]:
+    """(source label, target label) -> bytes of the drawn Sankey's links."""
+    node, link = opened.js(
+        "(() => { const t = document.getElementById('sankey').data[0];"
+        " return [t.node.label, [t.link.source, t.link.target, t.link.value]]; })()"
+    )
+    return {(node[s], node[t]): v for s, t, v in zip(*link, strict=True)}
 
 
 def test_show_report_of_the_bundled_capture(tmp_path: Path, dmaprof: Any, open_page: Any) -> None:
@@ -159,9 +170,27 @@ def test_show_report_of_the_bundled_capture(tmp_path: Path, dmaprof: Any, open_p
     assert charged == [p["charged_bytes"] for p in report["processes"]]
     assert len(page.rows("buffers")) == len(report["buffers"])
     assert len(page.rows("exporters")) == len(report["exporters"])
-    # sharing: surfaceflinger with the apps it composes
+    # sharing: surfaceflinger with the apps it composes, and the heaps those buffers come from
     shared = {(r[0], r[1]): r for r in page.rows("sharing")}
     assert ("surfaceflinger", "com.android.systemui") in shared
+    flows = sankey(page)
+    procs = {p["pid"]: p for p in report["processes"]}
+    sf_with_apps = [
+        b
+        for b in report["buffers"]
+        if 612 in b["holders"] and any(not procs[h]["is_service"] for h in b["holders"])
+    ]
+    by_heap: dict[str, int] = {}
+    for b in sf_with_apps:
+        by_heap[b["exporter"]] = by_heap.get(b["exporter"], 0) + b["size_bytes"]
+    assert (
+        by_heap and {heap: flows[(heap, "surfaceflinger")] for heap in by_heap} == by_heap
+    )  # heap → compositor
+    ui = sum(b["size_bytes"] for b in sf_with_apps if 1800 in b["holders"])
+    assert flows[("surfaceflinger", "com.android.systemui")] == ui > 0  # compositor → app
+    pairs = [(r[0], r[1]) for r in page.rows("sharing")]
+    exact = dict(zip(pairs, page.raw("sharing", 3), strict=True))
+    assert exact[("surfaceflinger", "com.android.systemui")] == f"{ui} bytes"  # the table too
     # clicking a process lists its buffers, with their co-holders
     page.page.click("#processes tbody tr:has(td:text-is('612'))")
     held = page.rows("buffers")
@@ -309,3 +338,66 @@ def test_show_report_of_each_generation_phone(
         assert drawn == proc["charged_bytes"], (phone, proc["name"])
     assert len(page.rows("processes")) == len(report["processes"])
     assert len(page.rows("buffers")) == len(report["buffers"])
+
+
+def test_show_report_of_a_big_capture(tmp_path: Path, dmaprof: Any, open_page: Any) -> None:
+    """600 processes and 3,000 buffers from the benchmark's generator (scripts/bench_html.py
+    times 2,000 and 30,000): the first view draws each table's first rows and the first
+    chart; 'show more' and the filter reach every row; the treemap's summed tiles and the
+    Sankey's 'other apps' keep every byte."""
+    from scripts.bench_analyze import make_scene
+
+    dump, capture, out = tmp_path / "big.dump", tmp_path / "big.dmaprof", tmp_path / "big.html"
+    dump.write_bytes(make_scene(600, 12_000, 3_000, 2_000).build())
+    assert dmaprof("import", dump, "-o", capture).code == 0
+    assert dmaprof("show", capture, "-o", out).code == 0
+    report = json.loads(dmaprof("show", capture, "--format", "json").stdout)
+    page = open_page(out)
+    timing = dict(page.js("DMAPROF_TIMING"))
+    assert timing["treemap"] <= timing["ready"] <= timing["complete"]
+    # tables: the first 200 rows, then 500 more per click; the filter searches all rows
+    assert len(page.rows("processes")) == 200
+    assert page.js("document.getElementById('processes-count').textContent") == (
+        "600 of 600 rows (first 200 shown)"
+    )
+    page.page.click("#processes-more")
+    assert len(page.rows("processes")) == 600
+    assert page.js("document.getElementById('processes-more').hidden")
+    last = report["buffers"][-1]
+    page.page.fill("#buffers-filter", str(last["inode"]))
+    assert str(last["inode"]) in [r[0] for r in page.rows("buffers")]
+    page.page.fill("#buffers-filter", "")
+    # a click on a process: every buffer it holds is counted, the first 200 drawn
+    pid = report["processes"][0]["pid"]
+    page.page.click(f"#processes tbody tr:has(td:text-is('{pid}'))")
+    held = sum(pid in b["holders"] for b in report["buffers"])
+    assert held > 200
+    assert page.js("document.getElementById('buffers-count').textContent").endswith(
+        f"{held} of 3000 rows (first 200 shown)"
+    )
+    # the treemap: at most 150 tiles and the sums of the rest, every branch its children's sum
+    nodes = treemap(page)
+    roots = {i: v for i, (_, parent, v) in nodes.items() if parent == ""}
+    assert sum(roots.values()) == report["totals"]["bytes"]
+    assert len([i for i in nodes if not i.endswith("/~other")]) <= 150
+    children: dict[str, int] = {}
+    for _, parent, v in nodes.values():
+        if parent:
+            children[parent] = children.get(parent, 0) + v
+    assert all(children[i] == nodes[i][2] for i in children)
+    assert any(label.endswith(" smaller") for label, _, _ in nodes.values())
+    # the Sankey: service → app links carry every shared byte, 'other apps' included
+    procs = {p["pid"]: p for p in report["processes"]}
+    shared = 0
+    for b in report["buffers"]:
+        holders = [procs[h] for h in b["holders"]]
+        services = {p["name"] for p in holders if p["is_service"]}
+        apps = {p["uid"] for p in holders if not p["is_service"]}
+        shared += b["size_bytes"] * len(services) * len(apps)
+    assert "other apps" in {target for _, target in sankey(page)}
+    to_apps = page.js(
+        "(() => { const t = document.getElementById('sankey').data[0];"
+        " return t.link.value.filter((_, i) => t.node.customdata[t.link.target[i]] === 'app')"
+        ".reduce((a, b) => a + b, 0); })()"
+    )
+    assert to_apps == shared

@@ -20,7 +20,7 @@ from dmaprof.capture.container import load_capture
 from dmaprof.collect.sampler import AdbSampler
 from dmaprof.errors import ExitCode
 from dmaprof.leaks import samplecache
-from dmaprof.leaks.series import CACHE_DIR, RecordPlan, read_series, record_series
+from dmaprof.leaks.series import CACHE_DIR, RecordPlan, load_input, read_series, record_series
 from dmaprof.leaks.trend import sample_outcome, trend
 from tests.e2e.conftest import DMAPROF, start_dmaprof, wait_for_path
 from tests.emuphone import scene as S
@@ -79,7 +79,7 @@ def test_leaking_process_is_flagged_with_its_rate(fake_phone: Any, tmp_path: Pat
     header, refs, gaps, _ = read_series(tmp_path / "series")
     assert (header["status"], len(refs), gaps) == ("complete", 6, 0)
     assert header["device"]["serial"] == phone.serial
-    assert load_capture(refs[-1].path).meta["transport"]["serial"] == phone.serial
+    assert load_input(refs[-1].path).meta["transport"]["serial"] == phone.serial
     doc = trend(tmp_path / "series").doc
     leak = doc["leaks"][0]
     assert (leak["kind"], leak["pid"], leak["name"]) == ("process", 3100, "com.example.camera")
@@ -162,7 +162,7 @@ def test_record_ctrl_c_exits_130_and_leaves_a_consistent_directory(
         "record", "--count", "500", "--interval", "200ms", "-o", out, env=phone.env
     )
     try:
-        wait_for_path("sample-00001.dmaprof", out, timeout=60)
+        wait_for_path("sample-00001.dmaprof-sample", out, timeout=60)
         proc.send_signal(signal.SIGINT)
         _stdout, stderr = proc.communicate(timeout=60)
     finally:
@@ -174,7 +174,7 @@ def test_record_ctrl_c_exits_130_and_leaves_a_consistent_directory(
     header, refs, _gaps, _warnings = read_series(out)
     assert header["status"] == "interrupted" and header["samples"] == len(refs) >= 2
     for ref in refs:
-        load_capture(ref.path)  # every listed sample is complete
+        load_input(ref.path)  # every listed sample is complete
     # no temp files; the only hidden entry is the trend figures record computed as it went
     assert [p.name for p in out.iterdir() if p.name.startswith(".")] in ([], [CACHE_DIR])
     assert not list(out.rglob(".*.tmp"))
@@ -263,6 +263,9 @@ def test_compact_series_addressed_shown_diffed_trended_and_cut_short(
     # written out as a standalone capture, it is the capture the phone gave
     alone = write_capture(load_input(out / "@3"), tmp_path / "s3.dmaprof")
     assert load_capture(alone).dump == taken[3][0]
+    written = dmaprof("import", out / "@4", "-o", tmp_path / "s4.dmaprof")
+    assert written.code == 0, written.stderr
+    assert load_capture(tmp_path / "s4.dmaprof").dump == taken[4][0]
     doc = trend(out).doc
     assert doc["samples"] == 5
     assert any(s["kind"] == "process" and s["pid"] == 3100 for s in doc["leaks"])

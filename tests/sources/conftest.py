@@ -13,6 +13,7 @@ from dmaprof.sources.show import analyze_capture
 REPO = Path(__file__).resolve().parents[2]
 DUMPS = REPO / "fixtures" / "dmabuf_dump"
 REPORTS = REPO / "fixtures" / "bugreports"
+SAMPLES = REPO / "fixtures" / "samples"  # real outputs (../shared/samples), not ours
 TOKAY_1 = REPORTS / "bugreport-tokay-BP2A.250605.031-2026-03-02-10-15-30.txt"
 TOKAY_2 = REPORTS / "bugreport-tokay-BP2A.250605.031-2026-03-02-11-15-53.txt"
 LAMU = REPORTS / "bugreport-lamu-TP1A.220624.014-2025-06-03-21-40-07.txt"

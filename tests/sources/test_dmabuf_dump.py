@@ -26,7 +26,7 @@ from dmaprof.analyze.report import format_dmabuf_dump
 from dmaprof.errors import BadCaptureError
 from dmaprof.sources.dmabuf_dump import parse_dmabuf_dump
 from dmaprof.sources.importer import detect_kind, import_file
-from tests.sources.conftest import DUMPS, SV, analyzed, by_pid, keys, usage
+from tests.sources.conftest import DUMPS, SAMPLES, SV, analyzed, by_pid, keys, usage
 
 MIB8160 = 8160 * 1024  # 8355840: 101, 102
 MIB3840 = 3840 * 1024  # 3932160: 201, 202
@@ -177,7 +177,9 @@ def test_android13_default_view_without_exporter_column() -> None:
 
 def test_real_excerpt_cuttlefish_pid_view() -> None:
     """`dmabuf_dump 19562` on Cuttlefish (Android docs): 4 of the rows, nr_procs 3 and 2."""
-    _c, a, report = analyzed(DUMPS / "dmabuf_dump_pid_exporter_cuttlefish_android_docs_excerpt.txt")
+    _c, a, report = analyzed(
+        SAMPLES / "dmabuf_dump_pid_exporter_cuttlefish_android_docs_excerpt.txt"
+    )
     # the other holders are not listed: pss is the tool's size // nr_procs
     #   3397: 3840 kB / 3 = 1310720   3398: 12 kB / 3 = 4096
     #   3399: 3840 kB / 2 = 1966080   3400: 12 kB / 2 = 6144      -> 3287040 (3210 kB)
@@ -237,7 +239,7 @@ def test_real_excerpt_mtk_bugreport_section() -> None:
 
 
 def test_real_excerpt_qcom_all_three_views() -> None:
-    capture, a, report = analyzed(DUMPS / "qcom_sa8397_android16_gvm_dmabuf_excerpts.txt")
+    capture, a, report = analyzed(SAMPLES / "qcom_sa8397_android16_gvm_dmabuf_excerpts.txt")
     assert capture.meta["source"]["dmabuf_formats"] == ["default+exporter", "per_buffer", "table"]
     parsed = parse_dmabuf_dump(capture.dump.decode())
     assert parsed.summary is not None and parsed.summary.total_kb == 4504628

@@ -1,9 +1,13 @@
-// dmaprof HTML report: draws the page from DMAPROF (embedded JSON) with the inlined
-// plotly.js. Null figures are unknown: shown as "unknown", never as 0.
+// dmaprof HTML report: draws the page from its JSON data block with the inlined plotly.js.
+// Null figures are unknown: shown as "unknown", never as 0.
+// Order of drawing, so that a big capture opens fast: the header, the notes, every table's
+// first rows and the first chart at once (body[data-ready]); the other charts when they come
+// near the view or the browser is idle, whichever is first (body[data-complete]).
 "use strict";
 (function () {
-  const D = window.DMAPROF;
-  const ROW_LIMIT = 500;  // rows drawn per table at once (the filter reaches all of them)
+  const D = window.DMAPROF = JSON.parse(document.getElementById("dmaprof-data").textContent);
+  const FIRST_ROWS = 200;  // rows drawn per table at first (the filter reaches all of them)
+  const MORE_ROWS = 500;   // rows one "show more" adds
   const el = (tag, attrs, text) => {
     const e = document.createElement(tag);
     for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
@@ -66,16 +70,25 @@
     main.appendChild(s);
   }
 
+  // a chart's section at once, its plot by draw() (at most once; returns plotly's promise)
+  const CHARTS = [];
   function chart(main, spec) {
     const s = el("section", { id: "section-" + spec.id });
     s.appendChild(el("h2", {}, spec.title));
     if (spec.caption) s.appendChild(el("p", {}, spec.caption));
-    const div = el("div", { class: "chart", id: spec.id });
-    s.appendChild(div);
-    main.appendChild(s);
     const layout = Object.assign({ margin: { t: 10, l: 10, r: 10, b: 10 }, height: 480 },
                                  spec.layout || {});
-    Plotly.newPlot(div, spec.traces, layout, { displaylogo: false, responsive: true });
+    // the empty box keeps the chart's height, so the page does not jump when it is drawn
+    const div = el("div", { class: "chart", id: spec.id, style: "height:" + layout.height + "px" });
+    s.appendChild(div);
+    main.appendChild(s);
+    const c = { div, drawn: null };
+    c.draw = () => c.drawn || (c.drawn = plot(div, spec, layout));
+    CHARTS.push(c);
+    return c;
+  }
+  function plot(div, spec, layout) {
+    const done = Plotly.newPlot(div, spec.traces, layout, { displaylogo: false, responsive: true });
     if (spec.pick) {
       // a process tile also lists that process's buffers in the table below
       const pattern = new RegExp(spec.pick.pattern);
@@ -88,7 +101,7 @@
         target.draw();
       });
     }
-    return div;
+    return done;
   }
 
   // a sortable, filterable table; `select` filters another table by a column
@@ -113,11 +126,16 @@
     thead.appendChild(tr); t.appendChild(thead);
     const tbody = el("tbody"); t.appendChild(tbody);
     wrap.appendChild(t); s.appendChild(wrap); main.appendChild(s);
+    const more = el("button", { type: "button", class: "more", id: spec.id + "-more" });
+    s.appendChild(more);
     const kinds = spec.columns.map(c => c.kind);
-    const text = spec.rows.map(r => r.map((v, c) => v === null ? "unknown" :
+    // what the filter matches: built on the first filter, not for every page opened
+    let text = null;
+    const rowText = r => r.map((v, c) => v === null ? "unknown" :
       kinds[c] === "pids" ? v.map(p => D.names[p] || p).join(" ") : String(v)).join(" ")
-      .toLowerCase());
-    const state = { order: spec.rows.map((_, i) => i), key: null, dir: 1, pin: null };
+      .toLowerCase();
+    const state = { order: spec.rows.map((_, i) => i), key: null, dir: 1, pin: null,
+                    limit: FIRST_ROWS };
     function sortBy(i) {
       state.dir = state.key === i ? -state.dir : (spec.columns[i].kind === "text" ? 1 : -1);
       state.key = i;
@@ -133,7 +151,9 @@
     }
     function draw() {
       const q = input.value.trim().toLowerCase();
+      if (q && !text) text = spec.rows.map(rowText);
       tbody.textContent = "";
+      const rows = document.createDocumentFragment();
       let shown = 0, matched = 0;
       for (const i of state.order) {
         const row = spec.rows[i];
@@ -143,7 +163,7 @@
         }
         if (q && !text[i].includes(q)) continue;
         matched++;
-        if (shown >= ROW_LIMIT) continue;
+        if (shown >= state.limit) continue;
         shown++;
         const tr = el("tr");
         row.forEach((v, c) => { if (!spec.columns[c].hidden) tr.appendChild(cell(v, spec.columns[c].kind)); });
@@ -151,11 +171,15 @@
           tr.className = "clickable";
           tr.addEventListener("click", () => pick(spec, row, tr));
         }
-        tbody.appendChild(tr);
+        rows.appendChild(tr);
       }
+      tbody.appendChild(rows);
       count.textContent = (state.pin ? state.pin.label + ": " : "") + matched + " of " +
         spec.rows.length + " rows" + (matched > shown ? " (first " + shown + " shown)" : "");
+      more.hidden = matched <= shown;
+      more.textContent = "show " + Math.min(MORE_ROWS, matched - shown) + " more rows";
     }
+    more.addEventListener("click", () => { state.limit += MORE_ROWS; draw(); });
     // hidden columns get no header either
     spec.columns.forEach((c, i) => { if (c.hidden) thead.rows[0].cells[i].style.display = "none"; });
     input.addEventListener("input", draw);
@@ -189,25 +213,53 @@
   }
 
   function start() {
+    const timing = window.DMAPROF_TIMING = [["start", performance.now()]];
     header();
     const main = el("main");
     document.body.appendChild(main);
     notes(main);
-    const timing = window.DMAPROF_TIMING = [["start", performance.now()]];
+    let first = null;
     for (const block of D.blocks) {
-      if (block.type === "chart") chart(main, block);
-      else table(main, block);
+      if (block.type === "chart") {
+        const c = chart(main, block);
+        if (!first) first = c.draw();
+      } else table(main, block);
       timing.push([block.id, performance.now()]);
     }
     // trend: a row of the series table shows its curve alone in its chart
     window.DMAPROF_isolate = function (key, reset) {
+      CHARTS.forEach(c => c.draw());
       document.querySelectorAll(".chart").forEach(div => {
         if (!div.data) return;
         const vis = div.data.map(t => reset || t.meta === key ? true : "legendonly");
         if (div.data.some(t => t.meta === key)) Plotly.restyle(div, { visible: vis });
       });
     };
-    document.body.setAttribute("data-ready", "1");
+    // "ready": what is on screen is drawn and painted (after the next frame)
+    Promise.resolve(first).then(() => requestAnimationFrame(() => setTimeout(() => {
+      timing.push(["ready", performance.now()]);
+      document.body.setAttribute("data-ready", "1");
+      rest();
+    })));
+  }
+  function rest() {
+    const pending = CHARTS.filter(c => !c.drawn);
+    const near = new IntersectionObserver(entries => entries.forEach(e => {
+      if (e.isIntersecting) pending.filter(c => c.div === e.target).forEach(c => c.draw());
+    }), { rootMargin: "300px" });
+    pending.forEach(c => near.observe(c.div));
+    const idle = window.requestIdleCallback || (f => setTimeout(f, 50));
+    const next = () => {
+      const c = pending.find(c => !c.drawn);
+      if (!c) {
+        near.disconnect();
+        window.DMAPROF_TIMING.push(["complete", performance.now()]);
+        document.body.setAttribute("data-complete", "1");
+        return;
+      }
+      Promise.resolve(c.draw()).then(() => idle(next));
+    };
+    idle(next);
   }
   start();
 })();
