@@ -164,3 +164,23 @@ def test_import_graph_script_prints_the_layers(capsys: pytest.CaptureFixture[str
     ]
     assert lines[-1].endswith("-> -")  # base imports nothing of the package
     assert "collect" not in lines[1].split("->")[1]  # render never imports collect
+
+
+#: declarative tables (one documented schema per table), exempt from the size rule
+DECLARATIVE = {"dmaprof/analyze/schema.py"}
+
+
+def test_modules_and_functions_fit_in_a_head() -> None:
+    """No module over 600 lines (schema tables aside), no function over 100 (issue #18)."""
+    too_long: list[str] = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        name = str(path.relative_to(PACKAGE.parent))
+        text = path.read_text()
+        if len(text.splitlines()) > 600 and name not in DECLARATIVE:
+            too_long.append(f"{name}: {len(text.splitlines())} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                length = (node.end_lineno or node.lineno) - node.lineno + 1
+                if length > 100:
+                    too_long.append(f"{name}:{node.name}: {length} lines")
+    assert too_long == []

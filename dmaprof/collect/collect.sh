@@ -164,8 +164,8 @@ finish() { # finish NAME [RC]: the end line, then NAME.err when something went t
 
 # Argument bytes per exec (path + NUL + pointer), kept far below Linux's ARG_MAX (2 MiB with
 # the usual 8 MiB stack), so a big phone still needs only one or a few execs per section.
-LIMIT=786432
-Q="'"
+ARG_BYTES_LIMIT=786432
+SQUOTE="'"
 
 # ---- clean-up on every exit: the workers, then the scratch files (set before any exists)
 WORKERS= # pids of background workers not yet waited for
@@ -278,7 +278,7 @@ fd_walk() {
 add_glob() { # add_glob GLOB NFDS: into the current batch of stat arguments
 	walk_batch="$walk_batch $1"
 	walk_size=$((walk_size + $2 * (${#1} + 13)))
-	if [ $walk_size -ge $LIMIT ]; then
+	if [ $walk_size -ge $ARG_BYTES_LIMIT ]; then
 		BATCHES=$BATCHES$walk_batch$NL
 		walk_batch=
 		walk_size=0
@@ -296,8 +296,8 @@ add_glob() { # add_glob GLOB NFDS: into the current batch of stat arguments
 fd_links() {
 	NBATCH=0
 	links_rc=0
-	links_a="\\#^@$NONCE [^ ]* [^ ]* -> $Q/dmabuf:#b m"
-	links_b="\\#^@$NONCE [^ ]* [^ ]* -> ${Q}anon_inode:dmabuf$Q\$#b m"
+	links_a="\\#^@$NONCE [^ ]* [^ ]* -> $SQUOTE/dmabuf:#b m"
+	links_b="\\#^@$NONCE [^ ]* [^ ]* -> ${SQUOTE}anon_inode:dmabuf$SQUOTE\$#b m"
 	set -f
 	IFS=$NL
 	set -- $BATCHES
@@ -745,7 +745,7 @@ RC=1
 if [ -n "$pats" ]; then
 	set -- $pats
 	a=$*
-	if [ $((${#a} + 9 * $#)) -le $LIMIT ]; then
+	if [ $((${#a} + 9 * $#)) -le $ARG_BYTES_LIMIT ]; then
 		ext grep -a -H -F '' "$@"
 	else
 		for p in $pats; do # one exec per file kind on a very big device

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import math
 import multiprocessing
 import os
 from collections.abc import Callable, Iterator
@@ -47,7 +46,9 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from dmaprof.errors import BadCaptureError, DmaprofError, SeveralDevicesError
+from dmaprof.errors import BadCaptureError, DmaprofError
+from dmaprof.leaks.boots import boot_numbers, one_device
+from dmaprof.leaks.estimators import Fit, fit
 from dmaprof.leaks.samplecache import Columns
 from dmaprof.leaks.series import SampleRef, read_series
 from dmaprof.leaks.side import CaptureInfo, Side, side_from_capture
@@ -69,75 +70,6 @@ class TrendPolicy:
     min_growth_bytes: int = 1024 * 1024
     min_growth_buffers: int = 10
     max_points: int = 300
-
-
-# --------------------------------------------------------------------------- estimators
-
-
-def theil_sen(x: F64, y: F64) -> tuple[float, float]:
-    """(slope, intercept): median pairwise slope, median residual intercept."""
-    n = x.size
-    if n < 2:
-        return 0.0, float(y[0]) if n else 0.0
-    i, j = np.triu_indices(n, 1)
-    dx = x[j] - x[i]
-    ok = dx != 0
-    if not ok.any():
-        return 0.0, float(np.median(y))
-    slope = float(np.median((y[j] - y[i])[ok] / dx[ok]))
-    return slope, float(np.median(y - slope * x))
-
-
-def mann_kendall(x: F64, y: F64) -> tuple[int, float]:
-    """(S, confidence that y increases with x): one-sided Mann–Kendall with tie correction."""
-    n = x.size
-    if n < 3:
-        return 0, 0.5
-    order = np.argsort(x, kind="stable")
-    ys = y[order]
-    i, j = np.triu_indices(n, 1)
-    s = int(np.sign(ys[j] - ys[i]).sum())
-    _, ties = np.unique(ys, return_counts=True)
-    var = (n * (n - 1) * (2 * n + 5) - float((ties * (ties - 1) * (2 * ties + 5)).sum())) / 18.0
-    if var <= 0 or s == 0:
-        return s, 0.5
-    z = (s - 1) / math.sqrt(var) if s > 0 else (s + 1) / math.sqrt(var)
-    return s, 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
-
-
-def _binned(x: F64, y: F64, limit: int) -> tuple[F64, F64]:
-    """At most ``limit`` points: medians of equal-count bins (keeps the trend robust)."""
-    if x.size <= limit:
-        return x, y
-    edges = np.linspace(0, x.size, limit + 1).astype(np.int64)
-    bounds = list(itertools.pairwise(edges.tolist()))
-    bx = np.array([np.median(x[a:b]) for a, b in bounds])
-    by = np.array([np.median(y[a:b]) for a, b in bounds])
-    return bx, by
-
-
-@dataclass(frozen=True)
-class Fit:
-    slope: float  # per minute
-    intercept: float
-    confidence: float
-    rises: int
-    falls: int
-
-    @property
-    def monotonic(self) -> bool:
-        return self.falls == 0 and self.rises > 0
-
-
-def fit(x_min: F64, y: F64, limit: int = 300) -> Fit:
-    steps = np.diff(y)
-    rises, falls = int((steps > 0).sum()), int((steps < 0).sum())
-    if np.all(y == y[0]):
-        return Fit(0.0, float(y[0]), 0.5, 0, 0)
-    bx, by = _binned(x_min, y, limit)
-    slope, intercept = theil_sen(bx, by)
-    _, confidence = mann_kendall(bx, by)
-    return Fit(slope, intercept, confidence, rises, falls)
 
 
 # --------------------------------------------------------------------------- points
@@ -551,76 +483,6 @@ def _complete(points: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([points[~glob], full[points.columns]], ignore_index=True)
 
 
-def reboot_between(earlier: CaptureInfo, later: CaptureInfo) -> bool | None:
-    """Did the device reboot between two samples? Boot ids, else uptime going backwards,
-    else ``ro.runtime.firstboot``; None when none of them tells."""
-    if earlier.boot_id and later.boot_id:
-        return earlier.boot_id != later.boot_id
-    if earlier.uptime_s is not None and later.uptime_s is not None:
-        return later.uptime_s < earlier.uptime_s
-    if earlier.firstboot and later.firstboot:
-        return earlier.firstboot != later.firstboot
-    return None
-
-
-def boot_numbers(infos: list[CaptureInfo]) -> tuple[list[int], int]:
-    """Each sample's boot (0, 1, ...: a new number after each reboot) and how many samples'
-    boot could not be told against any earlier sample (kept in the current boot)."""
-    boots: list[int] = []
-    unknown = 0
-    for i, info in enumerate(infos):
-        if i == 0:
-            boots.append(0)
-            continue
-        verdict = None
-        for j in range(i - 1, -1, -1):  # the nearest earlier sample that tells
-            verdict = reboot_between(infos[j], info)
-            if verdict is not None:
-                verdict = verdict or boots[j] != boots[-1]  # a reboot since j counts too
-                break
-        if verdict is None:
-            unknown += 1
-        boots.append(boots[-1] + 1 if verdict else boots[-1])
-    return boots, unknown
-
-
-def device_key(info: CaptureInfo) -> str:
-    """The device a sample came from: its serial, else model + build."""
-    if info.serial:
-        return info.serial
-    if info.model or info.fingerprint:
-        return f"{info.model} {info.fingerprint}".strip()
-    return ""
-
-
-def _one_device(
-    points: pd.DataFrame, infos: list[CaptureInfo], refs_dir: Path, serial: str | None
-) -> tuple[pd.DataFrame, list[CaptureInfo]]:
-    """The samples of one device; several devices without ``serial`` are an error."""
-    keys = [device_key(i) for i in infos]
-    devices = list(dict.fromkeys(k for k in keys if k))
-    if serial is not None:
-        wanted = [n for n, k in enumerate(keys) if k == serial or infos[n].serial == serial]
-        if not wanted:
-            raise DmaprofError(
-                f"{refs_dir}: no sample of device {serial!r} (it holds "
-                f"{', '.join(devices) or 'samples of an unknown device'})"
-            )
-    elif len(devices) <= 1:
-        return points, infos
-    else:
-        counts = ", ".join(f"{d} ({keys.count(d)} samples)" for d in devices)
-        raise SeveralDevicesError(
-            f"{refs_dir} holds captures of {len(devices)} devices: {counts}; a trend is of one "
-            "device: choose one with -s SERIAL (or record each into its own directory)"
-        )
-    keep = set(wanted)
-    renumber = {old: new for new, old in enumerate(wanted)}
-    points = points[points["sample"].isin(keep)].copy()
-    points["sample"] = points["sample"].map(renumber)
-    return points, [infos[n] for n in wanted]
-
-
 def _modes(infos: list[CaptureInfo]) -> str | None:
     """A warning when the collection mode changes within the series."""
     runs: list[tuple[str, int]] = []
@@ -662,7 +524,7 @@ def trend(
     warnings += more
     if points.empty:
         raise DmaprofError(f"{directory}: none of its {len(refs)} samples could be read")
-    points, infos = _one_device(points, infos, directory, serial)
+    points, infos = one_device(points, infos, directory, serial)
     mode_note = _modes(infos)
     if mode_note:
         warnings.append(mode_note)

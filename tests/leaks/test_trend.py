@@ -13,8 +13,9 @@ import pytest
 
 from dmaprof.capture.container import Capture
 from dmaprof.errors import DeviceCommandError, DmaprofError, InterruptedByUser
+from dmaprof.leaks.estimators import fit, mann_kendall, theil_sen
 from dmaprof.leaks.series import RecordPlan, read_series, record_series
-from dmaprof.leaks.trend import TrendPolicy, fit, mann_kendall, theil_sen, trend
+from dmaprof.leaks.trend import TrendPolicy, trend
 from dmaprof.render.plot import nice_ticks, render_html, write_plot
 from tests.leaks import phonescene as P
 from tests.leaks.conftest import Captures
@@ -331,7 +332,7 @@ def _info(boot: str = "", uptime: float | None = None, firstboot: str = "") -> A
 
 
 def test_reboots_by_boot_id_then_uptime_then_firstboot() -> None:
-    from dmaprof.leaks.trend import boot_numbers
+    from dmaprof.leaks.boots import boot_numbers
 
     # boot ids tell; a sample without one is placed by its uptime against its neighbour
     assert boot_numbers([_info("a", 10), _info("a", 20), _info("", 30), _info("b", 5)]) == (
