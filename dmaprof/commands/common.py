@@ -79,13 +79,13 @@ def load_captures(paths: Sequence[Path], *modules: str) -> list[Capture]:
     import importlib
     from concurrent.futures import ThreadPoolExecutor
 
-    from dmaprof.capture.container import load_capture
+    from dmaprof.leaks.series import load_input
 
     with (
         stage("load the captures (and import the analysis)"),
         ThreadPoolExecutor(max_workers=1) as pool,
     ):
-        jobs = [pool.submit(load_capture, path) for path in paths]
+        jobs = [pool.submit(load_input, path) for path in paths]  # DIR/@N too
         for module in modules:
             importlib.import_module(module)
         return [job.result() for job in jobs]

@@ -34,15 +34,21 @@ def import_(source: Path, output: Path, serial: str | None, kind: str, force: bo
 
     SOURCE is a collector dump (`sh collect.sh > dump`), an `adb bugreport` zip (only its
     main text is read, never extracted) or its .txt, or the output of `dmabuf_dump` (default
-    view, -a, -b, -o csv). The capture keeps SOURCE's text byte for byte.
+    view, -a, -b, -o csv). The capture keeps SOURCE's text byte for byte. A sample of a
+    series (DIR/@first, DIR/@last, DIR/@N) is written out as a standalone capture.
     """
     from dmaprof.capture.container import write_capture
+    from dmaprof.leaks.series import load_input, split_address
+    from dmaprof.leaks.seriesstore import is_sample_file
     from dmaprof.sources.importer import import_file
 
     state = app_state()
-    check_input(source)
-    with stage(f"read {source}"):
-        capture = import_file(source, kind=kind, serial=serial)
+    if split_address(source) is not None or is_sample_file(source):
+        capture = load_input(source)  # a sample of a series, as it was taken
+    else:
+        check_input(source)
+        with stage(f"read {source}"):
+            capture = import_file(source, kind=kind, serial=serial)
     with stage("write the capture"):
         write_capture(capture, output, overwrite=force)
     state.note(f"wrote {output}")

@@ -22,9 +22,9 @@ from typing import Any
 
 import pandas as pd
 
-from dmaprof.capture.container import capture_identity
 from dmaprof.files import write_atomic
 from dmaprof.leaks.series import CACHE_DIR
+from dmaprof.leaks.seriesstore import sample_identity
 from dmaprof.leaks.side import CaptureInfo
 
 CACHE_SCHEMA = "dmaprof.trend-cache/2"  # 2: null figures (unknown in that sample)
@@ -43,7 +43,7 @@ def code_revision() -> str:
 
 
 def _entry_path(capture: Path, charge: str) -> Path | None:
-    identity = capture_identity(capture)
+    identity = sample_identity(capture)
     if identity is None:
         return None
     key = hashlib.sha256(f"{identity}|{charge}|{code_revision()}".encode()).hexdigest()

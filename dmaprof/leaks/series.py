@@ -1,9 +1,11 @@
 """`dmaprof record`: a series of captures in one directory, safe however long it runs.
 
-The directory (``dmaprof.series/1``, documented in docs/ci.md):
+The directory (``dmaprof.series/2``, docs/series-format.md; ``/1`` in docs/ci.md):
 
-``sample-00000.dmaprof`` ...
-    one capture per successful sample, written atomically (a file that exists is complete);
+``sample-00000.dmaprof-sample`` ...
+    one compact sample per successful sample (:mod:`dmaprof.leaks.seriesstore`; a series
+    of ``/1`` holds ``sample-00000.dmaprof`` captures), written atomically (a file that
+    exists is complete);
 ``samples.ndjson``
     one JSON line per sample slot, appended as the series goes: ``{"index", "status": "ok",
     "file", "t", "elapsed_s", "attempts", "boot_id"}`` or ``{"index", "status": "gap", "t",
@@ -24,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import threading
@@ -38,6 +41,7 @@ from dmaprof import __version__
 from dmaprof.capture.container import Capture, write_capture
 from dmaprof.errors import (
     AdbUnavailableError,
+    BadCaptureError,
     DmaprofError,
     InterruptedByUser,
     NoDeviceError,
@@ -45,8 +49,10 @@ from dmaprof.errors import (
     UnauthorizedError,
 )
 from dmaprof.files import write_atomic
+from dmaprof.leaks.seriesstore import SAMPLE_SUFFIX, SampleWriter, is_sample_file, load_sample
 
-SERIES_SCHEMA = "dmaprof.series/1"
+SERIES_SCHEMA = "dmaprof.series/2"
+SERIES_MAJOR = 2
 SERIES_FILE = "series.json"
 SAMPLES_FILE = "samples.ndjson"
 SAMPLE_PREFIX = "sample-"
@@ -137,10 +143,12 @@ class SeriesWriter:
     recent_gaps: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=RECENT_GAPS))
     _pending: dict[str, Any] | None = None
     _updated: float = 0.0
+    compact: bool = True
+    _store: SampleWriter | None = None
 
     @classmethod
     def create(
-        cls, directory: Path, plan: RecordPlan, *, started: float, force: bool
+        cls, directory: Path, plan: RecordPlan, *, started: float, force: bool, compact: bool = True
     ) -> SeriesWriter:
         try:
             directory.mkdir(parents=True, exist_ok=True)
@@ -150,7 +158,7 @@ class SeriesWriter:
             p
             for p in directory.iterdir()
             if p.name in (SERIES_FILE, SAMPLES_FILE)
-            or (p.name.startswith(SAMPLE_PREFIX) and p.suffix == ".dmaprof")
+            or (p.name.startswith(SAMPLE_PREFIX) and p.name.endswith((".dmaprof", SAMPLE_SUFFIX)))
         ]
         if ours and not force:
             raise DmaprofError(
@@ -160,20 +168,26 @@ class SeriesWriter:
             path.unlink()
         if ours:  # the old samples' cached trend figures go with them
             shutil.rmtree(directory / CACHE_DIR, ignore_errors=True)
-        writer = cls(directory, plan, started)
+        writer = cls(directory, plan, started, compact=compact)
         writer._save(started)
         return writer
 
     def _line(self, entry: dict[str, Any]) -> None:
-        with (self.directory / SAMPLES_FILE).open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(entry, sort_keys=True) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        try:
+            with (self.directory / SAMPLES_FILE).open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps(entry, sort_keys=True) + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as exc:  # a full disk: the series cannot go on
+            raise SeriesWriteError(
+                f"cannot append to {self.directory / SAMPLES_FILE}: {exc.strerror or exc}"
+            ) from exc
 
     def add_sample(
         self, index: int, capture: Capture, *, t: float, elapsed_s: float, attempts: int
     ) -> None:
-        name = f"{SAMPLE_PREFIX}{index:05d}.dmaprof"
+        suffix = SAMPLE_SUFFIX if self.compact else ".dmaprof"
+        name = f"{SAMPLE_PREFIX}{index:05d}{suffix}"
         device = capture.device
         entry = {
             "index": index,
@@ -185,7 +199,15 @@ class SeriesWriter:
             "boot_id": device.get("boot_id") or None,
         }
         self._pending = entry
-        write_capture(capture, self.directory / name, overwrite=True)
+        if self.compact:
+            self._store = self._store or SampleWriter(self.directory)
+            try:
+                capture.path, header = self._store.write(capture, name)
+            except OSError as exc:
+                raise DmaprofError(f"cannot write {name}: {exc.strerror or exc}") from exc
+            entry["sha256"], entry["key"] = header["sha256"], header.get("key")
+        else:
+            write_capture(capture, self.directory / name, overwrite=True)
         with _sigint_deferred():
             self._commit(entry, device)
 
@@ -235,7 +257,7 @@ class SeriesWriter:
         _atomic_json(
             self.directory / SERIES_FILE,
             {
-                "schema": SERIES_SCHEMA,
+                "schema": SERIES_SCHEMA if self.compact else "dmaprof.series/1",
                 "dmaprof_version": __version__,
                 "status": self.status,
                 "plan": self.plan.as_dict(),
@@ -253,6 +275,10 @@ class SeriesWriter:
                 "samples_file": SAMPLES_FILE,
             },
         )
+
+
+class SeriesWriteError(DmaprofError):
+    """The series' own files cannot be written (a full disk): the series ends here."""
 
 
 @dataclass
@@ -282,6 +308,7 @@ def record_series(
     after_slot: Callable[[int], None] | None = None,
     force: bool = False,
     on_sample: Callable[[Path], None] | None = None,
+    compact: bool = True,
 ) -> RecordSummary:
     """Sample every ``plan.interval_s`` until ``plan.count`` slots or ``plan.duration_s``.
 
@@ -297,7 +324,9 @@ def record_series(
     clock = clock or SystemClock()
     say = progress or (lambda _message: None)
     created = not directory.exists()
-    writer = SeriesWriter.create(directory, plan, started=clock.wall(), force=force)
+    writer = SeriesWriter.create(
+        directory, plan, started=clock.wall(), force=force, compact=compact
+    )
     t0 = clock.monotonic()
     due = t0
     index = 0
@@ -384,6 +413,8 @@ def _one_slot(
         elapsed = clock.monotonic() - started
         try:
             writer.add_sample(index, capture, t=wall, elapsed_s=elapsed, attempts=attempts)
+        except SeriesWriteError:
+            raise
         except DmaprofError as exc:  # e.g. the disk is full: a gap, not the end of the series
             writer.drop_pending()
             error, failure = f"cannot write the capture: {exc.message}", exc
@@ -408,42 +439,26 @@ class SampleRef:
     boot_id: str | None
 
 
+_SAMPLE_NAME = re.compile(rf"{SAMPLE_PREFIX}(\d+)(\.dmaprof|{re.escape(SAMPLE_SUFFIX)})")
+
+
 def read_series(directory: Path) -> tuple[dict[str, Any], list[SampleRef], int, list[str]]:
     """(series.json or {}, the samples in order, the number of gaps, warnings).
 
     Without ``samples.ndjson`` (a directory of captures made otherwise) every ``*.dmaprof``
-    file is a sample, in name order, timed by its own metadata."""
+    file is a sample, in name order, timed by its own metadata. A series cut short (record
+    killed, the machine down, a full disk) loads what it holds and says so: a sample file
+    written but not yet listed is taken back, a partly written one is left out."""
     if not directory.is_dir():
         raise DmaprofError(f"{directory}: not a directory (record one with `dmaprof record`)")
     warnings: list[str] = []
-    header: dict[str, Any] = {}
-    series_file = directory / SERIES_FILE
-    if series_file.exists():
-        try:
-            header = json.loads(series_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            warnings.append(f"{series_file}: unreadable ({exc}); using the samples alone")
+    header = _header(directory, warnings)
     samples_file = directory / SAMPLES_FILE
     refs: list[SampleRef] = []
     gaps = 0
     if samples_file.exists():
-        with samples_file.open(encoding="utf-8", errors="replace") as handle:
-            for number, line in enumerate(handle, start=1):
-                try:
-                    entry = json.loads(line)
-                    if entry.get("status") == "gap":
-                        gaps += 1
-                        continue
-                    refs.append(
-                        SampleRef(
-                            int(entry["index"]),
-                            directory / str(entry["file"]),
-                            float(entry["t"]) if entry.get("t") is not None else None,
-                            entry.get("boot_id"),
-                        )
-                    )
-                except (ValueError, KeyError, TypeError):
-                    warnings.append(f"{samples_file}:{number}: unreadable line skipped")
+        refs, gaps = _listed(directory, warnings)
+        refs += _unlisted(directory, refs, gaps, warnings)
         missing = [r for r in refs if not r.path.exists()]
         if missing:
             warnings.append(f"{len(missing)} samples listed in {SAMPLES_FILE} are missing")
@@ -453,4 +468,125 @@ def read_series(directory: Path) -> tuple[dict[str, Any], list[SampleRef], int, 
         refs = [SampleRef(i, p, None, None) for i, p in enumerate(paths)]
     if header.get("status") == "interrupted":
         warnings.append("the series was interrupted (Ctrl-C) before its planned end")
+    elif header.get("status") == "recording" and samples_file.exists():
+        partial = sorted(p.name for p in directory.glob(f".{SAMPLE_PREFIX}*.tmp"))
+        lost = f" ({partial[0]}, partly written, is left out)" if partial else ""
+        warnings.append(
+            f"the series was cut short: {SERIES_FILE} still says recording (record was "
+            f"killed, the machine stopped or its disk filled); {len(refs)} samples load, "
+            f"the sample being written then is lost{lost}"
+        )
     return header, refs, gaps, warnings
+
+
+def _header(directory: Path, warnings: list[str]) -> dict[str, Any]:
+    series_file = directory / SERIES_FILE
+    if not series_file.exists():
+        return {}
+    try:
+        header = json.loads(series_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        warnings.append(f"{series_file}: unreadable ({exc}); using the samples alone")
+        return {}
+    schema = str(header.get("schema") or "")
+    major = schema.rpartition("/")[2]
+    if schema.startswith("dmaprof.series/") and major.isdigit() and int(major) > SERIES_MAJOR:
+        raise DmaprofError(
+            f"{directory}: written by a newer dmaprof (schema {schema}); this dmaprof reads "
+            f"{SERIES_SCHEMA} and older: upgrade dmaprof"
+        )
+    return header if isinstance(header, dict) else {}
+
+
+def _listed(directory: Path, warnings: list[str]) -> tuple[list[SampleRef], int]:
+    samples_file = directory / SAMPLES_FILE
+    refs: list[SampleRef] = []
+    gaps = 0
+    with samples_file.open(encoding="utf-8", errors="replace") as handle:
+        lines = handle.read().split("\n")
+    last = len(lines) - 1 if lines and lines[-1] == "" else len(lines)
+    for number, line in enumerate(lines[:last], start=1):
+        try:
+            entry = json.loads(line)
+            if entry.get("status") == "gap":
+                gaps += 1
+                continue
+            refs.append(
+                SampleRef(
+                    int(entry["index"]),
+                    directory / str(entry["file"]),
+                    float(entry["t"]) if entry.get("t") is not None else None,
+                    entry.get("boot_id"),
+                )
+            )
+        except (ValueError, KeyError, TypeError, AttributeError):
+            if number == last and lines[-1] != "":
+                warnings.append(
+                    f"{samples_file}:{number}: unreadable line skipped: the last line is "
+                    "partly written (cut short)"
+                )
+            else:
+                warnings.append(f"{samples_file}:{number}: unreadable line skipped")
+    return refs, gaps
+
+
+def _unlisted(
+    directory: Path, refs: list[SampleRef], gaps: int, warnings: list[str]
+) -> list[SampleRef]:
+    """Sample files after the last listed slot (written, then the series stopped before
+    it was logged): complete (written atomically), so they are taken back."""
+    after = max((r.index for r in refs), default=-1)
+    found: list[SampleRef] = []
+    for path in sorted(directory.glob(f"{SAMPLE_PREFIX}*")):
+        match = _SAMPLE_NAME.fullmatch(path.name)
+        if match and int(match.group(1)) > after and int(match.group(1)) >= len(refs) + gaps:
+            found.append(SampleRef(int(match.group(1)), path, None, None))
+    if found:
+        warnings.append(
+            f"{len(found)} sample(s) written but not listed in {SAMPLES_FILE} (the series "
+            f"stopped before logging them) are taken back: {found[0].path.name}"
+        )
+    return found
+
+
+# --------------------------------------------------------------------------- addresses
+
+_ADDRESS = re.compile(r"@(first|last|\d+)")
+
+
+def split_address(path: Path) -> tuple[Path, str] | None:
+    """``DIR/@17`` -> (DIR, "17"); None when ``path`` is no sample address."""
+    found = _ADDRESS.fullmatch(path.name)
+    return (path.parent, found.group(1)) if found else None
+
+
+def resolve(path: Path) -> Path:
+    """The file of a sample address (``DIR/@first``, ``DIR/@last``, ``DIR/@N``: N is the
+    sample's index, as in its file name and ``samples.ndjson``), or ``path`` itself."""
+    address = split_address(path)
+    if address is None:
+        return path
+    directory, which = address
+    try:
+        _, refs, _, _ = read_series(directory)
+    except DmaprofError as exc:
+        raise BadCaptureError(f"{path}: {exc.message}") from None
+    if not refs:
+        raise BadCaptureError(f"{path}: the series holds no sample")
+    if which in ("first", "last"):
+        return refs[0 if which == "first" else -1].path
+    for ref in refs:
+        if ref.index == int(which):
+            return ref.path
+    raise BadCaptureError(
+        f"{path}: no sample {which} in {directory} (it holds samples "
+        f"{refs[0].index}..{refs[-1].index}; a gap has no sample)"
+    )
+
+
+def load_input(path: Path) -> Capture:
+    """A capture, a sample file of a compact series, or a sample address (``DIR/@N``)."""
+    from dmaprof.capture.container import load_capture
+
+    target = resolve(path)
+    return load_sample(target) if is_sample_file(target) else load_capture(target)

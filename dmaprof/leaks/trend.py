@@ -158,13 +158,13 @@ def _rows(side: Side) -> pd.DataFrame:
 
 def _sample(path: Path, charge: str, use_cache: bool) -> tuple[CaptureInfo, pd.DataFrame]:
     """One capture's identity and trend rows (from the cache beside it when it has them)."""
-    from dmaprof.capture.container import load_capture
     from dmaprof.leaks import samplecache
+    from dmaprof.leaks.series import load_input
 
     cached = samplecache.load(path, charge) if use_cache else None
     if cached is not None:
         return cached
-    side = side_from_capture(load_capture(path), charge=charge)
+    side = side_from_capture(load_input(path), charge=charge)
     rows = _rows(side)
     if use_cache:
         samplecache.store(path, charge, side.info, rows)

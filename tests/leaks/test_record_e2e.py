@@ -20,7 +20,7 @@ from dmaprof.capture.container import load_capture
 from dmaprof.collect.sampler import AdbSampler
 from dmaprof.errors import ExitCode
 from dmaprof.leaks import samplecache
-from dmaprof.leaks.series import CACHE_DIR, RecordPlan, read_series, record_series
+from dmaprof.leaks.series import CACHE_DIR, RecordPlan, load_input, read_series, record_series
 from dmaprof.leaks.trend import sample_outcome, trend
 from tests.e2e.conftest import DMAPROF, start_dmaprof, wait_for_path
 from tests.emuphone import scene as S
@@ -79,7 +79,7 @@ def test_leaking_process_is_flagged_with_its_rate(fake_phone: Any, tmp_path: Pat
     header, refs, gaps, _ = read_series(tmp_path / "series")
     assert (header["status"], len(refs), gaps) == ("complete", 6, 0)
     assert header["device"]["serial"] == phone.serial
-    assert load_capture(refs[-1].path).meta["transport"]["serial"] == phone.serial
+    assert load_input(refs[-1].path).meta["transport"]["serial"] == phone.serial
     doc = trend(tmp_path / "series").doc
     leak = doc["leaks"][0]
     assert (leak["kind"], leak["pid"], leak["name"]) == ("process", 3100, "com.example.camera")
@@ -162,7 +162,7 @@ def test_record_ctrl_c_exits_130_and_leaves_a_consistent_directory(
         "record", "--count", "500", "--interval", "200ms", "-o", out, env=phone.env
     )
     try:
-        wait_for_path("sample-00001.dmaprof", out, timeout=60)
+        wait_for_path("sample-00001.dmaprof-sample", out, timeout=60)
         proc.send_signal(signal.SIGINT)
         _stdout, stderr = proc.communicate(timeout=60)
     finally:
@@ -174,7 +174,7 @@ def test_record_ctrl_c_exits_130_and_leaves_a_consistent_directory(
     header, refs, _gaps, _warnings = read_series(out)
     assert header["status"] == "interrupted" and header["samples"] == len(refs) >= 2
     for ref in refs:
-        load_capture(ref.path)  # every listed sample is complete
+        load_input(ref.path)  # every listed sample is complete
     # no temp files; the only hidden entry is the trend figures record computed as it went
     assert [p.name for p in out.iterdir() if p.name.startswith(".")] in ([], [CACHE_DIR])
     assert not list(out.rglob(".*.tmp"))
@@ -210,3 +210,75 @@ def test_top_batch_mode_and_ctrl_c(fake_phone: Any, dmaprof: Any) -> None:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, err  # Ctrl-C is the normal way out of top
+
+
+def test_compact_series_addressed_shown_diffed_trended_and_cut_short(
+    fake_phone: Any, tmp_path: Path, dmaprof: Any
+) -> None:
+    """A compact series (dmaprof.series/2) from the emulated phone: every sample loads
+    byte for byte as the capture it was, `@first`/`@last`/`@N` work in show and diff, a
+    sample is written out as a standalone capture, and a series cut short says so."""
+    from dmaprof.capture.container import write_capture
+    from dmaprof.leaks.series import load_input
+
+    scene = P.pixel()
+    phone, root = fake_phone(scene)
+    taken: list[Any] = []
+
+    def leak_one_more(index: int) -> None:
+        P.leak(scene, 3100, 1, MiB, "SurfaceView - com.example.camera#0")
+        P.rebuild(root, scene)
+
+    with client_env(phone.env):
+        sampler = AdbSampler(phone.serial, timeout=20)
+
+        def keep() -> Any:
+            capture = sampler()
+            taken.append((capture.dump, dict(capture.meta)))
+            return capture
+
+        out = tmp_path / "compact"
+        record_series(
+            out, RecordPlan(60.0, count=5), keep, clock=FakeClock(), after_slot=leak_one_more
+        )
+    header, refs, gaps, warnings = read_series(out)
+    assert header["schema"] == "dmaprof.series/2" and (len(refs), gaps, warnings) == (5, 0, [])
+    assert all(r.path.name.endswith(".dmaprof-sample") for r in refs)
+    for ref, (dump, _meta) in zip(refs, taken, strict=True):
+        assert load_input(ref.path).dump == dump  # every sample, byte for byte
+    standalone = sum(len(d) for d, _ in taken)
+    stored = sum(r.path.stat().st_size for r in refs[1:])
+    assert stored * 10 < standalone  # the deltas cost well under a tenth of the dumps
+    assert load_input(out / "@last").dump == taken[-1][0]
+    assert load_input(out / "@2").dump == taken[2][0]
+    shown = dmaprof("show", out / "@last", "--format", "json")
+    assert shown.code == 0, shown.stderr
+    assert json.loads(shown.stdout)["schema"].startswith("dmaprof.report/")
+    diffed = dmaprof("diff", out / "@first", out / "@last", "--format", "json")
+    assert diffed.code == 0, diffed.stderr
+    suspects = json.loads(diffed.stdout)["suspects"]
+    assert any(s.get("pid") == 3100 for s in suspects), suspects
+    missing = dmaprof("show", out / "@9")
+    assert missing.code == ExitCode.BAD_CAPTURE and "no sample 9" in missing.stderr
+    # written out as a standalone capture, it is the capture the phone gave
+    alone = write_capture(load_input(out / "@3"), tmp_path / "s3.dmaprof")
+    assert load_capture(alone).dump == taken[3][0]
+    written = dmaprof("import", out / "@4", "-o", tmp_path / "s4.dmaprof")
+    assert written.code == 0, written.stderr
+    assert load_capture(tmp_path / "s4.dmaprof").dump == taken[4][0]
+    doc = trend(out).doc
+    assert doc["samples"] == 5
+    assert any(s["kind"] == "process" and s["pid"] == 3100 for s in doc["leaks"])
+    # cut short: killed after writing sample 4 but before logging it, mid-line
+    ndjson = out / "samples.ndjson"
+    lines = ndjson.read_text().splitlines(keepends=True)
+    ndjson.write_text("".join(lines[:3]) + lines[3][:20])
+    (out / ".sample-00005.dmaprof-sample.x.tmp").write_bytes(b"DMAPROF-SAMPLE 1 {")
+    state = json.loads((out / "series.json").read_text())
+    (out / "series.json").write_text(json.dumps({**state, "status": "recording"}))
+    _, refs, _, warnings = read_series(out)
+    assert [r.index for r in refs] == [0, 1, 2, 3, 4]  # 3 and 4 taken back from their files
+    assert any("last line is partly written" in w for w in warnings), warnings
+    assert any("cut short" in w and "partly written, is left out" in w for w in warnings)
+    cut = trend(out).doc
+    assert cut["samples"] == 5 and any("cut short" in w for w in cut["warnings"])

@@ -154,10 +154,10 @@ def test_record_retries_records_gaps_and_goes_on(tmp_path: Path, leaking: dict[s
     series = json.loads((tmp_path / "s" / "series.json").read_text())
     assert (series["status"], series["samples"], series["gaps"]) == ("complete", 3, 1)
     assert series["recent_gaps"][0]["index"] == 2
-    assert sorted(p.name for p in (tmp_path / "s").glob("*.dmaprof")) == [
-        "sample-00000.dmaprof",
-        "sample-00001.dmaprof",
-        "sample-00003.dmaprof",
+    assert sorted(p.name for p in (tmp_path / "s").glob("*.dmaprof-sample")) == [
+        "sample-00000.dmaprof-sample",
+        "sample-00001.dmaprof-sample",
+        "sample-00003.dmaprof-sample",
     ]
 
 
@@ -187,7 +187,10 @@ def test_interrupted_series_is_consistent(tmp_path: Path, leaking: dict[str, Any
     series = json.loads((tmp_path / "i" / "series.json").read_text())
     assert series["status"] == "interrupted" and series["ended_utc"]
     _header, refs, _gaps, warnings = read_series(tmp_path / "i")
-    assert [r.path.name for r in refs] == ["sample-00000.dmaprof", "sample-00001.dmaprof"]
+    assert [r.path.name for r in refs] == [
+        "sample-00000.dmaprof-sample",
+        "sample-00001.dmaprof-sample",
+    ]
     assert "the series was interrupted (Ctrl-C) before its planned end" in warnings
 
 
@@ -283,8 +286,13 @@ def test_trend_caches_each_sample_beside_it(
         P.leak(leaking, 3100, 1, MiB, "SurfaceView - leak")
 
     series = tmp_path / "s"
-    record_series(
-        series, RecordPlan(60.0, count=4), Sampler(leaking), clock=FakeClock(), after_slot=grow
+    record_series(  # a series of standalone captures (dmaprof.series/1): files replaced below
+        series,
+        RecordPlan(60.0, count=4),
+        Sampler(leaking),
+        clock=FakeClock(),
+        after_slot=grow,
+        compact=False,
     )
     analysed: list[str] = []
     real = trend_module.side_from_capture
