@@ -394,6 +394,14 @@ def pools_table(
             rows.append((f"ion_heap_pool_total:{h.heap}", h.pool_total, None, path))
     if bufinfo is not None and bufinfo.total_bytes is not None:
         rows.append(("bufinfo_total", bufinfo.total_bytes, bufinfo.total_objects, BUFINFO))
+    return pools_frame(rows)
+
+
+PoolRow = tuple[str, int, int | None, str]  # counter, bytes, count (or None), path
+
+
+def pools_frame(rows: list[PoolRow]) -> pd.DataFrame:
+    """The ``pools`` table (schema POOLS) from its rows, whatever source counted them."""
     if not rows:
         return POOLS.empty()
     return POOLS.frame(

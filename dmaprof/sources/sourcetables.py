@@ -11,7 +11,8 @@ import pandas as pd
 
 from dmaprof.analyze.attribution import exact_split
 from dmaprof.analyze.processes import ACCESS
-from dmaprof.analyze.schema import APPS, POOLS, PROCESSES, REFERENCES, UNPARSED
+from dmaprof.analyze.schema import APPS, PROCESSES, REFERENCES, UNPARSED
+from dmaprof.analyze.totals import PoolRow, pools_frame
 from dmaprof.analyze.uids import uid_kind, uid_name
 from dmaprof.sources.bugreport import PsEntry
 from dmaprof.sources.dmabuf_dump import DmabufDump
@@ -228,7 +229,7 @@ def _label(uid: int, names: tuple[str, ...]) -> str:
 
 
 def pools_table(d: DmabufDump, meminfo: dict[str, int]) -> pd.DataFrame:
-    rows: list[tuple[str, int, int | None, str]] = []
+    rows: list[PoolRow] = []
     if d.summary is not None and d.summary.total_kb is not None:
         rows.append(("dmabuf_dump_total", d.summary.total_kb * 1024, None, "dmabuf_dump"))
     if d.summary is not None and d.summary.kernel_rss_kb is not None:
@@ -239,16 +240,7 @@ def pools_table(d: DmabufDump, meminfo: dict[str, int]) -> pd.DataFrame:
         (f"meminfo_{key.removesuffix('_bytes')}", value, None, "dumpsys meminfo")
         for key, value in meminfo.items()
     )
-    if not rows:
-        return POOLS.empty()
-    return POOLS.frame(
-        {
-            "counter": [r[0] for r in rows],
-            "bytes": np.array([r[1] for r in rows], np.int64),
-            "count": pd.array([r[2] for r in rows], dtype="Int64"),
-            "path": [r[3] for r in rows],
-        }
-    )
+    return pools_frame(rows)
 
 
 def unparsed_table(d: DmabufDump) -> pd.DataFrame:
