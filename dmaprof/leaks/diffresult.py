@@ -14,6 +14,7 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 
+from dmaprof.analyze.report import GROUP_KEYS
 from dmaprof.leaks.difftypes import (
     Diff,
     DiffApp,
@@ -56,15 +57,8 @@ CGROUP_METRICS = {
     "charged_tree": "pss_bytes_with_descendants",
     "processes": "processes",
 }
-GROUP_METRICS = {
-    "buffers": "buffers",
-    "bytes": "bytes",
-    "userspace_buffers": "userspace_buffers",
-    "userspace_bytes": "userspace_bytes",
-    "kernel_only_buffers": "kernel_only_buffers",
-    "kernel_only_bytes": "kernel_only_bytes",
-    "holders": "holders",
-}
+#: an exporter's or a name's figures: the same columns as the report's groups
+GROUP_METRICS = GROUP_KEYS
 
 
 @dataclass
