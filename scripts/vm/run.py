@@ -80,6 +80,9 @@ HOST_TOOLS = ("qemu-system-x86_64", "busybox", "cpio", "modinfo", "gcc", "dpkg",
 EMU_TOOLS = ("debootstrap", "adb")  # the rootfs build; adb for the host side of adbd tests
 
 T_APT = 300.0  # apt-get download / update
+# /init's first marker comes 8-12 s after qemu starts here; a guest silent for this long
+# hung in early boot (seen once in CI under multi-threaded TCG) and is booted again.
+T_FIRST_MARKER = 90.0
 T_DPKG = 180.0  # dpkg -x
 T_TOOL = 60.0  # modinfo, gcc, cpio, busybox --list
 
@@ -574,6 +577,7 @@ class BootResult:
     console: str
     markers: list[Marker]
     cmd: list[str]
+    hung: bool = False  # killed: no marker within T_FIRST_MARKER (never reached /init)
 
     def marker(self, name: str) -> Marker | None:
         return next((m for m in self.markers if m.name == name), None)
@@ -663,6 +667,7 @@ class Guest:
         self._thread = threading.Thread(target=self._reader, daemon=True)
         self._thread.start()
         self.timed_out = False
+        self.hung = False
 
     def _reader(self) -> None:
         assert self.proc.stdout is not None
@@ -735,7 +740,17 @@ class Guest:
             console=console,
             markers=list(self.markers),
             cmd=self.cmd,
+            hung=self.hung,
         )
+
+    def kill_if_silent(self, first_marker_s: float) -> None:
+        """Kill the guest if no marker appears within ``first_marker_s`` (an early-boot hang)."""
+        if self.wait_marker(["shell"], first_marker_s) is None and not self.oopsed_or_exited():
+            with self._cond:
+                silent = not self.markers
+            if silent:
+                self.hung = True
+                self.kill()
 
 
 def boot(
@@ -749,10 +764,16 @@ def boot(
     rootfs: Path | None = None,
     hostfwd: Sequence[tuple[int, int]] = (),
     echo: bool = VERBOSE,
+    first_marker_s: float = T_FIRST_MARKER,
 ) -> BootResult:
-    """Boot once, non-interactively, until the guest powers off or ``timeout`` expires."""
+    """Boot once, non-interactively, until the guest powers off or ``timeout`` expires.
+
+    A guest that prints no marker within ``first_marker_s`` is killed as hung.
+    """
     cmd = qemu_command(kernel, initrd, share, words, rootfs=rootfs, hostfwd=hostfwd)
-    return Guest(cmd, console_log, echo).wait(timeout)
+    guest = Guest(cmd, console_log, echo)
+    guest.kill_if_silent(min(first_marker_s, timeout))
+    return guest.wait(timeout)
 
 
 def _words(**kw: object) -> list[str]:
@@ -779,7 +800,7 @@ def boot_with_retry(
     rootfs: Path | None = None,
     hostfwd: Sequence[tuple[int, int]] = (),
 ) -> tuple[BootResult, list[dict[str, Any]]]:
-    """Boot; if the console shows an Oops/panic, clear ``reset`` and boot once more."""
+    """Boot; after an Oops/panic or an early-boot hang, clear ``reset`` and boot once more."""
     attempts: list[dict[str, Any]] = []
     for attempt in (1, 2):
         log(f"booting {kernel.kver} (attempt {attempt}, timeout {timeout:.0f}s)")
@@ -800,15 +821,19 @@ def boot_with_retry(
                 "returncode": res.returncode,
                 "timed_out": res.timed_out,
                 "oops": res.oops,
+                "hung": res.hung,
                 "wall_s": res.wall_s,
                 "ok": ok,
             }
         )
-        if res.oops:
+        if res.oops or res.hung:
             shutil.copy2(share / "console.log", share / f"console.attempt{attempt}.log")
-        if ok or not res.oops or attempt == 2:
+        if ok or not (res.oops or res.hung) or attempt == 2:
             return res, attempts
-        log("the guest kernel oopsed/panicked (known TCG flake): retrying once")
+        if res.hung:
+            log(f"the guest printed nothing in {T_FIRST_MARKER:.0f}s (boot hang): retrying once")
+        else:
+            log("the guest kernel oopsed/panicked (known TCG flake): retrying once")
         for p in reset:
             shutil.rmtree(p, ignore_errors=True)
     raise AssertionError("unreachable")
@@ -902,6 +927,8 @@ def run_scene(
     if res.marker("done") is None:
         tail = "\n".join(res.console.splitlines()[-25:])
         why = "timed out" if res.timed_out else f"qemu exited {res.returncode}"
+        if res.hung:
+            why = f"printed nothing in {T_FIRST_MARKER:.0f}s, twice"
         raise VMError(
             f"{kernel}: the guest did not finish ({why}; oops={res.oops}). "
             f"Console: {res_dir / 'console.log'}\n--- last lines ---\n{tail}"
@@ -1224,7 +1251,7 @@ def start_emu(
     /, and its shell commands run with the guest's busybox. The scene runs unless
     ``scene=False``; its leaker keeps allocating (``leak_ms``) except between
     ``EmuSession.pause_scene()`` and ``resume_scene()``. qemu is killed after ``timeout``
-    seconds at most. An Oops/panic before the script starts is retried once.
+    seconds at most. An Oops/panic or a hang before the script starts is retried once.
     """
     ensure_host_tools(emu=True)
     k = fetch_kernel(kernel)
@@ -1257,9 +1284,10 @@ def start_emu(
         threading.Thread(target=guest.wait, args=(timeout,), daemon=True).start()
         if guest.wait_marker(["emu_start", "failed"], 120) is not None or attempt == 2:
             break
-        if not guest.oopsed_or_exited():
+        hung = guest.marker("shell") is None  # silent for 120 s: an early-boot hang
+        if not (hung or guest.oopsed_or_exited()):
             break
-        log("the guest oopsed or died before the script started: retrying once")
+        log("the guest hung, oopsed or died before the script started: retrying once")
         guest.kill()
     return EmuSession(guest, sh, hostport)
 

@@ -96,6 +96,41 @@ def test_no_retry_without_oops(
     assert len(calls) == 1 and attempts[0]["timed_out"]
 
 
+def test_boot_is_retried_once_after_an_early_boot_hang(
+    run: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+
+    def fake_boot(*args: Any, **kw: Any) -> Any:
+        calls.append(1)
+        hung = len(calls) == 1
+        (tmp_path / "console.log").write_text("" if hung else "ok\n")
+        markers = [] if hung else [run.Marker("done", 1.0, 2.0)]
+        return run.BootResult(-9, False, False, 90.0, "", markers, ["qemu"], hung=hung)
+
+    monkeypatch.setattr(run, "boot", fake_boot)
+    res, attempts = run.boot_with_retry(SimpleNamespace(kver="test"), tmp_path, tmp_path, [], 10)
+    assert len(calls) == 2 and res.marker("done") is not None
+    assert [a["hung"] for a in attempts] == [True, False]
+    assert (tmp_path / "console.attempt1.log").exists()
+
+
+def test_a_silent_guest_is_killed_as_hung(run: ModuleType, tmp_path: Path) -> None:
+    # A real process that never prints stands in for qemu stuck before /init.
+    guest = run.Guest(["sleep", "60"], tmp_path / "console.log", echo=False)
+    guest.kill_if_silent(0.5)
+    res = guest.wait(30)
+    assert res.hung and res.returncode == -9 and res.wall_s < 20
+
+
+def test_a_guest_that_reached_init_is_not_killed(run: ModuleType, tmp_path: Path) -> None:
+    script = "echo '@@dmaprof shell 1.0'; sleep 1; echo '@@dmaprof done 2.0'"
+    guest = run.Guest(["sh", "-c", script], tmp_path / "console.log", echo=False)
+    guest.kill_if_silent(20)
+    res = guest.wait(30)
+    assert not res.hung and res.returncode == 0 and res.marker("done") is not None
+
+
 def test_parse_dump_framing() -> None:
     n = "abc123"
     data = (
