@@ -38,12 +38,13 @@ def import_(source: Path, output: Path, serial: str | None, kind: str, force: bo
     series (DIR/@first, DIR/@last, DIR/@N) is written out as a standalone capture.
     """
     from dmaprof.capture.container import write_capture
-    from dmaprof.leaks.series import load_input, split_address
+    from dmaprof.leaks.address import check_address
+    from dmaprof.leaks.series import load_input
     from dmaprof.leaks.seriesstore import is_sample_file
     from dmaprof.sources.importer import import_file
 
     state = app_state()
-    if split_address(source) is not None or is_sample_file(source):
+    if check_address(source) is not None or is_sample_file(source):
         capture = load_input(source)  # a sample of a series, as it was taken
     else:
         check_input(source)

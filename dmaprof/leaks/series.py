@@ -49,6 +49,7 @@ from dmaprof.errors import (
     UnauthorizedError,
 )
 from dmaprof.files import write_atomic
+from dmaprof.leaks.address import check_address, pick
 from dmaprof.leaks.seriesstore import SAMPLE_SUFFIX, SampleWriter, is_sample_file, load_sample
 
 SERIES_SCHEMA = "dmaprof.series/2"
@@ -551,19 +552,11 @@ def _unlisted(
 
 # --------------------------------------------------------------------------- addresses
 
-_ADDRESS = re.compile(r"@(first|last|\d+)")
-
-
-def split_address(path: Path) -> tuple[Path, str] | None:
-    """``DIR/@17`` -> (DIR, "17"); None when ``path`` is no sample address."""
-    found = _ADDRESS.fullmatch(path.name)
-    return (path.parent, found.group(1)) if found else None
-
 
 def resolve(path: Path) -> Path:
     """The file of a sample address (``DIR/@first``, ``DIR/@last``, ``DIR/@N``: N is the
     sample's index, as in its file name and ``samples.ndjson``), or ``path`` itself."""
-    address = split_address(path)
+    address = check_address(path)
     if address is None:
         return path
     directory, which = address
@@ -571,17 +564,7 @@ def resolve(path: Path) -> Path:
         _, refs, _, _ = read_series(directory)
     except DmaprofError as exc:
         raise BadCaptureError(f"{path}: {exc.message}") from None
-    if not refs:
-        raise BadCaptureError(f"{path}: the series holds no sample")
-    if which in ("first", "last"):
-        return refs[0 if which == "first" else -1].path
-    for ref in refs:
-        if ref.index == int(which):
-            return ref.path
-    raise BadCaptureError(
-        f"{path}: no sample {which} in {directory} (it holds samples "
-        f"{refs[0].index}..{refs[-1].index}; a gap has no sample)"
-    )
+    return pick(path, which, refs, directory / SAMPLES_FILE)
 
 
 def load_input(path: Path) -> Capture:
