@@ -108,13 +108,13 @@ def test_one_name_per_meaning_in_the_report(captures: dict[str, Capture]) -> Non
     analysis, report = analyze_capture(captures["root"], charge="full")
     u = analysis.usage.set_index("pid")
     for p in report["processes"]:
-        assert p["shared_pss_bytes"] == u.loc[p["pid"], "pss_bytes"]
+        assert p["shared_pss_bytes"] == u.loc[p["pid"], "shared_pss_bytes"]
         assert p["charged_bytes"] == p["pss_bytes"] == p["rss_bytes"]  # full: charged = rss
     for c in report["cgroups"]:
         assert c["charged_bytes"] == c["pss_bytes"]
         assert c["charged_bytes_with_descendants"] == c["pss_bytes_with_descendants"]
     t = report["totals"]
-    assert t["shared_pss_bytes"] == t["pss_bytes"] == int(analysis.usage["pss_bytes"].sum())
+    assert t["shared_pss_bytes"] == t["pss_bytes"] == int(analysis.usage["shared_pss_bytes"].sum())
     assert t["charged_bytes"] == int(analysis.usage["charged_bytes"].sum())
 
 

@@ -253,7 +253,7 @@ class _Held:
                 "mapped_bytes": self.mapped,
                 "size_bytes": self.size,
                 "holders": self.holders,
-                "pss_bytes": self.pss,
+                "shared_pss_bytes": self.pss,
                 "charged_bytes": self.charged,
             }
         )
@@ -336,7 +336,7 @@ def _held_columns(h: _Held, n_procs: int, charge: str) -> dict[str, npt.NDArray[
     rss = total(h.size)
     return {
         "rss_bytes": rss,
-        "pss_bytes": total(h.pss),
+        "shared_pss_bytes": total(h.pss),
         "charged_bytes": rss if charge == "full" else total(h.charged),
         "buffers": total(ones),
         "fd_only": total(ones, by_fd & ~mapped),
@@ -427,7 +427,7 @@ def _crosscheck(usage: pd.DataFrame) -> pd.DataFrame:
         return CROSSCHECK.empty()
     u = usage[sel]
     rss = u["rss_bytes"].to_numpy(dtype=np.int64)
-    pss = u["pss_bytes"].to_numpy(dtype=np.int64)
+    pss = u["shared_pss_bytes"].to_numpy(dtype=np.int64)
     nb = u["buffers"].to_numpy(dtype=np.int64)
     kr = u["kernel_dmabuf_rss_bytes"].to_numpy(dtype=np.int64, na_value=-1)
     kp = u["kernel_dmabuf_pss_bytes"].to_numpy(dtype=np.int64, na_value=-1)
@@ -442,7 +442,7 @@ def _crosscheck(usage: pd.DataFrame) -> pd.DataFrame:
             "name": u["name"].array[bad],
             "rss_bytes": rss[bad],
             "kernel_rss_bytes": u["kernel_dmabuf_rss_bytes"].array[bad],
-            "pss_bytes": pss[bad],
+            "shared_pss_bytes": pss[bad],
             "kernel_pss_bytes": u["kernel_dmabuf_pss_bytes"].array[bad],
             "rss_agrees": rss_ok[bad],
             "pss_agrees": pss_ok[bad],

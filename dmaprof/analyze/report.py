@@ -57,7 +57,7 @@ PROCESS_KEYS = {
     "cgroup": "cgroup",
     "rss_bytes": "rss_bytes",
     "pss_bytes": "charged_bytes",
-    "shared_pss_bytes": "pss_bytes",
+    "shared_pss_bytes": "shared_pss_bytes",
     "buffers": "buffers",
     "fds": "fds",
     "maps": "maps",
@@ -92,7 +92,7 @@ APP_KEYS = {
     "packages": "packages",
     "rss_bytes": "rss_bytes",
     "pss_bytes": "charged_bytes",
-    "shared_pss_bytes": "pss_bytes",
+    "shared_pss_bytes": "shared_pss_bytes",
     "label": "label",
     "kind": "kind",
     "user_id": "user_id",
@@ -106,8 +106,8 @@ CGROUP_KEYS = {
     "path": "path",
     "pss_bytes": "charged_bytes",
     "pss_bytes_with_descendants": "charged_bytes_with_descendants",
-    "shared_pss_bytes": "pss_bytes",
-    "shared_pss_bytes_with_descendants": "pss_bytes_with_descendants",
+    "shared_pss_bytes": "shared_pss_bytes",
+    "shared_pss_bytes_with_descendants": "shared_pss_bytes_with_descendants",
     "rss_bytes": "rss_bytes",
     "rss_bytes_with_descendants": "rss_bytes_with_descendants",
     "processes": "processes",
@@ -238,7 +238,7 @@ def build_report(
             list[Crosscheck],
             records(
                 a.crosscheck,
-                {**{c: c for c in a.crosscheck.columns}, "shared_pss_bytes": "pss_bytes"},
+                {**{c: c for c in a.crosscheck.columns}, "pss_bytes": "shared_pss_bytes"},
             ),
         ),
         "warnings": [*a.warnings, *ub.warnings],
@@ -263,7 +263,7 @@ def build_report(
 
 def _totals(a: Analysis, ub: UserBuild, unknown: frozenset[str]) -> Totals:
     t = a.totals.as_dict()
-    out = cast(Totals, {**t, "shared_pss_bytes": t["pss_bytes"]})
+    out = cast(Totals, {**t, "pss_bytes": t["shared_pss_bytes"]})  # the /1 name, kept
     return ub.totals(null_keys(out, unknown))
 
 

@@ -263,7 +263,7 @@ class Crosscheck(TypedDict):
     name: str | None  # its name
     rss_bytes: int  # dmaprof's rss
     kernel_rss_bytes: int | None  # the kernel's dmabuf_rss
-    pss_bytes: int  # dmaprof's exact share (the table's name; as shared_pss_bytes)
+    pss_bytes: int  # dmaprof's exact share (as shared_pss_bytes; kept)
     kernel_pss_bytes: int | None  # the kernel's dmabuf_pss
     rss_agrees: bool  # equal
     pss_agrees: bool  # equal within one byte per buffer

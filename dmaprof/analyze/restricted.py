@@ -73,7 +73,7 @@ def pss_bounds(analysis: Analysis) -> dict[int, tuple[bool, int | None]]:
     extra = np.maximum(count - seen, 0)
     holders = h["holders"].to_numpy(dtype=np.int64)
     size = h["size_bytes"].to_numpy(dtype=np.int64)
-    share = h["pss_bytes"].to_numpy(dtype=np.int64)
+    share = h["shared_pss_bytes"].to_numpy(dtype=np.int64)
     exact = known & (extra == 0)
     low = np.where(exact, share, size // np.maximum(holders + extra, 1))
     out: dict[int, tuple[bool, int | None]] = {}
@@ -213,7 +213,7 @@ def _unreadable(analysis: Analysis) -> pd.DataFrame:
 def _processes(analysis: Analysis, rows: list[Process]) -> list[Process]:
     bounds = pss_bounds(analysis)
     for row in rows:
-        exact, low = bounds.get(int(row["pid"] or 0), (True, row["pss_bytes"]))
+        exact, low = bounds.get(int(row["pid"] or 0), (True, row["shared_pss_bytes"]))
         row["pss_exact"] = exact
         row["pss_min_bytes"] = low
     procs = analysis.processes.drop_duplicates("pid")

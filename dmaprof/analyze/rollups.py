@@ -101,7 +101,7 @@ def app_usage(
         {
             "owner": owners,
             "pid": usage["pid"].to_numpy(),
-            "pss": usage["pss_bytes"].to_numpy(),
+            "pss": usage["shared_pss_bytes"].to_numpy(),
             "charged": usage["charged_bytes"].to_numpy(),
         }
     )
@@ -133,7 +133,7 @@ def app_usage(
             "processes": np.array([len(p) for p in pids], dtype=np.int64),
             "pids": pids,
             "rss_bytes": rss,
-            "pss_bytes": sums["pss"].to_numpy(dtype=np.int64),
+            "shared_pss_bytes": sums["pss"].to_numpy(dtype=np.int64),
             "charged_bytes": charged,
             "buffers": np.array([buf_map.get(int(u), 0) for u in uids], dtype=np.int64),
         }
@@ -184,7 +184,7 @@ def cgroup_usage(
             anc_dst.append(node_id[a])
     a_src = np.array(anc_src, dtype=np.int64)
     a_dst = np.array(anc_dst, dtype=np.int64)
-    pss = usage["pss_bytes"].to_numpy(dtype=np.int64)
+    pss = usage["shared_pss_bytes"].to_numpy(dtype=np.int64)
     chg = usage["charged_bytes"].to_numpy(dtype=np.int64)
     sel = proc_node >= 0
     own_p = np.bincount(proc_node[sel], minlength=nn).astype(np.int64)
@@ -231,8 +231,8 @@ def cgroup_usage(
             "processes_with_descendants": sub_p,
             "rss_bytes": own_rss,
             "rss_bytes_with_descendants": sub_rss,
-            "pss_bytes": own_pss,
-            "pss_bytes_with_descendants": sub_pss,
+            "shared_pss_bytes": own_pss,
+            "shared_pss_bytes_with_descendants": sub_pss,
             "charged_bytes": own_chg,
             "charged_bytes_with_descendants": sub_chg,
         }

@@ -416,7 +416,7 @@ HOLDINGS = Schema(
         C("size_bytes", "int64", "bytes", "buffer size"),
         C("holders", "int64", "-", "distinct processes holding the buffer"),
         C(
-            "pss_bytes",
+            "shared_pss_bytes",
             "int64",
             "bytes",
             "exact integer share: size // holders, +1 byte for the "
@@ -443,7 +443,12 @@ USAGE = Schema(
         C("cgroup", "str", "-", "cgroup path"),
         C("is_service", "bool", "-", "matches the graphics/media service regex (`client` charge)"),
         C("rss_bytes", "int64", "bytes", "sum of the sizes of the distinct buffers held"),
-        C("pss_bytes", "int64", "bytes", "exact proportional share (sum of holdings.pss_bytes)"),
+        C(
+            "shared_pss_bytes",
+            "int64",
+            "bytes",
+            "exact proportional share (sum of holdings.shared_pss_bytes)",
+        ),
         C(
             "charged_bytes",
             "int64",
@@ -522,7 +527,7 @@ APPS = Schema(
         C("processes", "int64", "-", "processes rolled up"),
         C("pids", "object", "tuple[int]", "their pids"),
         C("rss_bytes", "int64", "bytes", "distinct buffers held by any of its processes"),
-        C("pss_bytes", "int64", "bytes", "sum of its processes' exact pss"),
+        C("shared_pss_bytes", "int64", "bytes", "sum of its processes' exact pss"),
         C("charged_bytes", "int64", "bytes", "under the charge policy (full: rss_bytes)"),
         C("buffers", "int64", "-", "distinct buffers held"),
     ),
@@ -538,8 +543,8 @@ CGROUP_USAGE = Schema(
         C("processes_with_descendants", "int64", "-", "processes in the subtree"),
         C("rss_bytes", "int64", "bytes", "distinct buffers held by its own processes"),
         C("rss_bytes_with_descendants", "int64", "bytes", "distinct buffers held in the subtree"),
-        C("pss_bytes", "int64", "bytes", "sum of own processes' pss"),
-        C("pss_bytes_with_descendants", "int64", "bytes", "sum over the subtree"),
+        C("shared_pss_bytes", "int64", "bytes", "sum of own processes' pss"),
+        C("shared_pss_bytes_with_descendants", "int64", "bytes", "sum over the subtree"),
         C("charged_bytes", "int64", "bytes", "own, under the charge policy"),
         C("charged_bytes_with_descendants", "int64", "bytes", "subtree, under the charge policy"),
     ),
@@ -657,7 +662,7 @@ CROSSCHECK = Schema(
         C("name", "str", "-", "process name"),
         C("rss_bytes", "int64", "bytes", "dmaprof's rss"),
         C("kernel_rss_bytes", "Int64", "bytes", "the kernel's dmabuf_rss"),
-        C("pss_bytes", "int64", "bytes", "dmaprof's exact pss"),
+        C("shared_pss_bytes", "int64", "bytes", "dmaprof's exact pss"),
         C("kernel_pss_bytes", "Int64", "bytes", "the kernel's dmabuf_pss"),
         C("rss_agrees", "bool", "-", "equal"),
         C("pss_agrees", "bool", "-", "equal within the rounding of one byte per buffer held"),
@@ -808,11 +813,11 @@ Nullable columns use pandas' `Int64`/`Int32`/`str` dtypes; null means "the sourc
 say", never zero. Text read from the kernel is decoded as UTF-8 with invalid bytes shown as
 `\\xNN`; the exact bytes of a command line are kept in `processes.cmdline`.
 
-Names: in every table `rss_bytes` is the bytes of the buffers held, `pss_bytes` the exact
-proportional share (`shared_pss_bytes` in the JSON documents) and `charged_bytes` the figure
-under the charge policy (`charged_bytes` in the JSON documents, where the kept `pss_bytes` of
-processes, apps and cgroups is this charged figure): see
-[json.md](json.md#one-name-per-meaning).
+Names: in every table `rss_bytes` is the bytes of the buffers held, `shared_pss_bytes` the
+exact proportional share and `charged_bytes` the figure under the charge policy, the same
+names as in the JSON documents (where the kept `pss_bytes` of processes, apps and cgroups is
+the charged figure): see [json.md](json.md#one-name-per-meaning). The datasets of
+`dmaprof export` also keep the first name of the exact share, `pss_bytes`, beside it.
 
 """
 

@@ -40,7 +40,7 @@ class Totals:
     anon_fd_bytes: int  # the sizes they report (not deduplicated)
     anon_maps: int
     anon_mapped_bytes: int
-    pss_bytes: int
+    shared_pss_bytes: int
     charged_bytes: int
     aosp_kernel_rss_bytes: int | None  # dmabuf_dump's kernel_rss, with its quirks
 
@@ -195,7 +195,7 @@ def held_totals(
         anon_fd_bytes=anon_fd_bytes,
         anon_maps=anon_maps,
         anon_mapped_bytes=anon_mapped_bytes,
-        pss_bytes=int(usage["pss_bytes"].sum()),
+        shared_pss_bytes=int(usage["shared_pss_bytes"].sum()),
         charged_bytes=int(usage["charged_bytes"].sum()),
         aosp_kernel_rss_bytes=aosp_kernel_rss_bytes,
     )

@@ -170,7 +170,7 @@ def _apps(before: Side, after: Side) -> pd.DataFrame:
     )
     return stable_sort(
         held_something(apps, APP_METRICS),
-        [("delta_pss_bytes", True), ("delta_rss_bytes", True), ("uid", False)],
+        [("delta_charged_bytes", True), ("delta_rss_bytes", True), ("uid", False)],
     )
 
 
@@ -184,7 +184,7 @@ def _cgroups(before: Side, after: Side) -> pd.DataFrame:
         [],
         complete=(before.coverage.cgroups, after.coverage.cgroups),
     )
-    return stable_sort(cgroups, [("delta_pss_bytes_with_descendants", True), ("path", False)])
+    return stable_sort(cgroups, [("delta_charged_bytes_with_descendants", True), ("path", False)])
 
 
 def _comparable_inventories(before: Side, after: Side) -> tuple[Side, Side]:

@@ -33,7 +33,7 @@ SCHEMA = "dmaprof.diff/2"
 # Side column -> metric name used in the JSON (``<metric>_before``, ``_after``, ``delta_``).
 PROCESS_METRICS = {
     "rss": "rss_bytes",
-    "charged": "pss_bytes",
+    "charged": "charged_bytes",
     "shared_pss": "shared_pss_bytes",
     "buffers": "buffers",
     "fd_only": "fd_only",
@@ -45,16 +45,16 @@ PROCESS_METRICS = {
 }
 APP_METRICS = {
     "rss": "rss_bytes",
-    "charged": "pss_bytes",
+    "charged": "charged_bytes",
     "shared_pss": "shared_pss_bytes",
     "buffers": "buffers",
     "processes": "processes",
 }
 CGROUP_METRICS = {
     "rss": "rss_bytes",
-    "charged": "pss_bytes",
+    "charged": "charged_bytes",
     "rss_tree": "rss_bytes_with_descendants",
-    "charged_tree": "pss_bytes_with_descendants",
+    "charged_tree": "charged_bytes_with_descendants",
     "processes": "processes",
 }
 #: an exporter's or a name's figures: the same columns as the report's groups
@@ -156,7 +156,7 @@ def keyed_records(
 
 def _triples(metrics: dict[str, str], aliases: dict[str, str] | None = None) -> dict[str, str]:
     """key -> column for ``<metric>_before``, ``<metric>_after`` and ``delta_<metric>``; an
-    alias (``charged_bytes`` for the kept ``pss_bytes``) reads the same columns."""
+    alias (the kept ``pss_bytes`` for ``charged_bytes``) reads the same columns."""
     out: dict[str, str] = {}
     for metric in metrics.values():
         for name in (metric, *[k for k, v in (aliases or {}).items() if v == metric]):
@@ -166,11 +166,11 @@ def _triples(metrics: dict[str, str], aliases: dict[str, str] | None = None) -> 
     return out
 
 
-#: new names beside the kept ones (one name per meaning; docs/json.md)
-_CHARGED = {"charged_bytes": "pss_bytes"}
+#: the /1 names kept beside the one name per meaning (docs/json.md)
+_CHARGED = {"pss_bytes": "charged_bytes"}
 _CGROUP_CHARGED = {
-    "charged_bytes": "pss_bytes",
-    "charged_bytes_with_descendants": "pss_bytes_with_descendants",
+    "pss_bytes": "charged_bytes",
+    "pss_bytes_with_descendants": "charged_bytes_with_descendants",
 }
 
 
@@ -213,7 +213,7 @@ def _processes(d: DiffResult) -> list[DiffProcess]:
         "name": "name",
         "status": "status",
         "delta_rss_bytes": "delta_rss_bytes",
-        "delta_pss_bytes": "delta_pss_bytes",
+        "delta_charged_bytes": "delta_charged_bytes",
         "delta_buffers": "delta_buffers",
         "start_time_ticks": "start",
         "comm": "comm",
@@ -228,7 +228,7 @@ def _processes(d: DiffResult) -> list[DiffProcess]:
         "unreadable": "unreadable",
     }
     unknown = _unknown_keys(d.unknown)
-    unknown |= {k for k, v in keys.items() if v in unknown}  # charged_bytes_* with pss_bytes_*
+    unknown |= {k for k, v in keys.items() if v in unknown}  # pss_bytes_* with charged_bytes_*
     rows = cast(list[DiffProcess], keyed_records(d.processes, keys, unknown))
     if not d.same_boot:
         pids = d.processes["pids"].to_numpy(dtype=object)
@@ -244,12 +244,12 @@ def _processes(d: DiffResult) -> list[DiffProcess]:
 
 def _totals(d: DiffResult) -> DiffTotals:
     t = d.totals
-    shared = {
-        "shared_pss_bytes_before": t.get("pss_bytes_before"),
-        "shared_pss_bytes_after": t.get("pss_bytes_after"),
-        "delta_shared_pss_bytes": t.get("delta_pss_bytes"),
+    kept = {  # the /1 names of the exact share, kept
+        "pss_bytes_before": t.get("shared_pss_bytes_before"),
+        "pss_bytes_after": t.get("shared_pss_bytes_after"),
+        "delta_pss_bytes": t.get("delta_shared_pss_bytes"),
     }
-    return cast(DiffTotals, {**t, **shared})
+    return cast(DiffTotals, {**t, **kept})
 
 
 def _buffers(d: DiffResult) -> DiffBuffers:

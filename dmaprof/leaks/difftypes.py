@@ -351,10 +351,11 @@ documents against them (no undeclared key, every "always" key present).
 
 {names}
 
-Read `shared_pss_bytes` and `charged_bytes`: they mean the same in every document. `pss_bytes`
-stays for the readers of `dmaprof.report/1` and `dmaprof.diff/2` (its meaning there is the
-one it always had, as above); the tables keep `pss_bytes` for the exact share, since the
-exported dataset (`dmaprof export`) is a contract of its own.
+Read `shared_pss_bytes` and `charged_bytes`: they mean the same in every document and in
+every table. `pss_bytes` stays for the readers of `dmaprof.report/1` and `dmaprof.diff/2`
+(its meaning there is the one it always had, as above), in the `--format csv`/`markdown`
+columns of `show` and `diff` (the same keys as those documents), and in the datasets of
+`dmaprof export` (a `pss_bytes` column beside each `shared_pss_bytes`, with the same values).
 
 """
 
@@ -365,7 +366,7 @@ _NAMES = (
      "diff, trend sides"),
     ("---",) * 5,
     ("bytes of every buffer a process holds", "`rss_bytes`", "`rss_bytes`", "", "`rss`"),
-    ("exact proportional share (each buffer split among its holders)", "`pss_bytes`",
+    ("exact proportional share (each buffer split among its holders)", "`shared_pss_bytes`",
      "`shared_pss_bytes`", "`pss_bytes` of `totals` and `crosscheck`", "`shared_pss`"),
     ("the figure under the charge policy (`--charge`)", "`charged_bytes`", "`charged_bytes`",
      "`pss_bytes` of processes, apps, cgroups (and their diff rows)", "`charged`"),

@@ -228,5 +228,10 @@ def _finish_processes(procs: pd.DataFrame) -> pd.DataFrame:
         procs[column] = procs[column].to_numpy(dtype=np.int64)
     return stable_sort(
         procs,
-        [("delta_pss_bytes", True), ("delta_rss_bytes", True), ("pid", False), ("status", False)],
+        [
+            ("delta_charged_bytes", True),
+            ("delta_rss_bytes", True),
+            ("pid", False),
+            ("status", False),
+        ],
     )

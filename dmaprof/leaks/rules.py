@@ -226,7 +226,7 @@ _TOTALS = {
 }  # fmt: skip
 
 
-_COLUMN = {"rss": "rss_bytes", "pss": "pss_bytes", "buffers": "buffers", "bytes": "bytes"}
+_COLUMN = {"rss": "rss_bytes", "pss": "charged_bytes", "buffers": "buffers", "bytes": "bytes"}
 
 
 def _figures(column: pd.Series) -> list[int | None]:

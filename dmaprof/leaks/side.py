@@ -55,7 +55,7 @@ APP_INTS = ("processes", "rss", "charged", "shared_pss", "buffers")
 CGROUP_INTS = ("processes", "rss", "charged", "rss_tree", "charged_tree")
 TOTAL_KEYS = (
     "buffers", "bytes", "userspace_buffers", "userspace_bytes", "kernel_only_buffers",
-    "kernel_only_bytes", "pss_bytes", "charged_bytes", "anon_fds", "anon_fd_bytes",
+    "kernel_only_bytes", "shared_pss_bytes", "charged_bytes", "anon_fds", "anon_fd_bytes",
     "anon_maps", "anon_mapped_bytes",
 )  # fmt: skip
 
@@ -359,7 +359,7 @@ def _processes(
     values = {
         "rss": _i64(m["rss_bytes"]),
         "charged": _i64(m["charged_bytes"]),
-        "shared_pss": _i64(m["pss_bytes"]),
+        "shared_pss": _i64(m["shared_pss_bytes"]),
         "buffers": _i64(m["buffers"]),
         "fd_only": _i64(m["fd_only"]),
         "map_only": _i64(m["map_only"]),
@@ -479,7 +479,7 @@ def _apps(
             "processes": masked(col("processes"), rss_unknown),
             "rss": masked(col("rss_bytes"), rss_unknown),
             "charged": masked(col("charged_bytes"), charged_unknown),
-            "shared_pss": masked(col("pss_bytes"), pss_unknown_rows),
+            "shared_pss": masked(col("shared_pss_bytes"), pss_unknown_rows),
             "buffers": masked(col("buffers"), rss_unknown),
         }
     )

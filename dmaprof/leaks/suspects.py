@@ -359,7 +359,7 @@ def _processes(
         if by_name:
             text = (
                 f"{who} holds {_n(count, 'more buffer')} than before the reboot "
-                f"({_plus(delta)} rss, {_plus(int(row['delta_pss_bytes']))} pss)"
+                f"({_plus(delta)} rss, {_plus(int(row['delta_charged_bytes']))} pss)"
             )
         elif row["status"] == "new":
             text = (
@@ -369,7 +369,7 @@ def _processes(
         else:
             text = (
                 f"{who} holds {_n(count, 'more buffer')} ({_plus(delta)} rss, "
-                f"{_plus(int(row['delta_pss_bytes']))} pss): "
+                f"{_plus(int(row['delta_charged_bytes']))} pss): "
                 f"{int(row['gained_buffers'])} gained "
                 f"({int(row['gained_new_buffers'])} newly allocated), "
                 f"{int(row['lost_buffers'])} released"

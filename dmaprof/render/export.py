@@ -24,7 +24,7 @@ import hashlib
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from dmaprof.analyze.analysis import Analysis
-from dmaprof.analyze.schema import SCHEMAS, Schema
+from dmaprof.analyze.schema import SCHEMAS, Column, Schema
 from dmaprof.capture.container import Capture, load_capture
 from dmaprof.errors import DmaprofError
 
@@ -61,6 +61,12 @@ TABLES: dict[str, tuple[str, str]] = {
     "exporters": ("exporters", "group_usage"),
     "names": ("names", "group_usage"),
     "kernel_only": ("kernel_only", "kernel_only"),
+}
+#: the datasets' first names of the exact share, kept beside the tables' names (a column
+#: of the same values right after it), so queries written against them keep working
+KEPT_NAMES = {
+    "shared_pss_bytes": "pss_bytes",
+    "shared_pss_bytes_with_descendants": "pss_bytes_with_descendants",
 }
 #: columns of ``processes`` taken from ``Analysis.processes`` next to ``Analysis.usage``
 PROCESS_EXTRA = ("ppid", "argv0", "cmdline_display", "start_time_ticks", "state")
@@ -164,7 +170,7 @@ def table_frames(analysis: Analysis) -> dict[str, tuple[pd.DataFrame, Schema]]:
     out: dict[str, tuple[pd.DataFrame, Schema]] = {}
     for table, (attr, schema_name) in TABLES.items():
         frame = tables[attr].copy()
-        schema = SCHEMAS[schema_name]
+        schema = with_kept_names(SCHEMAS[schema_name])
         nulls = unknown.get("usage" if table == "processes" else table, [])
         for column in nulls:
             if column in frame.columns:
@@ -175,8 +181,21 @@ def table_frames(analysis: Analysis) -> dict[str, tuple[pd.DataFrame, Schema]]:
             for column in unknown.get("processes", []):
                 if column in frame.columns:
                     frame[column] = pd.Series([None] * len(frame), dtype="object")
+        for new, kept in KEPT_NAMES.items():
+            if new in frame.columns:
+                frame[kept] = frame[new]
         out[table] = (frame, schema)
     return out
+
+
+def with_kept_names(schema: Schema) -> Schema:
+    """``schema`` with each kept name's column right after the column it aliases."""
+    columns: list[Column] = []
+    for c in schema.columns:
+        columns.append(c)
+        if c.name in KEPT_NAMES:
+            columns.append(replace(c, name=KEPT_NAMES[c.name], doc=f"as {c.name} (kept name)"))
+    return replace(schema, columns=tuple(columns))
 
 
 def _arrow_type(pa: Any, dtype: str, unit: str) -> Any:

@@ -33,7 +33,7 @@ BUFFER_COLS: list[Col] = [
     ("kernel_only", "kernel-only", "text"),
 ]
 DELTA_COLS: list[Col] = [
-    ("delta_pss_bytes", "Δ charged", "delta"),
+    ("delta_charged_bytes", "Δ charged", "delta"),
     ("delta_rss_bytes", "Δ rss", "delta"),
     ("delta_buffers", "Δ buffers", "int"),
 ]
@@ -52,7 +52,7 @@ def diff_treemap(doc: dict[str, Any]) -> Block:
     tree = Tree()
     unknown = 0
     for proc in doc.get("processes") or []:
-        delta = proc.get("delta_pss_bytes")
+        delta = proc.get("delta_charged_bytes")
         if delta is None:
             unknown += 1
         elif delta > 0:
@@ -120,8 +120,8 @@ def diff_html(doc: dict[str, Any]) -> str:
                 ("status", "status", "status"),
                 ("uid", "uid", "int"),
                 *DELTA_COLS,
-                ("pss_bytes_before", "charged before", "bytes"),
-                ("pss_bytes_after", "charged after", "bytes"),
+                ("charged_bytes_before", "charged before", "bytes"),
+                ("charged_bytes_after", "charged after", "bytes"),
                 ("gained_new_buffers", "new buffers", "int"),
                 ("lost_freed_buffers", "freed buffers", "int"),
             ],
@@ -161,7 +161,7 @@ def diff_html(doc: dict[str, Any]) -> str:
             [
                 ("path", "cgroup", "text"),
                 ("status", "status", "status"),
-                ("delta_pss_bytes_with_descendants", "Δ charged with descendants", "delta"),
+                ("delta_charged_bytes_with_descendants", "Δ charged with descendants", "delta"),
                 ("delta_rss_bytes_with_descendants", "Δ rss with descendants", "delta"),
             ],
             doc.get("cgroups") or [],

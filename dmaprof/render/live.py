@@ -112,7 +112,7 @@ def build_view(
         p = (
             p[p["status"] != "exited"]
             .sort_values(
-                ["pss_bytes_after", "rss_bytes_after", "pid"], ascending=[False, False, True]
+                ["charged_bytes_after", "rss_bytes_after", "pid"], ascending=[False, False, True]
             )
             .head(rows)
         )
@@ -120,8 +120,8 @@ def build_view(
             table.add_row(
                 str(r["pid"]),
                 Text(safe_text(r["name"]) + (" (new)" if r["status"] == "new" else "")),
-                _size(r["pss_bytes_after"]),
-                _delta(r["delta_pss_bytes"]),
+                _size(r["charged_bytes_after"]),
+                _delta(r["delta_charged_bytes"]),
                 _size(r["rss_bytes_after"]),
                 _delta(r["delta_rss_bytes"]),
                 _count(r["buffers_after"]),

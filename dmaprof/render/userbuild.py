@@ -45,7 +45,7 @@ def pss_text(row: dict[str, Any]) -> Text | None:
     row's pss is exact (or the capture is not restricted)."""
     if row.get("pss_exact") is not False:
         return None
-    low, high = row.get("pss_min_bytes"), row.get("pss_bytes")
+    low, high = row.get("pss_min_bytes"), row.get("shared_pss_bytes")
     text = (
         f"{human_bytes(low)} – {human_bytes(high)}"
         if low is not None

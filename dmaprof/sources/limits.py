@@ -107,7 +107,7 @@ def check_tool_totals(
     pids = usage["pid"].astype(int).tolist()
     names = dict(zip(pids, display, strict=True))
     nbuf = dict(zip(pids, usage["buffers"].astype(int).tolist(), strict=True))
-    pss = dict(zip(pids, usage["pss_bytes"].astype(int).tolist(), strict=True))
+    pss = dict(zip(pids, usage["shared_pss_bytes"].astype(int).tolist(), strict=True))
     for pid, (t_rss, t_pss, rows_rss, _rows_pss) in sorted(tool.items()):
         name = names.get(pid) or "?"
         nrows = nbuf.get(pid, 0)

@@ -173,7 +173,7 @@ def apps_table(
         {
             "owner": owners[sel],
             "pid": usage["pid"].to_numpy()[sel].astype(np.int64),
-            "pss": usage["pss_bytes"].to_numpy()[sel],
+            "pss": usage["shared_pss_bytes"].to_numpy()[sel],
             "charged": usage["charged_bytes"].to_numpy()[sel],
         }
     )
@@ -204,7 +204,7 @@ def apps_table(
             "processes": np.array([len(p) for p in pids.tolist()], dtype=np.int64),
             "pids": pids.tolist(),
             "rss_bytes": rss_v,
-            "pss_bytes": sums["pss"].to_numpy(dtype=np.int64),
+            "shared_pss_bytes": sums["pss"].to_numpy(dtype=np.int64),
             "charged_bytes": rss_v if charge == "full" else sums["charged"].to_numpy(np.int64),
             "buffers": nbuf.reindex(owner_ids, fill_value=0).to_numpy(dtype=np.int64),
         },

@@ -97,7 +97,7 @@ def figures(a: Any) -> dict[int, tuple[int, int, int]]:
     return {
         int(p): (
             int(u.loc[p, "rss_bytes"]),
-            int(u.loc[p, "pss_bytes"]),
+            int(u.loc[p, "shared_pss_bytes"]),
             int(u.loc[p, "charged_bytes"]),
         )
         for p in (100, 200, 300, 400)
@@ -134,16 +134,18 @@ def test_process_figures_every_source(kw: dict[str, Any]) -> None:
         USERSPACE + KERNEL_ONLY,
     )
     assert (t.buffers, t.userspace_buffers, t.kernel_only_buffers) == (6, 5, 1)
-    assert t.pss_bytes == t.charged_bytes == USERSPACE
+    assert t.shared_pss_bytes == t.charged_bytes == USERSPACE
     assert a.unparsed_total == 0
 
 
 def test_holdings_and_reference_counts() -> None:
     a = analyze(make_scene().build())
     h = a.holdings.set_index(["pid", "inode"])
-    assert h.loc[(100, 10), "pss_bytes"] == 334 and h.loc[(200, 10), "pss_bytes"] == 334
-    assert h.loc[(300, 10), "pss_bytes"] == 333
-    assert (h.loc[(200, 13), "pss_bytes"], h.loc[(300, 13), "pss_bytes"]) == (4, 3)
+    assert (
+        h.loc[(100, 10), "shared_pss_bytes"] == 334 and h.loc[(200, 10), "shared_pss_bytes"] == 334
+    )
+    assert h.loc[(300, 10), "shared_pss_bytes"] == 333
+    assert (h.loc[(200, 13), "shared_pss_bytes"], h.loc[(300, 13), "shared_pss_bytes"]) == (4, 3)
     assert (h.loc[(100, 11), "fds"], h.loc[(100, 11), "maps"]) == (2, 0)  # dup'd fds
     assert (
         h.loc[(200, 12), "fds"],
@@ -166,7 +168,7 @@ def test_holdings_and_reference_counts() -> None:
 
 def test_pss_invariant_per_buffer() -> None:
     a = analyze(make_scene().build())
-    per_buf = a.holdings.groupby("inode")["pss_bytes"].sum()
+    per_buf = a.holdings.groupby("inode")["shared_pss_bytes"].sum()
     sizes = a.buffers.set_index("inode")["size_bytes"]
     assert (per_buf == sizes[per_buf.index]).all()
 
@@ -178,26 +180,30 @@ def test_apps_rollup_dedupes_buffers_within_a_uid() -> None:
     assert apps.loc[10050, "pids"] == (200, 300)
     # B1 and B4 are held by both processes of the app: counted once
     assert apps.loc[10050, "rss_bytes"] == 1001 + 8192 + 7 + 12288
-    assert apps.loc[10050, "pss_bytes"] == 8530 + 12624
+    assert apps.loc[10050, "shared_pss_bytes"] == 8530 + 12624
     assert apps.loc[10050, "kind"] == "app"
-    assert (apps.loc[1000, "label"], apps.loc[1000, "rss_bytes"], apps.loc[1000, "pss_bytes"]) == (
+    assert (
+        apps.loc[1000, "label"],
+        apps.loc[1000, "rss_bytes"],
+        apps.loc[1000, "shared_pss_bytes"],
+    ) == (
         "system",
         5097,
         4430,
     )
     assert 2000 not in apps.index  # screencap holds nothing
-    assert apps["pss_bytes"].sum() == USERSPACE
+    assert apps["shared_pss_bytes"].sum() == USERSPACE
 
 
 def test_cgroups_own_and_with_descendants() -> None:
     a = analyze(make_scene().build())
     cg = a.cgroup_usage.set_index("path")
-    assert cg.loc["/system", "pss_bytes"] == 4430
-    assert cg.loc["/uid_10050", "pss_bytes"] == 0
-    assert cg.loc["/uid_10050", "pss_bytes_with_descendants"] == 8530 + 12624
+    assert cg.loc["/system", "shared_pss_bytes"] == 4430
+    assert cg.loc["/uid_10050", "shared_pss_bytes"] == 0
+    assert cg.loc["/uid_10050", "shared_pss_bytes_with_descendants"] == 8530 + 12624
     assert cg.loc["/uid_10050", "rss_bytes_with_descendants"] == 1001 + 8192 + 7 + 12288
-    assert cg.loc["/uid_10050/pid_200", "pss_bytes"] == 8530
-    assert cg.loc["/", "pss_bytes_with_descendants"] == USERSPACE
+    assert cg.loc["/uid_10050/pid_200", "shared_pss_bytes"] == 8530
+    assert cg.loc["/", "shared_pss_bytes_with_descendants"] == USERSPACE
     assert cg.loc["/", "rss_bytes_with_descendants"] == USERSPACE
     assert cg.loc["/", "processes_with_descendants"] == 5  # kthreadd too
 
@@ -299,7 +305,7 @@ def test_unreadable_process_is_counted_and_named() -> None:
     u = a.usage.set_index("pid")
     assert bool(u.loc[300, "unreadable"]) and u.loc[300, "rss_bytes"] == 0
     # B1 now has two visible holders (1001 = 2 * 500 + 1)
-    assert u.loc[100, "pss_bytes"] == 501 + 4096
+    assert u.loc[100, "shared_pss_bytes"] == 501 + 4096
     assert any("could not be read" in w for w in a.warnings)
     # kernel threads are not counted as unreadable even when fdaccess lists them
     b = analyze(make_scene(fd_denied=(2,)).build())

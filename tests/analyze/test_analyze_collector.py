@@ -36,7 +36,7 @@ EXPECTED = {  # pid: (rss, pss)
 def test_pixel_like_as_root() -> None:
     a = analyze((DATA / "collector_pixel_like_root.dump").read_bytes())
     u = a.usage.set_index("pid")
-    got = {p: (int(u.loc[p, "rss_bytes"]), int(u.loc[p, "pss_bytes"])) for p in EXPECTED}
+    got = {p: (int(u.loc[p, "rss_bytes"]), int(u.loc[p, "shared_pss_bytes"])) for p in EXPECTED}
     assert got == EXPECTED
     assert (u.loc[1, "rss_bytes"], u.loc[2, "rss_bytes"]) == (0, 0)
     assert a.totals.kernel_only_buffers == 3 and a.totals.buffers == 21
@@ -50,8 +50,10 @@ def test_pixel_like_as_root() -> None:
     assert task["pid"].tolist() == [640] and 12 in task["inode"].tolist()
     # per uid: thumbnail-cache is held by both processes of uid 10201, counted once
     apps = a.apps.set_index("uid")
-    assert apps.loc[10201, "pss_bytes"] == 4702208 + 524288
-    assert apps.loc[1000, "rss_bytes"] == 59555840 and apps.loc[1000, "pss_bytes"] == 46153728
+    assert apps.loc[10201, "shared_pss_bytes"] == 4702208 + 524288
+    assert (
+        apps.loc[1000, "rss_bytes"] == 59555840 and apps.loc[1000, "shared_pss_bytes"] == 46153728
+    )
     # the decoy fd of screencap (a file named like a dma-buf link) is not a dma-buf
     assert u.loc[4100, "buffers"] == 1
     r = build_report(a, {})
@@ -80,7 +82,7 @@ def test_pixel_like_as_shell_user() -> None:
         3300,
     }
     u = a.usage.set_index("pid")
-    assert u.loc[4100, "rss_bytes"] == FB and u.loc[4100, "pss_bytes"] == FB
+    assert u.loc[4100, "rss_bytes"] == FB and u.loc[4100, "shared_pss_bytes"] == FB
     assert a.totals.kernel_only_bytes is not None  # an upper bound, flagged by lower_bound
     assert cov.sources["bufinfo"] == "denied"
 

@@ -110,9 +110,9 @@ def test_pss_invariant(scene: Scene, charge: str) -> None:
     held = a.buffers[a.buffers["inode"].isin(a.holdings["inode"])]
     userspace = int(held["size_bytes"].sum())
     assert a.totals.userspace_bytes == userspace
-    assert int(u["pss_bytes"].sum()) == userspace
-    assert (u["pss_bytes"] <= u["rss_bytes"]).all()
-    per_buf = a.holdings.groupby("inode")["pss_bytes"].sum()
+    assert int(u["shared_pss_bytes"].sum()) == userspace
+    assert (u["shared_pss_bytes"] <= u["rss_bytes"]).all()
+    per_buf = a.holdings.groupby("inode")["shared_pss_bytes"].sum()
     assert (per_buf == a.buffers.set_index("inode")["size_bytes"][per_buf.index]).all()
     if charge in ("shared", "client"):
         assert int(u["charged_bytes"].sum()) == userspace

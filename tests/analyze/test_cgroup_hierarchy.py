@@ -216,13 +216,13 @@ def test_roll_ups_follow_the_cpuacct_tree(v2_line: bool) -> None:
     assert procs.loc[200, "cgroup"] == "/uid_10050/pid_200"
     assert procs.loc[200, "cgroup_source"] == "v1:cpuacct"
     cg = a.cgroup_usage.set_index("path")
-    assert cg.loc["/uid_10050/pid_200", "pss_bytes"] == 6144
-    assert cg.loc["/uid_10050/pid_300", "pss_bytes"] == 5096
-    assert cg.loc["/uid_10050", "pss_bytes"] == 0
-    assert cg.loc["/uid_10050", "pss_bytes_with_descendants"] == 11240
+    assert cg.loc["/uid_10050/pid_200", "shared_pss_bytes"] == 6144
+    assert cg.loc["/uid_10050/pid_300", "shared_pss_bytes"] == 5096
+    assert cg.loc["/uid_10050", "shared_pss_bytes"] == 0
+    assert cg.loc["/uid_10050", "shared_pss_bytes_with_descendants"] == 11240
     assert cg.loc["/uid_10050", "rss_bytes_with_descendants"] == 13288
-    assert cg.loc["/uid_1000/pid_100", "pss_bytes"] == 2048
-    assert cg.loc["/", "pss_bytes_with_descendants"] == 13288
+    assert cg.loc["/uid_1000/pid_100", "shared_pss_bytes"] == 2048
+    assert cg.loc["/", "shared_pss_bytes_with_descendants"] == 13288
     assert cg.loc["/", "processes"] == 0
     report = build_report(a)
     assert report["cgroup_hierarchy"] == "v1:cpuacct"

@@ -294,14 +294,14 @@ def test_merged_capture_gives_the_apps_exact_figures(with_camera: bytes) -> None
         assert not u.loc[pid, "unreadable"]
         assert u.loc[pid, "rss_bytes"] == want[str(pid)]["rss_bytes"]
     # 3160's only buffer is held by 3100 and 3160 alone: exact
-    assert u.loc[3160, "pss_bytes"] == want["3160"]["pss_bytes"]
+    assert u.loc[3160, "shared_pss_bytes"] == want["3160"]["pss_bytes"]
     # 3100 shares cam-preview-0/1 with unreadable processes: its pss is an upper bound, and
     # fdinfo's count bounds it from below exactly here
     bounds = pss_bounds(a)
     assert bounds[3160] == (True, want["3160"]["pss_bytes"])
     exact, low = bounds[3100]
     assert not exact and low == want["3100"]["pss_bytes"]
-    assert u.loc[3100, "pss_bytes"] >= want["3100"]["pss_bytes"]
+    assert u.loc[3100, "shared_pss_bytes"] >= want["3100"]["pss_bytes"]
     assert u.loc[612, "unreadable"]
 
 

@@ -98,7 +98,7 @@ def test_top_apps_by_pss_across_devices_with_duckdb(fleet: tuple[Path, list[Path
             latest[info.serial] = (info.wallclock or 0, analyze_source(capture).apps)
     expected: dict[str | None, list[int | None]] = {}
     for _when, apps in latest.values():
-        for label, pss in zip(apps["label"].astype(object), apps["pss_bytes"], strict=True):
+        for label, pss in zip(apps["label"].astype(object), apps["shared_pss_bytes"], strict=True):
             expected.setdefault(label if isinstance(label, str) else None, []).append(int(pss))
 
     def total(values: list[int | None]) -> int | None:  # SQL's sum: nulls ignored

@@ -49,7 +49,7 @@ def usage(analysis: Any) -> dict[int, tuple[int, int]]:
     u = analysis.usage
     return {
         int(p): (int(r), int(s))
-        for p, r, s in zip(u["pid"], u["rss_bytes"], u["pss_bytes"], strict=True)
+        for p, r, s in zip(u["pid"], u["rss_bytes"], u["shared_pss_bytes"], strict=True)
     }
 
 

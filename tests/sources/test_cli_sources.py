@@ -90,6 +90,8 @@ def test_export_csv(pair: tuple[Path, Path], tmp_path: Path) -> None:
         rows = list(csv.DictReader(handle))
     game = [r for r in rows if r["label"] == "com.example.game"]
     assert [int(r["pss_bytes"]) for r in game] == [4468786, 16252978]
+    # the tables' name of the exact share, and the datasets' first name kept beside it
+    assert all(r["shared_pss_bytes"] == r["pss_bytes"] for r in rows)
     assert {r["serial"] for r in rows} == {"4B211FDAQ00123"}
     with (out / "processes.csv").open() as handle:
         procs = list(csv.DictReader(handle))

@@ -184,7 +184,7 @@ def test_real_excerpt_cuttlefish_pid_view() -> None:
     #   3397: 3840 kB / 3 = 1310720   3398: 12 kB / 3 = 4096
     #   3399: 3840 kB / 2 = 1966080   3400: 12 kB / 2 = 6144      -> 3287040 (3210 kB)
     pss_rows = 1310720 + 4096 + 1966080 + 6144
-    assert int(a.holdings["pss_bytes"].sum()) == pss_rows
+    assert int(a.holdings["shared_pss_bytes"].sum()) == pss_rows
     # the rows (3840 + 12 + 3840 + 12 = 7704 kB) do not add up to PROCESS TOTAL 11556 kB /
     # 5136 kB: the stated total stands for the process, the rows stay what was listed
     assert usage(a) == {19562: (11556 * 1024, 5136 * 1024)}
