@@ -395,14 +395,13 @@ def trend_for_trace(
     """The trend a trace is drawn from: of a series directory (its cached figures), or of one
     capture, series sample or sample address (``DIR/@N``): one point per series."""
     from dmaprof.leaks.address import split_address
-    from dmaprof.leaks.series import SampleRef, resolve
+    from dmaprof.leaks.series import SampleRef, load_input, resolve
     from dmaprof.leaks.trend import trend, trend_of
 
     if split_address(path) is None and path.is_dir():
         return trend(path, charge=charge, progress=progress)
     target = resolve(path)
-    if not target.exists():
-        raise BadCaptureError(f"{target}: no such file")
+    load_input(target)  # a missing, corrupt or foreign file: its own error, exit 9
     refs = [SampleRef(0, target, None, None)]
     # one capture: no cache written beside it (a user's file, not a series of ours)
     return trend_of(path, ({}, refs, 0, []), charge=charge, progress=progress, use_cache=False)

@@ -535,7 +535,9 @@ def trend_of(
         )
     warnings += more
     if points.empty:
-        raise DmaprofError(f"{directory}: none of its {len(refs)} samples could be read")
+        raise BadCaptureError(
+            f"{directory}: none of its {len(refs)} samples could be read ({warnings[-1]})"
+        )
     points, infos = one_device(points, infos, directory, serial)
     mode_note = mode_warning(infos)
     if mode_note:
