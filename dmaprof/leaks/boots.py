@@ -1,4 +1,5 @@
-"""Which boot and which device each sample of a series belongs to (`dmaprof trend`)."""
+"""Which boot, which device and which collection mode each sample of a series belongs to
+(`dmaprof trend`)."""
 
 from __future__ import annotations
 
