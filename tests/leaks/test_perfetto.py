@@ -120,3 +120,33 @@ def test_without_the_extra_it_names_the_extra(tmp_path: Path) -> None:
     assert run.returncode == ExitCode.ERROR, run.stderr
     assert run.stderr.count("\n") == 1 and "pip install 'dmaprof[perfetto]'" in run.stderr
     assert "Traceback" not in run.stderr and not out.exists()
+
+
+def test_a_process_that_exits_drops_to_zero(captures: Any, dmaprof: Any, tmp_path: Path) -> None:
+    """A process gone at the second sample gets a 0 there (a counter keeps its last value
+    otherwise); every other point is the trend's. Two captures of the pixel-like scene by the
+    real collector, five minutes apart on the boot clock; the camera app exits between them."""
+
+    def camera_exits(scene: dict[str, Any]) -> None:
+        scene["processes"] = [p for p in scene["processes"] if int(p["pid"]) != 3100]
+        up, idle = (float(x) for x in str(scene["uptime"]).split())
+        scene["uptime"] = f"{up + 300:.2f} {idle + 500:.2f}"
+
+    pair = captures.pair("camera-exits", camera_exits)
+    series = tmp_path / "exits"
+    series.mkdir()
+    shutil.copy(pair.before, series / "a.dmaprof")
+    shutil.copy(pair.after, series / "b.dmaprof")
+    out = tmp_path / "exits.pftrace"
+    made = dmaprof("export", series, "-o", out, "--top", "1000")
+    assert made.code == 0, made.stderr
+    assert "estimated" not in made.stderr
+    doc = json.loads(dmaprof("trend", series, "--format", "json").stdout)
+    ts = {0: uptime_ns(pair.before), 1: uptime_ns(pair.after)}
+    assert ts[1] - ts[0] == 300 * 10**9
+    decoded = decode(out)
+    check_counters(decoded, doc, trend_values(trend(series)), ts, top=1000)
+    camera = [d for d in decoded.counter_tracks if d.name == "com.example.camera (3100)"]
+    assert len(camera) == 1 and decoded.descriptors[camera[0].parent_uuid].name == "processes"
+    points = decoded.counters[camera[0].uuid]
+    assert points[0][0] == ts[0] and points[0][1] > 0 and points[1] == (ts[1], 0)
