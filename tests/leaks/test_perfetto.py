@@ -150,3 +150,36 @@ def test_a_process_that_exits_drops_to_zero(captures: Any, dmaprof: Any, tmp_pat
     assert len(camera) == 1 and decoded.descriptors[camera[0].parent_uuid].name == "processes"
     points = decoded.counters[camera[0].uuid]
     assert points[0][0] == ts[0] and points[0][1] > 0 and points[1] == (ts[1], 0)
+
+
+def test_a_reboot_keeps_the_last_boot_and_an_address_exports_one_sample(
+    captures: Any, dmaprof: Any, tmp_path: Path
+) -> None:
+    """The boot clock starts again at a reboot: the trace holds the last boot's samples (the
+    trend's) and says so; `DIR/@N` exports that one sample."""
+
+    def rebooted(scene: dict[str, Any], uptime: float) -> None:
+        scene["boot_id"] = "0b00b1e5-0000-4000-8000-000000000001"
+        scene["uptime"] = f"{uptime:.2f} {uptime * 3:.2f}"
+
+    first = captures.pair("reboot-1", lambda s: rebooted(s, 40.5)).after
+    second = captures.pair("reboot-2", lambda s: rebooted(s, 100.75), wallclock=1_700_000_360.0)
+    series = tmp_path / "boots"
+    series.mkdir()
+    for n, path in enumerate((captures.base(), first, second.after)):
+        shutil.copy(path, series / f"sample-{n:05d}.dmaprof")
+    out = tmp_path / "boots.pftrace"
+    made = dmaprof("export", series, "-o", out)
+    assert made.code == 0, made.stderr
+    assert "rebooted" in made.stderr and "last boot" in made.stderr
+    doc = json.loads(dmaprof("trend", series, "--format", "json").stdout)
+    assert doc["reboots"] == 1
+    ts = {1: 40_500_000_000, 2: 100_750_000_000}
+    decoded = decode(out)
+    check_counters(decoded, doc, trend_values(trend(series)), ts)
+    stamps = {t for points in decoded.counters.values() for t, _ in points}
+    assert stamps == set(ts.values())  # nothing of the first boot
+    one = tmp_path / "one.pftrace"
+    assert dmaprof("export", series / "@2", "-o", one).code == 0
+    single = decode(one)
+    assert {t for points in single.counters.values() for t, _ in points} == {ts[2]}
