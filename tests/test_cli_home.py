@@ -1,6 +1,6 @@
 """The command line's one home (docs/architecture.md): every command a module of
 ``dmaprof/commands`` registered from one list; shared options declared once, whose choices
-are the library's own constants (written once in ``commands/options.py``, checked here);
+are the library's own constants (defined once in ``dmaprof/choices.py``);
 one renderer registry per document; the exit-code help generated from :class:`ExitCode`;
 a fast ``--help``; and ``-v`` stage timings on stderr."""
 
@@ -68,6 +68,23 @@ def test_shared_options_take_their_choices_from_the_library() -> None:
     assert _choices("diff", "--by") == list(diff.VIEWS)
     assert _choices("trend", "--by") == list(KINDS)
     assert _choices("import", "--kind") == list(IMPORT_KINDS)
+
+
+def test_the_library_acts_on_the_same_constants() -> None:
+    from dmaprof import choices
+    from dmaprof.analyze.attribution import CHARGE_POLICIES
+    from dmaprof.collect.snapshot import RootMode
+    from dmaprof.leaks.rules import ON_UNKNOWN
+    from dmaprof.leaks.trend import KINDS
+    from dmaprof.render import diff, report
+    from dmaprof.sources.importer import IMPORT_KINDS
+
+    assert CHARGE_POLICIES is choices.CHARGE_POLICIES
+    assert ON_UNKNOWN is choices.ON_UNKNOWN and KINDS is choices.TREND_KINDS
+    assert IMPORT_KINDS is choices.IMPORT_KINDS
+    assert get_args(RootMode) == choices.ROOT_MODES
+    assert sorted(report.VIEWS) == sorted(choices.SHOW_VIEWS)
+    assert tuple(diff.VIEWS) == choices.DIFF_VIEWS
 
 
 def test_format_choices_are_the_registries() -> None:

@@ -28,7 +28,7 @@ ALLOWED: dict[str, set[str]] = {
     "commands": {"base", "capture", "analyze", "sources", "leaks", "render", "collect"},
 }
 FOLDERS = {"capture", "analyze", "sources", "leaks", "render", "collect", "commands"}
-BASE = {"dmaprof", "errors", "units", "timing", "files", "records"}
+BASE = {"dmaprof", "choices", "errors", "units", "timing", "files", "records"}
 TOP_COMMANDS = {"cli", "__main__"}
 
 

@@ -36,11 +36,11 @@ from dmaprof.analyze.rollups import (
 )
 from dmaprof.analyze.schema import CROSSCHECK, HOLDINGS, KERNEL_ONLY, USAGE
 from dmaprof.analyze.uids import is_app_uid, owner_uid
+from dmaprof.choices import CHARGE_POLICIES
 
 I64 = npt.NDArray[np.int64]
 Bool = npt.NDArray[np.bool_]
 
-CHARGE_POLICIES = ("shared", "full", "client")
 
 #: Graphics/media service processes for ``--charge client`` (matched with ``re.search``
 #: against the process name, argv[0] and the basename of argv[0]; apps never match).

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from dmaprof.capture.container import write_capture
+from dmaprof.choices import RootMode
 from dmaprof.collect.adb import AdbServer
 from dmaprof.collect.snapshot import take_snapshot
 from dmaprof.errors import DmaprofError, NoDeviceError
@@ -26,7 +27,7 @@ def snapshot_devices(
     serials: list[str] | None,
     directory: Path,
     *,
-    root_mode: str = "auto",
+    root_mode: RootMode = "auto",
     timeout: float = 120.0,
     overwrite: bool = False,
     progress: Callable[[str], None] | None = None,
@@ -49,7 +50,7 @@ def snapshot_devices(
             device = server.select(serial)
             device.timeout = timeout
             say(f"{serial}: collecting")
-            result = take_snapshot(device, root_mode=root_mode)  # type: ignore[arg-type]
+            result = take_snapshot(device, root_mode=root_mode)
             target = directory / capture_name(serial, started)
             write_capture(result.capture, target, overwrite=overwrite)
             outcome.path = target

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from dmaprof.capture.container import Capture
+from dmaprof.choices import RootMode
 from dmaprof.collect.adb import AdbServer, ServerAddress
 from dmaprof.collect.snapshot import take_snapshot
 from dmaprof.errors import DmaprofError, InterruptedByUser
@@ -15,7 +16,7 @@ class AdbSampler:
     a failure the device (and the adb server) is looked up again on the next call."""
 
     def __init__(
-        self, serial: str | None, *, root_mode: str = "auto", timeout: float = 120.0
+        self, serial: str | None, *, root_mode: RootMode = "auto", timeout: float = 120.0
     ) -> None:
         self.serial = serial
         self.root_mode = root_mode
@@ -28,7 +29,7 @@ class AdbSampler:
             device.timeout = self.timeout
             self._device = device
         try:
-            capture = take_snapshot(self._device, root_mode=self.root_mode).capture  # type: ignore[arg-type]
+            capture = take_snapshot(self._device, root_mode=self.root_mode).capture
             # one series, one device: after a failure look for this one, never another
             self.serial = self.serial or self._device.serial
             return capture

@@ -19,10 +19,10 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
 from dmaprof.capture.container import Capture
 from dmaprof.capture.metadata import capture_meta
+from dmaprof.choices import RootMode
 from dmaprof.collect import collector_script
 from dmaprof.collect.adb import Device
 from dmaprof.collect.direct import CollectorOutput
@@ -32,7 +32,6 @@ from dmaprof.units import last_line
 
 log = logging.getLogger(__name__)
 
-RootMode = Literal["auto", "never", "require"]
 DEVICE_TMP = "/data/local/tmp"
 #: An Android package name (what `-a` of the collector accepts, and more strictly).
 PACKAGE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)+$")

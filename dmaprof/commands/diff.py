@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from dmaprof.choices import DIFF_VIEWS, ON_UNKNOWN, OnUnknown
 from dmaprof.commands.common import (
     EPILOG,
     INPUT_PATH,
@@ -17,8 +18,6 @@ from dmaprof.commands.common import (
     output_target,
 )
 from dmaprof.commands.options import (
-    DIFF_VIEWS,
-    ON_UNKNOWN,
     by_option,
     charge_option,
     format_option,
@@ -31,7 +30,7 @@ from dmaprof.timing import stage
 
 if TYPE_CHECKING:
     from dmaprof.leaks.diffresult import DiffResult
-    from dmaprof.leaks.rules import BudgetReport, Check, OnUnknown
+    from dmaprof.leaks.rules import BudgetReport, Check
     from dmaprof.render.console import AppState
 
 CHARGE_HELP = "How shared buffers are charged (as in `dmaprof show`): pss figures follow it."

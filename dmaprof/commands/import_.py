@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
+from dmaprof.choices import IMPORT_KINDS
 from dmaprof.commands.common import EPILOG, INPUT_PATH, app_state, check_input
-from dmaprof.commands.options import IMPORT_KINDS
 from dmaprof.timing import stage
 
 

@@ -1,10 +1,8 @@
 """Options several commands share, each declared once.
 
-Their choices are the library's own constants, written here once: those constants live in
-modules that import pandas or adbutils at module level, and importing them while click
-parses the command line would put the pandas import ahead of the capture load (undoing
-:func:`dmaprof.commands.common.load_captures`' overlap) and make every command's ``--help``
-0.6 s slower. ``tests/test_cli_home.py`` fails when a list here and its constant differ.
+Their choices come from :mod:`dmaprof.choices`, the import-light module the library's own
+code takes them from too (importing the modules that act on them would put pandas on every
+``--help``).
 """
 
 from __future__ import annotations
@@ -15,24 +13,13 @@ from typing import Any, TypeVar
 
 import click
 
+from dmaprof.choices import (
+    CHARGE_POLICIES,
+    ROOT_MODES,
+)
 from dmaprof.render.formats import Registry
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
-
-#: dmaprof.analyze.attribution.CHARGE_POLICIES
-CHARGE_POLICIES = ("shared", "full", "client")
-#: dmaprof.collect.snapshot.RootMode
-ROOT_MODES = ("auto", "never", "require")
-#: dmaprof.leaks.rules.ON_UNKNOWN
-ON_UNKNOWN = ("error", "warn", "pass")
-#: dmaprof.render.report.VIEWS (in the order `show --help` always listed them)
-SHOW_VIEWS = ("process", "app", "cgroup", "exporter", "name", "buffer", "device", "binder")
-#: dmaprof.render.diff.VIEWS
-DIFF_VIEWS = ("process", "app", "cgroup", "exporter", "name", "buffer")
-#: dmaprof.leaks.trend.KINDS
-TREND_KINDS = ("total", "kernel_only", "process", "app", "exporter", "name")
-#: dmaprof.sources.importer.IMPORT_KINDS
-IMPORT_KINDS = ("auto", "collector", "bugreport", "dmabuf_dump")
 
 
 CHARGE_HELP = (

@@ -13,7 +13,7 @@ from dmaprof.commands.options import duration, root_option, serial_option, timeo
 from dmaprof.timing import stage
 
 if TYPE_CHECKING:
-    from dmaprof.collect.snapshot import RootMode
+    from dmaprof.choices import RootMode
 
 
 @click.command(epilog=EPILOG)

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
+from dmaprof.choices import SHOW_VIEWS
 from dmaprof.commands.common import EPILOG, INPUT_PATH, load_captures, output_target
 from dmaprof.commands.options import (
-    SHOW_VIEWS,
     by_option,
     charge_option,
     format_option,

@@ -15,7 +15,8 @@ from dmaprof.timing import stage
 
 if TYPE_CHECKING:
     from dmaprof.capture.container import Capture
-    from dmaprof.collect.snapshot import RootMode, SnapshotResult
+    from dmaprof.choices import RootMode
+    from dmaprof.collect.snapshot import SnapshotResult
     from dmaprof.render.console import AppState
 
 

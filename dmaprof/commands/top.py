@@ -17,7 +17,7 @@ from dmaprof.commands.options import (
 )
 
 if TYPE_CHECKING:
-    from dmaprof.collect.snapshot import RootMode
+    from dmaprof.choices import RootMode
 
 CHARGE_HELP = "How shared buffers are charged (as in `dmaprof show`): pss figures follow it."
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from dmaprof.choices import TREND_KINDS
 from dmaprof.commands.common import (
     EPILOG,
     INPUT_PATH,
@@ -15,7 +16,7 @@ from dmaprof.commands.common import (
     output_stream,
     output_target,
 )
-from dmaprof.commands.options import TREND_KINDS, by_option, format_option, output_option, size
+from dmaprof.commands.options import by_option, format_option, output_option, size
 from dmaprof.errors import BudgetBreachedError
 from dmaprof.render.formats import HTML, TREND, trend_page
 from dmaprof.timing import stage

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
+from dmaprof.choices import ON_UNKNOWN, OnUnknown
 from dmaprof.leaks.rulespec import (
     KINDS,
     Check,
@@ -66,8 +67,6 @@ __all__ = [
 
 Status = Literal["pass", "warn", "fail", "skip", "unknown"]
 #: what an unknown rule does to the verdict: exit 12, a warning (exit 0), or nothing
-OnUnknown = Literal["error", "warn", "pass"]
-ON_UNKNOWN: tuple[OnUnknown, ...] = ("error", "warn", "pass")
 
 
 _NOUN = {

@@ -24,11 +24,11 @@ from dmaprof import __version__
 from dmaprof.capture.container import MAX_DUMP_BYTES, META_MEMBER, Capture
 from dmaprof.capture.dump import DUMP_MAGIC
 from dmaprof.capture.metadata import capture_meta
+from dmaprof.choices import IMPORT_KINDS
 from dmaprof.errors import BadCaptureError
 
 __all__ = ["IMPORT_KINDS", "detect_kind", "import_dump", "import_file"]
 
-IMPORT_KINDS = ("auto", "collector", "bugreport", "dmabuf_dump")
 _HEAD = 256 * 1024
 
 
