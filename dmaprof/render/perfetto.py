@@ -63,25 +63,48 @@ class TraceSummary:
         )
 
 
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
 class _Writer:
-    """Packets of one sequence, appended to a ``Trace`` message."""
+    """Packets of one sequence, each encoded as soon as the next one starts: the trace is
+    its bytes (``Trace.packet`` is field 1, so a trace is its packets one after the other,
+    each tagged and length-prefixed), not a tree of messages in memory."""
 
     def __init__(self, pb: Any, first_ts: int) -> None:
         self.pb = pb
-        self.trace = pb.Trace()
+        self.data = bytearray()
         self.first_ts = first_ts
+        self.count = 0
+        self._open: Any = None
 
     def packet(self, ts: int | None = None) -> Any:
-        packet = self.trace.packet.add()
+        self.flush()
+        packet = self._open = self.pb.TracePacket()
         packet.trusted_packet_sequence_id = SEQUENCE_ID
         packet.timestamp = self.first_ts if ts is None else ts
         packet.timestamp_clock_id = BOOTTIME
-        if len(self.trace.packet) == 1:
+        if self.count == 0:
             packet.first_packet_on_sequence = True
             packet.sequence_flags = self.pb.TracePacket.SEQ_INCREMENTAL_STATE_CLEARED
+        self.count += 1
         return packet
 
-    def group(self, uuid: int, name: str, parent: int | None, description: str = "") -> None:
+    def flush(self) -> None:
+        if self._open is not None:
+            body = self._open.SerializeToString()
+            self.data += b"\x0a" + _varint(len(body)) + body  # field 1, length-delimited
+            self._open = None
+
+    def group(
+        self, uuid: int, name: str, parent: int | None, description: str = "", rank: int = 0
+    ) -> None:
         d = self.packet().track_descriptor
         d.uuid = uuid
         d.name = name
@@ -90,6 +113,7 @@ class _Writer:
         if description:
             d.description = description
         d.child_ordering = self.pb.TrackDescriptor.EXPLICIT
+        d.sibling_order_rank = rank
 
     def counter(self, track: Track, parent: int, rank: int) -> None:
         d = self.packet().track_descriptor
@@ -118,7 +142,7 @@ def _annotate(event: Any, args: dict[str, str | int | float]) -> None:
             a.double_value = value
 
 
-def _descriptors(w: _Writer, t: Timeline) -> tuple[dict[str, int], int]:
+def _descriptors(w: _Writer, t: Timeline) -> dict[str, int]:
     """The root, the groups and the counter tracks; the uuid of each instant track."""
     root = track_uuid("root")
     device = t.device.get("model") or t.device.get("serial") or "device"
@@ -127,29 +151,30 @@ def _descriptors(w: _Writer, t: Timeline) -> tuple[dict[str, int], int]:
     for rank, (kind, title) in enumerate(GROUP_TITLES.items()):
         if title is not None and any(tr.kind == kind for tr in t.tracks):
             groups[kind] = track_uuid("group", kind)
-            w.group(groups[kind], title, root)
-            w.trace.packet[-1].track_descriptor.sibling_order_rank = rank
+            w.group(groups[kind], title, root, rank=rank)
     for rank, track in enumerate(t.tracks):
         w.counter(track, groups.get(track.kind, root), rank)
     instant_tracks: dict[str, int] = {}
     names = list(dict.fromkeys(i.track for i in t.instants))
     new_group = track_uuid("group", "new buffers")
     if any(n != "leak verdicts" for n in names):
-        w.group(new_group, "new buffers of the flagged series", root)
-    for name in names:
+        w.group(new_group, "new buffers of the flagged series", root, rank=len(GROUP_TITLES) + 1)
+    for rank, name in enumerate(names):
         instant_tracks[name] = track_uuid("instants", name)
-        parent = root if name == "leak verdicts" else new_group
-        w.group(instant_tracks[name], name, parent)
-    return instant_tracks, len(names)
+        if name == "leak verdicts":  # after the counters' groups, before the new buffers
+            w.group(instant_tracks[name], name, root, rank=len(GROUP_TITLES))
+        else:
+            w.group(instant_tracks[name], name, new_group, rank=rank)
+    return instant_tracks
 
 
-def trace_message(t: Timeline) -> Any:
-    """The ``Trace`` message of a timeline."""
+def trace_bytes(t: Timeline) -> bytes:
+    """The encoded ``Trace`` of a timeline."""
     pb = proto()
     if not t.samples:
         raise DmaprofError("no sample to draw: the trace would be empty")
     w = _Writer(pb, t.samples[0].ts_ns)
-    instant_tracks, _ = _descriptors(w, t)
+    instant_tracks = _descriptors(w, t)
     events: list[tuple[int, int, Track | Instant, int]] = []
     for track in t.tracks:
         events.extend((ts, 0, track, value) for ts, value in track.points)
@@ -165,14 +190,15 @@ def trace_message(t: Timeline) -> Any:
             event.track_uuid = instant_tracks[item.track]
             event.name = item.name
             _annotate(event, item.args)
-    return w.trace
+    w.flush()
+    return bytes(w.data)
 
 
 def write_trace(
     t: Timeline, path: Path, *, overwrite: bool = False, note: Callable[[str], None] | None = None
 ) -> TraceSummary:
     """Encode ``t`` and write it to ``path`` (atomically: a reader never sees half a trace)."""
-    data = trace_message(t).SerializeToString()
+    data = trace_bytes(t)
     try:
         if path.is_dir():
             raise DmaprofError(f"{path} is a directory: a Perfetto trace is one file")
