@@ -308,6 +308,30 @@ def _flagged(leaks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted((r for r in leaks if r["kind"] in order), key=lambda r: order[r["kind"]])
 
 
+def _changed(
+    result: TrendResult, times: list[SampleTime], flagged: list[dict[str, Any]]
+) -> list[int]:
+    """Positions in ``times`` (from 1) where a flagged series' figures differ from the
+    sample before (a figure that appears, disappears or is unknown counts as a change)."""
+    if not flagged or len(times) < 2:
+        return []
+    p = result.points
+    keys = {(r["kind"], r["key"]) for r in flagged}
+    pairs = list(zip(p["kind"].astype(str), p["key"].astype(str), strict=True))
+    mine = p[np.array([k in keys for k in pairs], dtype=bool)]
+    figures: dict[int, set[tuple[str, str, int, int]]] = {}
+    for kind, key, n, b, c in mine[["kind", "key", "sample", "bytes", "buffers"]].itertuples(
+        index=False
+    ):
+        figures.setdefault(int(n), set()).add((str(kind), str(key), int(b), int(c)))
+    order = [s.sample for s in times]
+    return [
+        i
+        for i in range(1, len(order))
+        if figures.get(order[i], set()) != figures.get(order[i - 1], set())
+    ]
+
+
 def new_buffer_instants(
     result: TrendResult,
     times: list[SampleTime],
@@ -316,21 +340,23 @@ def new_buffer_instants(
 ) -> list[Instant]:
     """Each new buffer of a flagged series, sample by sample, once: on the track of the most
     specific flagged series it belongs to (a process before its name, app and exporter),
-    the others named in its ``flagged`` argument. Two samples are analysed at a time
+    the others named in its ``flagged`` argument. Only the samples where a flagged series'
+    bytes or buffer count changed are analysed (with the sample before), two at a time
     (memory stays bounded); nothing to do without a leak verdict."""
     from dmaprof.leaks.bufferdiff import buffer_diff
 
     flagged = _flagged(result.doc["leaks"])
-    if not flagged or len(times) < 2:
-        return []
+    changed = _changed(result, times, flagged)
     say = progress or (lambda _m: None)
     out: list[Instant] = []
-    before = load(times[0].path)
-    for count, sample in enumerate(times[1:], start=2):
-        say(f"new buffers of the flagged series: sample {count}/{len(times)}")
-        after = load(sample.path)
+    loaded: tuple[int, Any] | None = None
+    for count, i in enumerate(changed, start=1):
+        say(f"new buffers of the flagged series: sample {count}/{len(changed)}")
+        before = loaded[1] if loaded and loaded[0] == i - 1 else load(times[i - 1].path)
+        after = load(times[i].path)
+        loaded = (i, after)
+        sample = times[i]
         new = buffer_diff(before, after).new.reset_index(drop=True)
-        before = after
         if not len(new):
             continue
         hits = np.stack([_matches(row, after, new) for row in flagged])  # series x buffer
