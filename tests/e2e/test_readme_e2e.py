@@ -66,8 +66,7 @@ def test_readme_perfetto_trace_of_the_demo_series(workspace: Path) -> None:
     from dmaprof.capture.container import load_capture
     from dmaprof.leaks.series import read_series
     from dmaprof.leaks.trend import trend
-    from tests.leaks.test_perfetto import trend_values
-    from tests.leaks.tracecheck import check_counters, check_verdicts, decode
+    from tests.leaks.tracecheck import check_counters, check_verdicts, decode, trend_values
 
     (line,) = readme_block("### A Perfetto trace")
     r = run_line(line, workspace)

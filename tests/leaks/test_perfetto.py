@@ -14,22 +14,12 @@ import pytest
 
 from dmaprof.capture.container import load_capture
 from dmaprof.errors import ExitCode
-from dmaprof.leaks.trend import TrendResult, trend
+from dmaprof.leaks.trend import trend
 from tests.e2e.conftest import DMAPROF, REPO
-from tests.leaks.tracecheck import check_counters, decode
+from tests.leaks.tracecheck import check_counters, decode, trend_values
 
 CAPTURES = REPO / "fixtures" / "captures"
 BUGREPORTS = REPO / "fixtures" / "bugreports"
-
-
-def trend_values(result: TrendResult) -> dict[tuple[str, str], dict[int, int]]:
-    """(kind, key) -> sample -> bytes: the trend's own per-sample figures."""
-    out: dict[tuple[str, str], dict[int, int]] = {}
-    for kind, key, sample, value in result.points[["kind", "key", "sample", "bytes"]].itertuples(
-        index=False
-    ):
-        out.setdefault((str(kind), str(key)), {})[int(sample)] = int(value)
-    return out
 
 
 def uptime_ns(path: Path) -> int:

@@ -218,8 +218,7 @@ def check_perfetto_export(
     """The series as a Perfetto trace, decoded with Perfetto's protos: every track, unit,
     value and time against `dmaprof trend --format json` and the samples' own uptimes; an
     instant per leak verdict; the leaking process's new buffers, one per sample."""
-    from tests.leaks.test_perfetto import trend_values
-    from tests.leaks.tracecheck import check_counters, check_verdicts, decode
+    from tests.leaks.tracecheck import check_counters, check_verdicts, decode, trend_values
 
     made = dmaprof("export", series, "--format", "perfetto", "-o", out)
     assert made.code == 0, made.stderr

@@ -9,6 +9,8 @@ from typing import Any
 
 from perfetto.protos.perfetto.trace import perfetto_trace_pb2 as pb
 
+from dmaprof.leaks.trend import TrendResult
+
 GROUP_OF = {"exporter": "exporters", "app": "apps", "process": "processes"}
 ROOT = "DMA-BUF (dmaprof)"
 
@@ -73,6 +75,16 @@ def decode(path: Path) -> Decoded:
                 out.instants.setdefault(track, []).append((p.timestamp, e.name, args))
     stamps = [p.timestamp for p in packets if p.HasField("track_event")]
     assert stamps == sorted(stamps), "events out of time order"
+    return out
+
+
+def trend_values(result: TrendResult) -> dict[tuple[str, str], dict[int, int]]:
+    """(kind, key) -> sample -> bytes: the trend's own per-sample figures."""
+    out: dict[tuple[str, str], dict[int, int]] = {}
+    for kind, key, sample, value in result.points[["kind", "key", "sample", "bytes"]].itertuples(
+        index=False
+    ):
+        out.setdefault((str(kind), str(key)), {})[int(sample)] = int(value)
     return out
 
 
