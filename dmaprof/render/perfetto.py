@@ -233,8 +233,10 @@ def export_trace(
     """A series directory, one capture, sample or sample address -> a Perfetto trace file."""
     from dmaprof.leaks.timeline import side_loader, timeline, trend_for_trace
 
-    proto()  # a missing extra fails before any analysis
-    if output.exists() and not overwrite and not output.is_dir():
+    proto()  # a missing extra, or an output that cannot be, fails before any analysis
+    if output.is_dir():
+        raise DmaprofError(f"{output} is a directory: a Perfetto trace is one file")
+    if output.exists() and not overwrite:
         raise DmaprofError(f"{output} exists; will not overwrite it without --force")
     result = trend_for_trace(path, charge=charge, progress=progress)
     for warning in result.doc["warnings"]:

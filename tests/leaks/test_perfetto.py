@@ -92,6 +92,8 @@ def test_bad_input_is_one_line_and_its_exit_code(dmaprof: Any, tmp_path: Path) -
     again = dmaprof("export", CAPTURES / "pixel-like.dmaprof", "-o", there)
     assert again.code == ExitCode.ERROR and "--force" in again.stderr
     assert there.read_bytes() == b"keep"
+    into_dir = dmaprof("export", CAPTURES / "pixel-like.dmaprof", "--format", "perfetto", "-o", bad)
+    assert into_dir.code == ExitCode.ERROR and "is a directory" in into_dir.stderr
 
 
 def test_without_the_extra_it_names_the_extra(tmp_path: Path) -> None:
