@@ -370,7 +370,10 @@ def _export_perfetto(job: ExportJob, target: Target) -> TraceSummary:
 PERFETTO = Format(
     "perfetto",
     (".pftrace", ".perfetto-trace"),
-    needs=("perfetto", "Perfetto traces need perfetto: pip install 'dmaprof[perfetto]'"),
+    needs=(
+        "perfetto",
+        "Perfetto traces need the perfetto and protobuf packages: pip install 'dmaprof[perfetto]'",
+    ),
 )
 EXPORT: Registry[ExportJob, ExportResult | TraceSummary] = Registry(
     "dataset",

@@ -96,6 +96,24 @@ def test_bad_input_is_one_line_and_its_exit_code(dmaprof: Any, tmp_path: Path) -
     assert into_dir.code == ExitCode.ERROR and "is a directory" in into_dir.stderr
 
 
+def test_without_perfetto_installed_it_stops_before_any_work(
+    tmp_path: Path, dmaprof: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "perfetto" else real(name, *a)
+    )
+    out = tmp_path / "t.pftrace"
+    run = dmaprof("export", CAPTURES / "pixel-like.dmaprof", "-o", out)
+    assert (run.code, run.stdout) == (ExitCode.ERROR, "") and not out.exists()
+    assert run.stderr == (
+        "dmaprof: error: Perfetto traces need the perfetto and protobuf packages: "
+        "pip install 'dmaprof[perfetto]'\n"
+    )
+
+
 def test_without_the_extra_it_names_the_extra(tmp_path: Path) -> None:
     blocker = tmp_path / "no-perfetto"
     (blocker / "perfetto").mkdir(parents=True)
