@@ -500,10 +500,9 @@ def trend(
 ) -> TrendResult:
     """Read a series directory and estimate every series of its last boot (each sample's
     figures are cached beside it: :mod:`dmaprof.leaks.samplecache`)."""
-    header, refs, gaps, warnings = read_series(directory)
     return trend_of(
         directory,
-        (header, refs, gaps, warnings),
+        read_series(directory),
         policy=policy,
         charge=charge,
         progress=progress,
