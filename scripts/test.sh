@@ -26,9 +26,9 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q -e ".[parquet,html]" --group test 2>/dev/null \
-  || .venv/bin/python -m pip install -q -e ".[parquet,html]" pytest hypothesis ruff mypy pandas-stubs \
-       duckdb matplotlib plotly playwright
+.venv/bin/python -m pip install -q -e ".[parquet,html,perfetto]" --group test 2>/dev/null \
+  || .venv/bin/python -m pip install -q -e ".[parquet,html,perfetto]" pytest hypothesis ruff mypy \
+       pandas-stubs duckdb matplotlib plotly playwright perfetto protobuf
 
 .venv/bin/python -m ruff check dmaprof tests scripts
 .venv/bin/python -m ruff format --check dmaprof tests scripts

@@ -94,7 +94,9 @@ def test_format_choices_are_the_registries() -> None:
     assert _choices("diff", "--format") == formats.DIFF.names
     assert _choices("trend", "--format") == formats.TREND.names
     assert _choices("devices", "--format") == formats.DEVICES.names
-    assert _choices("export", "--format") == formats.EXPORT.names == list(EXPORT_FORMATS)
+    # the dataset formats, then the Perfetto trace (one file of one series)
+    export = [*EXPORT_FORMATS, "perfetto"]
+    assert _choices("export", "--format") == formats.EXPORT.names == export
     # what the commands always offered, in the order --help lists them
     assert formats.SHOW.names == ["table", "json", "csv", "markdown", "dmabuf_dump", "html"]
     assert formats.DIFF.names == formats.TREND.names == ["table", "json", "csv", "markdown", "html"]

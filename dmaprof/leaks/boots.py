@@ -1,4 +1,5 @@
-"""Which boot and which device each sample of a series belongs to (`dmaprof trend`)."""
+"""Which boot, which device and which collection mode each sample of a series belongs to
+(`dmaprof trend`)."""
 
 from __future__ import annotations
 
@@ -78,3 +79,21 @@ def one_device(
     points = points[points["sample"].isin(keep)].copy()
     points["sample"] = points["sample"].map(renumber)
     return points, [infos[n] for n in wanted]
+
+
+def mode_warning(infos: list[CaptureInfo]) -> str | None:
+    """A warning when the collection mode changes within the series."""
+    runs: list[tuple[str, int]] = []
+    for info in infos:
+        mode = info.mode or "unknown"
+        if runs and runs[-1][0] == mode:
+            runs[-1] = (mode, runs[-1][1] + 1)
+        else:
+            runs.append((mode, 1))
+    if len(runs) < 2:
+        return None
+    shown = ", then ".join(f"{n} as {m}" for m, n in runs)
+    return (
+        f"the collection mode changed within the series ({shown}): figures a sample could "
+        "not see are left out of its series (unknown points), never counted as zero"
+    )

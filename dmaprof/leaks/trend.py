@@ -38,7 +38,7 @@ import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,7 @@ import pandas as pd
 
 from dmaprof.choices import TREND_KINDS
 from dmaprof.errors import BadCaptureError, DmaprofError
-from dmaprof.leaks.boots import boot_numbers, one_device
+from dmaprof.leaks.boots import boot_numbers, mode_warning, one_device
 from dmaprof.leaks.estimators import Fit, fit
 from dmaprof.leaks.samplecache import Columns
 from dmaprof.leaks.series import SampleRef, read_series
@@ -80,6 +80,10 @@ class TrendPolicy:
 class TrendResult:
     doc: dict[str, Any]
     points: pd.DataFrame  # sample, minutes, kind, key, label, bytes, buffers (last boot only)
+    #: each sample's identity (``points["sample"]`` indexes it; every boot)
+    infos: list[CaptureInfo] = field(default_factory=list)
+    #: the (sample, kind, key) a sample could not see: no point, never a zero
+    unknown: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def curve(self, kind: str, key: str) -> tuple[F64, F64]:
         rows = self.points[(self.points["kind"] == kind) & (self.points["key"] == key)]
@@ -484,24 +488,6 @@ def _complete(points: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([points[~glob], full[points.columns]], ignore_index=True)
 
 
-def _modes(infos: list[CaptureInfo]) -> str | None:
-    """A warning when the collection mode changes within the series."""
-    runs: list[tuple[str, int]] = []
-    for info in infos:
-        mode = info.mode or "unknown"
-        if runs and runs[-1][0] == mode:
-            runs[-1] = (mode, runs[-1][1] + 1)
-        else:
-            runs.append((mode, 1))
-    if len(runs) < 2:
-        return None
-    shown = ", then ".join(f"{n} as {m}" for m, n in runs)
-    return (
-        f"the collection mode changed within the series ({shown}): figures a sample could "
-        "not see are left out of its series (unknown points), never counted as zero"
-    )
-
-
 def trend(
     directory: Path,
     *,
@@ -514,8 +500,33 @@ def trend(
 ) -> TrendResult:
     """Read a series directory and estimate every series of its last boot (each sample's
     figures are cached beside it: :mod:`dmaprof.leaks.samplecache`)."""
+    return trend_of(
+        directory,
+        read_series(directory),
+        policy=policy,
+        charge=charge,
+        progress=progress,
+        use_cache=use_cache,
+        serial=serial,
+        workers=workers,
+    )
+
+
+def trend_of(
+    directory: Path,
+    listed: tuple[dict[str, Any], list[SampleRef], int, list[str]],
+    *,
+    policy: TrendPolicy | None = None,
+    charge: str = "shared",
+    progress: Callable[[str], None] | None = None,
+    use_cache: bool = True,
+    serial: str | None = None,
+    workers: int | None = None,
+) -> TrendResult:
+    """The trend of samples already listed (``read_series``'s header, refs, gaps, warnings;
+    one capture is a series of one sample)."""
     p = policy or TrendPolicy()
-    header, refs, gaps, warnings = read_series(directory)
+    header, refs, gaps, warnings = listed
     if not refs:
         raise DmaprofError(f"{directory}: no samples to analyse")
     with stage(f"figures of {len(refs)} samples"):
@@ -524,9 +535,11 @@ def trend(
         )
     warnings += more
     if points.empty:
-        raise DmaprofError(f"{directory}: none of its {len(refs)} samples could be read")
+        raise BadCaptureError(
+            f"{directory}: none of its {len(refs)} samples could be read ({warnings[-1]})"
+        )
     points, infos = one_device(points, infos, directory, serial)
-    mode_note = _modes(infos)
+    mode_note = mode_warning(infos)
     if mode_note:
         warnings.append(mode_note)
     boots, unknown_boots = boot_numbers(infos)
@@ -583,4 +596,4 @@ def trend(
         "leaks": leaks,
         "series": series,
     }
-    return TrendResult(doc, points)
+    return TrendResult(doc, points, infos, unknown_points[["sample", "kind", "key"]])

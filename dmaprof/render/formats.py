@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from dmaprof.leaks.trend import TrendResult
     from dmaprof.records import DeviceReport
     from dmaprof.render.export import ExportResult
+    from dmaprof.render.perfetto import TraceSummary
 
 D = TypeVar("D")
 R = TypeVar("R")
@@ -346,8 +347,40 @@ def _export_dataset(fmt: str) -> Renderer[ExportJob, ExportResult]:
     return write
 
 
-EXPORT: Registry[ExportJob, ExportResult] = Registry(
+def _export_perfetto(job: ExportJob, target: Target) -> TraceSummary:
+    from dmaprof.errors import BadCaptureError
+    from dmaprof.render.perfetto import export_trace
+
+    assert target.path is not None
+    if len(job.captures) != 1:
+        raise BadCaptureError(
+            f"a Perfetto trace is of one series or one capture ({len(job.captures)} given)"
+        )
+    return export_trace(
+        job.captures[0],
+        target.path,
+        charge=job.charge,
+        top=target.top or 20,
+        overwrite=job.overwrite,
+        note=target.note,
+        progress=target.extra.get("progress"),
+    )
+
+
+PERFETTO = Format(
+    "perfetto",
+    (".pftrace", ".perfetto-trace"),
+    needs=(
+        "perfetto",
+        "Perfetto traces need the perfetto and protobuf packages: pip install 'dmaprof[perfetto]'",
+    ),
+)
+EXPORT: Registry[ExportJob, ExportResult | TraceSummary] = Registry(
     "dataset",
-    {Format("parquet"): _export_dataset("parquet"), Format("csv"): _export_dataset("csv")},
+    {
+        Format("parquet"): _export_dataset("parquet"),
+        Format("csv"): _export_dataset("csv"),
+        PERFETTO: _export_perfetto,
+    },
     verb="write",
 )

@@ -60,6 +60,38 @@ def run_line(
     )
 
 
+def test_readme_perfetto_trace_of_the_demo_series(workspace: Path) -> None:
+    """README's Perfetto line, as written, on the bundled demo series: decoded with
+    Perfetto's protos and checked against the trend of the same series."""
+    from dmaprof.capture.container import load_capture
+    from dmaprof.leaks.series import read_series
+    from dmaprof.leaks.trend import trend
+    from tests.leaks.tracecheck import check_counters, check_verdicts, decode, trend_values
+
+    (line,) = readme_block("### A Perfetto trace")
+    r = run_line(line, workspace)
+    assert r.returncode == 0, r.stderr
+    assert "boot-clock time is estimated from the host clock" in r.stderr  # a frozen uptime
+    series = workspace / "fixtures/captures/demo/series"
+    result = trend(series)
+    doc = result.doc
+    decoded = decode(workspace / "dmabuf.pftrace")
+    # the demo phone's /proc/uptime is frozen: the first sample's uptime, then host time
+    _, refs, _, _ = read_series(series)
+    up = load_capture(refs[0].path).meta["collection"]["uptime_start"]
+    assert {load_capture(r.path).meta["collection"]["uptime_start"] for r in refs} == {up}
+    ts = {n: round(up * 1e9) + round((ref.t - refs[0].t) * 1e9) for n, ref in enumerate(refs)}
+    assert check_counters(decoded, doc, trend_values(result), ts) > 100
+    last = result.points.groupby(["kind", "key"], observed=True)["sample"].max()
+    check_verdicts(decoded, doc, {f"{k}/{key}": ts[int(n)] for (k, key), n in last.items()})
+    leaky = next(r for r in doc["leaks"] if r["kind"] == "process")
+    new = decoded.instants[f"new buffers: process {leaky['label']}"]
+    # as many new buffers as the process gained, each named and sized as the leak's
+    assert len(new) == leaky["delta_buffers"] == 6
+    assert {(a["name"], a["size_bytes"]) for _t, _n, a in new} == {("leaky-thumbnail", 4 << 20)}
+    assert len({a["inode"] for _t, _n, a in new}) == len(new)
+
+
 def test_readme_leak_fixture_commands(workspace: Path) -> None:
     lines = readme_block("Then find a leak")
     assert [line.split()[1] for line in lines] == ["show", "diff", "trend"]

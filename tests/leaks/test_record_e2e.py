@@ -212,6 +212,38 @@ def test_top_batch_mode_and_ctrl_c(fake_phone: Any, dmaprof: Any) -> None:
     assert proc.returncode == 0, err  # Ctrl-C is the normal way out of top
 
 
+def check_perfetto_export(
+    dmaprof: Any, series: Path, out: Path, taken: list[Any], leaked: list[int]
+) -> None:
+    """The series as a Perfetto trace, decoded with Perfetto's protos: every track, unit,
+    value and time against `dmaprof trend --format json` and the samples' own uptimes; an
+    instant per leak verdict; the leaking process's new buffers, one per sample."""
+    from tests.leaks.tracecheck import check_counters, check_verdicts, decode, trend_values
+
+    made = dmaprof("export", series, "--format", "perfetto", "-o", out)
+    assert made.code == 0, made.stderr
+    assert "estimated" not in made.stderr  # every sample has its own uptime
+    shown = dmaprof("trend", series, "--format", "json")
+    doc = json.loads(shown.stdout)
+    result = trend(series)
+    assert result.doc == doc
+    # each sample's boot clock: the uptime its collector read on the phone
+    ts = {n: round(m["collection"]["uptime_start"] * 1e9) for n, (_d, m) in enumerate(taken)}
+    assert sorted(ts.values()) == list(ts.values()) and len(set(ts.values())) == 5
+    decoded = decode(out)
+    assert check_counters(decoded, doc, trend_values(result), ts) > 20
+    points = result.points
+    last = points.groupby(["kind", "key"], observed=True)["sample"].max()
+    check_verdicts(decoded, doc, {f"{k}/{key}": ts[int(n)] for (k, key), n in last.items()})
+    leak = next(r for r in doc["leaks"] if r["kind"] == "process" and r["pid"] == 3100)
+    new = decoded.instants[f"new buffers: process {leak['label']}"]
+    assert [(t, a["inode"], a["size_bytes"]) for t, _n, a in new] == [
+        (ts[n + 1], inode, MiB) for n, inode in enumerate(leaked[:4])
+    ]  # one buffer leaked after each of the first four samples (the fifth: after the last)
+    assert all(a["name"] == "SurfaceView - com.example.camera#0" for _t, _n, a in new)
+    assert all("3100" in a["holders"].split(", ") for _t, _n, a in new)
+
+
 def test_compact_series_addressed_shown_diffed_trended_and_cut_short(
     fake_phone: Any, tmp_path: Path, dmaprof: Any
 ) -> None:
@@ -224,9 +256,12 @@ def test_compact_series_addressed_shown_diffed_trended_and_cut_short(
     scene = P.pixel()
     phone, root = fake_phone(scene)
     taken: list[Any] = []
+    leaked: list[int] = []
 
     def leak_one_more(index: int) -> None:
-        P.leak(scene, 3100, 1, MiB, "SurfaceView - com.example.camera#0")
+        leaked.extend(P.leak(scene, 3100, 1, MiB, "SurfaceView - com.example.camera#0"))
+        up, idle = (float(x) for x in str(scene["uptime"]).split())
+        scene["uptime"] = f"{up + 60.25:.2f} {idle + 100:.2f}"  # the boot clock moves on
         P.rebuild(root, scene)
 
     with client_env(phone.env):
@@ -269,6 +304,7 @@ def test_compact_series_addressed_shown_diffed_trended_and_cut_short(
     doc = trend(out).doc
     assert doc["samples"] == 5
     assert any(s["kind"] == "process" and s["pid"] == 3100 for s in doc["leaks"])
+    check_perfetto_export(dmaprof, out, tmp_path / "dmabuf.pftrace", taken, leaked)
     # cut short: killed after writing sample 4 but before logging it, mid-line
     ndjson = out / "samples.ndjson"
     lines = ndjson.read_text().splitlines(keepends=True)
