@@ -490,7 +490,11 @@ fd_sections() {
 		return 0
 	fi
 	if [ -z "$WORKER_IDS" ]; then
+		# shellcheck disable=SC2031 # this shell's SPAWNS (a background worker counts its own)
+		fg_spawns=$SPAWNS
+		SPAWNS=0 # the worker's status reports its own spawns, added below like a worker's
 		fd_worker w "$@"
+		SPAWNS=$fg_spawns
 		WORKER_IDS=w
 	fi
 	for w in $WORKERS; do wait "$w"; done

@@ -230,3 +230,22 @@ def test_bad_package_names_are_refused(user_phone: EmulatedPhone, tmp_path: Path
     assert result.returncode != 0
     assert b"not a package name" in result.stderr
     assert not (tmp_path / "x.dmaprof").exists()
+
+
+def test_app_side_spawns_are_counted_once(phone_root: PhoneRoot) -> None:
+    """The run-as side's fd steps run in the foreground of the collector's shell; the tally
+    its dump reports is the number of processes really started (mksh: each one fork+exec),
+    the foreground worker's counted once."""
+    from tests.emuphone import scene as S
+    from tests.test_collector import getprop_spawns, parse_dump
+
+    root = phone_root(dumpsys=True, run_as=True)
+    wd = S.install_collector(root, 2000, "dp-app-spawns")
+    run = S.run_collector(root, ["-a", CAMERA], uid=2000, script=f"{wd}/collect.sh")
+    assert run.returncode == 0, run.stderr
+    dump = parse_dump(run.stdout)
+    assert run.spawns is not None
+    main = int(dict(dump.kv("end"))["spawns"])
+    app = int(dict(dump.kv(f"runas/{CAMERA}/end"))["spawns"])  # run-as's own shell
+    assert app > 0
+    assert main + app == run.spawns - getprop_spawns(root) + 1
