@@ -9,9 +9,11 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 
 F64 = npt.NDArray[np.float64]
 
@@ -80,3 +82,12 @@ def fit(x_min: F64, y: F64, limit: int = 300) -> Fit:
     slope, intercept = theil_sen(bx, by)
     _, confidence = mann_kendall(bx, by)
     return Fit(slope, intercept, confidence, rises, falls)
+
+
+def sorted_codes(column: pd.Series) -> tuple[npt.NDArray[np.int64], npt.NDArray[Any]]:
+    """A column's values as codes into its sorted distinct values (categorical or not)."""
+    cat = column.astype("category")
+    if not cat.cat.categories.is_monotonic_increasing:
+        cat = cat.cat.reorder_categories(sorted(cat.cat.categories))
+    codes: npt.NDArray[np.int64] = np.asarray(cat.cat.codes, dtype=np.int64)
+    return codes, cat.cat.categories.to_numpy(dtype=object)

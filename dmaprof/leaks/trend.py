@@ -49,7 +49,7 @@ import pandas as pd
 from dmaprof.choices import TREND_KINDS
 from dmaprof.errors import BadCaptureError, DmaprofError
 from dmaprof.leaks.boots import boot_numbers, mode_warning, one_device
-from dmaprof.leaks.estimators import Fit, fit
+from dmaprof.leaks.estimators import Fit, fit, sorted_codes
 from dmaprof.leaks.samplecache import Columns
 from dmaprof.leaks.series import SampleRef, read_series
 from dmaprof.leaks.side import CaptureInfo, Side, side_from_capture
@@ -376,21 +376,22 @@ def _verdict(
 
 
 def estimate(points: pd.DataFrame, policy: TrendPolicy) -> list[dict[str, Any]]:
-    """One estimate per (kind, key) series of ``points`` (one boot)."""
+    """One estimate per (kind, key) series of ``points`` (one boot); sorted on codes."""
     if points.empty:
         return []
     samples = int(points["sample"].nunique())
-    pts = points.sort_values(["kind", "key", "minutes"], kind="stable")
+    kind_codes, kinds = sorted_codes(points["kind"])
+    key_codes, keys = sorted_codes(points["key"])
+    label_codes, labels = sorted_codes(points["label"])
+    at = np.lexsort((points["minutes"].to_numpy(dtype=np.float64), key_codes, kind_codes))
+    kind_codes, key_codes, label_codes = kind_codes[at], key_codes[at], label_codes[at]
+    minutes = points["minutes"].to_numpy(dtype=np.float64)[at]
+    values = points["bytes"].to_numpy(dtype=np.float64)[at]
+    counts = points["buffers"].to_numpy(dtype=np.float64)[at]
     out: list[dict[str, Any]] = []
-    kinds = pts["kind"].to_numpy(dtype=object)
-    keys = pts["key"].to_numpy(dtype=object)
-    labels = pts["label"].to_numpy(dtype=object)
-    minutes = pts["minutes"].to_numpy(dtype=np.float64)
-    values = pts["bytes"].to_numpy(dtype=np.float64)
-    counts = pts["buffers"].to_numpy(dtype=np.float64)
-    change = np.flatnonzero((kinds[1:] != kinds[:-1]) | (keys[1:] != keys[:-1])) + 1
-    starts = np.r_[0, change]
-    ends = np.r_[change, len(pts)]
+    change = (kind_codes[1:] != kind_codes[:-1]) | (key_codes[1:] != key_codes[:-1])
+    starts = np.r_[0, np.flatnonzero(change) + 1]
+    ends = np.r_[starts[1:], len(at)]
     for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
         x, y, c = minutes[a:b], values[a:b], counts[a:b]
         f_bytes = fit(x, y, policy.max_points)
@@ -398,9 +399,9 @@ def estimate(points: pd.DataFrame, policy: TrendPolicy) -> list[dict[str, Any]]:
         span = float(x[-1] - x[0]) if b - a > 1 else 0.0
         verdict, confidence = _verdict(f_bytes, f_count, span, b - a, policy)
         row = {
-            "kind": str(kinds[a]),
-            "key": str(keys[a]),
-            "label": str(labels[b - 1]),
+            "kind": str(kinds[kind_codes[a]]),
+            "key": str(keys[key_codes[a]]),
+            "label": str(labels[label_codes[b - 1]]),
             "points": b - a,
             "of_samples": samples,
             "span_s": round(span * 60, 3),
