@@ -422,7 +422,7 @@ def trend_for_trace(
     capture, series sample or sample address (``DIR/@N``): one point per series."""
     from dmaprof.leaks.address import split_address
     from dmaprof.leaks.series import SampleRef, load_input, resolve
-    from dmaprof.leaks.trend import trend, trend_of
+    from dmaprof.leaks.trend import trend
 
     if split_address(path) is None and path.is_dir():
         return trend(path, charge=charge, progress=progress)
@@ -430,4 +430,4 @@ def trend_for_trace(
     load_input(target)  # a missing, corrupt or foreign file: its own error, exit 9
     refs = [SampleRef(0, target, None, None)]
     # one capture: no cache written beside it (a user's file, not a series of ours)
-    return trend_of(path, ({}, refs, 0, []), charge=charge, progress=progress, use_cache=False)
+    return trend(path, ({}, refs, 0, []), charge=charge, progress=progress, use_cache=False)

@@ -491,6 +491,7 @@ def _complete(points: pd.DataFrame) -> pd.DataFrame:
 
 def trend(
     directory: Path,
+    listed: tuple[dict[str, Any], list[SampleRef], int, list[str]] | None = None,
     *,
     policy: TrendPolicy | None = None,
     charge: str = "shared",
@@ -500,34 +501,11 @@ def trend(
     workers: int | None = None,
 ) -> TrendResult:
     """Read a series directory and estimate every series of its last boot (each sample's
-    figures are cached beside it: :mod:`dmaprof.leaks.samplecache`)."""
-    return trend_of(
-        directory,
-        read_series(directory),
-        policy=policy,
-        charge=charge,
-        progress=progress,
-        use_cache=use_cache,
-        serial=serial,
-        workers=workers,
-    )
-
-
-def trend_of(
-    directory: Path,
-    listed: tuple[dict[str, Any], list[SampleRef], int, list[str]],
-    *,
-    policy: TrendPolicy | None = None,
-    charge: str = "shared",
-    progress: Callable[[str], None] | None = None,
-    use_cache: bool = True,
-    serial: str | None = None,
-    workers: int | None = None,
-) -> TrendResult:
-    """The trend of samples already listed (``read_series``'s header, refs, gaps, warnings;
-    one capture is a series of one sample)."""
+    figures are cached beside it: :mod:`dmaprof.leaks.samplecache`); ``listed``: samples
+    already listed (``read_series``'s header, refs, gaps, warnings; one capture is a series
+    of one sample)."""
     p = policy or TrendPolicy()
-    header, refs, gaps, warnings = listed
+    header, refs, gaps, warnings = listed if listed is not None else read_series(directory)
     if not refs:
         raise DmaprofError(f"{directory}: no samples to analyse")
     with stage(f"figures of {len(refs)} samples"):
