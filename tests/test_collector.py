@@ -520,6 +520,27 @@ def test_globs_that_match_nothing_stay_out(roots: Callable[[str, str], Path]) ->
     assert not any("dmabuf_rss" in p for p in dump.files("proc"))
 
 
+@pytest.mark.parametrize("toolset", ["mksh", "busybox"])
+@pytest.mark.parametrize("limit", [1500, 200])
+def test_fd_batches_split_to_fit_one_exec(
+    roots: Callable[[str, str], Path], toolset: str, limit: int
+) -> None:
+    """Arguments over the per-exec limit split into batches (1500: by processes; 200: also one
+    process's fds by their first digit, the globs that match nothing left out): the same
+    records, fdinfo files and no error, in more execs."""
+    root = roots(toolset, "modern")
+    run, dump, _ = collect(root, 0)
+    small, dump2, _ = collect(
+        root,
+        0,
+        patch=lambda t: t.replace("ARG_BYTES_LIMIT=786432", f"ARG_BYTES_LIMIT={limit}", 1),
+    )
+    assert dump2.records("fdlinks") == dump.records("fdlinks")
+    assert dump2.files("fdinfo") == dump.files("fdinfo")
+    assert "fdlinks.err" not in dump2.sections and dump2.sections["fdlinks"].rc == 0
+    assert small.spawns is not None and run.spawns is not None and small.spawns > run.spawns
+
+
 @pytest.fixture
 def private_root(phone_dirs: Callable[[str], Path]) -> Callable[..., Path]:
     """A fresh fake phone a test may damage."""
