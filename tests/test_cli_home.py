@@ -53,9 +53,10 @@ def test_every_command_is_registered_from_the_list_and_has_its_own_module() -> N
 
 def test_shared_options_take_their_choices_from_the_library() -> None:
     from dmaprof.analyze.attribution import CHARGE_POLICIES
+    from dmaprof.choices import TREND_KINDS
     from dmaprof.collect.snapshot import RootMode
     from dmaprof.leaks.rules import ON_UNKNOWN
-    from dmaprof.leaks.trend import KINDS
+    from dmaprof.leaks.trend import KIND_ORDER
     from dmaprof.render import diff, report
     from dmaprof.sources.importer import IMPORT_KINDS
 
@@ -66,7 +67,8 @@ def test_shared_options_take_their_choices_from_the_library() -> None:
     assert _choices("diff", "--on-unknown") == list(ON_UNKNOWN)
     assert sorted(_choices("show", "--by")) == sorted(report.VIEWS)
     assert _choices("diff", "--by") == list(diff.VIEWS)
-    assert _choices("trend", "--by") == list(KINDS)
+    assert _choices("trend", "--by") == list(TREND_KINDS)
+    assert set(TREND_KINDS) == set(KIND_ORDER)  # the kinds the trend emits
     assert _choices("import", "--kind") == list(IMPORT_KINDS)
 
 
@@ -75,12 +77,12 @@ def test_the_library_acts_on_the_same_constants() -> None:
     from dmaprof.analyze.attribution import CHARGE_POLICIES
     from dmaprof.collect.snapshot import RootMode
     from dmaprof.leaks.rules import ON_UNKNOWN
-    from dmaprof.leaks.trend import KINDS
+    from dmaprof.leaks.trend import KIND_ORDER
     from dmaprof.render import diff, report
     from dmaprof.sources.importer import IMPORT_KINDS
 
     assert CHARGE_POLICIES is choices.CHARGE_POLICIES
-    assert ON_UNKNOWN is choices.ON_UNKNOWN and KINDS is choices.TREND_KINDS
+    assert ON_UNKNOWN is choices.ON_UNKNOWN and set(KIND_ORDER) == set(choices.TREND_KINDS)
     assert IMPORT_KINDS is choices.IMPORT_KINDS
     assert get_args(RootMode) == choices.ROOT_MODES
     assert sorted(report.VIEWS) == sorted(choices.SHOW_VIEWS)

@@ -46,7 +46,6 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from dmaprof.choices import TREND_KINDS
 from dmaprof.errors import BadCaptureError, DmaprofError
 from dmaprof.leaks.boots import boot_numbers, mode_warning, one_device
 from dmaprof.leaks.estimators import Fit, fit, sorted_codes
@@ -59,7 +58,6 @@ from dmaprof.units import human_bytes, safe_text, signed_bytes
 TREND_SCHEMA = "dmaprof.trend/2"
 log = logging.getLogger(__name__)
 F64 = npt.NDArray[np.float64]
-KINDS = TREND_KINDS
 KIND_ORDER = {"process": 0, "name": 1, "app": 2, "exporter": 3, "kernel_only": 4, "total": 5}
 
 
