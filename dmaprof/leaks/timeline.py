@@ -32,7 +32,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from dmaprof.errors import BadCaptureError
-from dmaprof.leaks.trend import TrendResult
+from dmaprof.leaks.trend import TrendResult, describe_series
 from dmaprof.units import human_bytes
 
 #: counter track groups, in the order the trace lists them
@@ -210,15 +210,7 @@ def build_tracks(
 
 
 def _what(row: dict[str, Any]) -> str:
-    kind, label = row["kind"], row["label"]
-    return {
-        "total": "all DMA-BUF memory",
-        "kernel_only": "memory held by no process",
-        "process": f"process {label}",
-        "app": f"app {label}",
-        "exporter": f"exporter '{label}'",
-        "name": f"buffers named '{label}'",
-    }[kind]
+    return describe_series(row["kind"], row["label"])
 
 
 def verdict_instants(result: TrendResult, times: list[SampleTime]) -> list[Instant]:

@@ -442,21 +442,26 @@ def estimate(points: pd.DataFrame, policy: TrendPolicy) -> list[dict[str, Any]]:
     return out
 
 
-def _reason(row: dict[str, Any], f_bytes: Fit, f_count: Fit) -> str:
-    what = {
+def describe_series(kind: str, label: str) -> str:
+    """A series in words, as its verdict names it ("app system", "buffers named 'x'")."""
+    return {
         "total": "all DMA-BUF memory",
         "kernel_only": "memory held by no process",
-        "process": f"process {row['label']}",
-        "app": f"app {row['label']}",
-        "exporter": f"exporter '{row['label']}'",
-        "name": f"buffers named '{row['label']}'",
-    }
+        "process": f"process {label}",
+        "app": f"app {label}",
+        "exporter": f"exporter '{label}'",
+        "name": f"buffers named '{label}'",
+    }[kind]
+
+
+def _reason(row: dict[str, Any], f_bytes: Fit, f_count: Fit) -> str:
     rate = ("+" if f_bytes.slope >= 0 else "") + human_bytes(round(f_bytes.slope)) + "/min"
     steps = f"{f_bytes.rises} of {f_bytes.rises + f_bytes.falls} changes up"
     if f_bytes.monotonic:
         steps += ", never down"
     return (
-        f"{safe_text(what[row['kind']])} {'grow' if row['kind'] == 'name' else 'grows'} by "
+        f"{safe_text(describe_series(row['kind'], row['label']))} "
+        f"{'grow' if row['kind'] == 'name' else 'grows'} by "
         f"{rate} ({f_count.slope:+.2f} buffers/min; "
         f"{signed_bytes(row['delta_bytes'])} over {row['span_s'] / 60:.1f} min, {steps}; "
         f"confidence {100 * row['confidence']:.0f}%)"
