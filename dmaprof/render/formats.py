@@ -348,14 +348,10 @@ def _export_dataset(fmt: str) -> Renderer[ExportJob, ExportResult]:
 
 
 def _export_perfetto(job: ExportJob, target: Target) -> TraceSummary:
-    from dmaprof.errors import BadCaptureError
     from dmaprof.render.perfetto import export_trace
 
-    assert target.path is not None
-    if len(job.captures) != 1:
-        raise BadCaptureError(
-            f"a Perfetto trace is of one series or one capture ({len(job.captures)} given)"
-        )
+    # one series or capture: `dmaprof export` says so as a usage error before any work
+    assert target.path is not None and len(job.captures) == 1
     return export_trace(
         job.captures[0],
         target.path,
