@@ -83,6 +83,7 @@ T_APT = 300.0  # apt-get download / update
 # /init's first marker comes 8-12 s after qemu starts here; a guest silent for this long
 # hung in early boot (seen once in CI under multi-threaded TCG) and is booted again.
 T_FIRST_MARKER = 90.0
+FIRST_MARKER = "shell"  # the first line /init prints (scripts/vm/init.sh)
 T_DPKG = 180.0  # dpkg -x
 T_TOOL = 60.0  # modinfo, gcc, cpio, busybox --list
 
@@ -743,14 +744,15 @@ class Guest:
             hung=self.hung,
         )
 
+    def reached_init(self) -> bool:
+        return self.marker(FIRST_MARKER) is not None
+
     def kill_if_silent(self, first_marker_s: float) -> None:
-        """Kill the guest if no marker appears within ``first_marker_s`` (an early-boot hang)."""
-        if self.wait_marker(["shell"], first_marker_s) is None and not self.oopsed_or_exited():
-            with self._cond:
-                silent = not self.markers
-            if silent:
-                self.hung = True
-                self.kill()
+        """Kill the guest if /init has not spoken within ``first_marker_s`` (a boot hang)."""
+        self.wait_marker([FIRST_MARKER], first_marker_s)
+        if not (self.reached_init() or self.oopsed_or_exited()):
+            self.hung = True
+            self.kill()
 
 
 def boot(
@@ -928,7 +930,7 @@ def run_scene(
         tail = "\n".join(res.console.splitlines()[-25:])
         why = "timed out" if res.timed_out else f"qemu exited {res.returncode}"
         if res.hung:
-            why = f"printed nothing in {T_FIRST_MARKER:.0f}s, twice"
+            why = f"printed nothing in {T_FIRST_MARKER:.0f}s on its last boot"
         raise VMError(
             f"{kernel}: the guest did not finish ({why}; oops={res.oops}). "
             f"Console: {res_dir / 'console.log'}\n--- last lines ---\n{tail}"
@@ -1284,8 +1286,7 @@ def start_emu(
         threading.Thread(target=guest.wait, args=(timeout,), daemon=True).start()
         if guest.wait_marker(["emu_start", "failed"], 120) is not None or attempt == 2:
             break
-        hung = guest.marker("shell") is None  # silent for 120 s: an early-boot hang
-        if not (hung or guest.oopsed_or_exited()):
+        if guest.reached_init() and not guest.oopsed_or_exited():
             break
         log("the guest hung, oopsed or died before the script started: retrying once")
         guest.kill()

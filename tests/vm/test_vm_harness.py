@@ -59,17 +59,21 @@ def test_kernel_words_and_package_order(run: ModuleType) -> None:
     assert sorted(names, key=run._pkg_sort_key)[-1] == "linux-image-6.1.0-56-amd64"
 
 
-def test_boot_is_retried_once_after_an_oops(
-    run: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("cause", "console"), [("oops", "Oops: int3\n"), ("hung", "")], ids=["oops", "hang"]
+)
+def test_boot_is_retried_once_after_an_oops_or_a_hang(
+    run: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cause: str, console: str
 ) -> None:
     calls: list[int] = []
 
     def fake_boot(*args: Any, **kw: Any) -> Any:
         calls.append(1)
-        oops = len(calls) == 1
-        (tmp_path / "console.log").write_text("Oops: int3\n" if oops else "ok\n")
-        markers = [] if oops else [run.Marker("done", 1.0, 2.0)]
-        return run.BootResult(0, False, oops, 1.0, "", markers, ["qemu"])
+        failed = len(calls) == 1
+        (tmp_path / "console.log").write_text(console if failed else "ok\n")
+        markers = [] if failed else [run.Marker("done", 1.0, 2.0)]
+        oops, hung = failed and cause == "oops", failed and cause == "hung"
+        return run.BootResult(0, False, oops, 1.0, "", markers, ["qemu"], hung=hung)
 
     monkeypatch.setattr(run, "boot", fake_boot)
     (tmp_path / "out").mkdir()
@@ -77,7 +81,7 @@ def test_boot_is_retried_once_after_an_oops(
         SimpleNamespace(kver="test"), tmp_path, tmp_path, [], 10, reset=[tmp_path / "out"]
     )
     assert len(calls) == 2 and res.marker("done") is not None
-    assert [a["oops"] for a in attempts] == [True, False]
+    assert [a[cause] for a in attempts] == [True, False]
     assert not (tmp_path / "out").exists()  # cleared before the second boot
     assert (tmp_path / "console.attempt1.log").exists()
 
@@ -94,25 +98,6 @@ def test_no_retry_without_oops(
     monkeypatch.setattr(run, "boot", fake_boot)
     _res, attempts = run.boot_with_retry(SimpleNamespace(kver="test"), tmp_path, tmp_path, [], 10)
     assert len(calls) == 1 and attempts[0]["timed_out"]
-
-
-def test_boot_is_retried_once_after_an_early_boot_hang(
-    run: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    calls: list[int] = []
-
-    def fake_boot(*args: Any, **kw: Any) -> Any:
-        calls.append(1)
-        hung = len(calls) == 1
-        (tmp_path / "console.log").write_text("" if hung else "ok\n")
-        markers = [] if hung else [run.Marker("done", 1.0, 2.0)]
-        return run.BootResult(-9, False, False, 90.0, "", markers, ["qemu"], hung=hung)
-
-    monkeypatch.setattr(run, "boot", fake_boot)
-    res, attempts = run.boot_with_retry(SimpleNamespace(kver="test"), tmp_path, tmp_path, [], 10)
-    assert len(calls) == 2 and res.marker("done") is not None
-    assert [a["hung"] for a in attempts] == [True, False]
-    assert (tmp_path / "console.attempt1.log").exists()
 
 
 def test_a_silent_guest_is_killed_as_hung(run: ModuleType, tmp_path: Path) -> None:
