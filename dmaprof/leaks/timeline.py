@@ -308,9 +308,10 @@ def _changed(
     if not flagged or len(times) < 2:
         return []
     p = result.points
-    keys = {(r["kind"], r["key"]) for r in flagged}
-    pairs = list(zip(p["kind"].astype(str), p["key"].astype(str), strict=True))
-    mine = p[np.array([k in keys for k in pairs], dtype=bool)]
+    flagged_points = np.zeros(len(p), dtype=bool)  # a few flagged series, millions of points
+    for kind, key in {(r["kind"], r["key"]) for r in flagged}:
+        flagged_points |= ((p["kind"] == kind) & (p["key"] == key)).to_numpy(dtype=bool)
+    mine = p[flagged_points]
     figures: dict[int, set[tuple[str, str, int, int]]] = {}
     for kind, key, n, b, c in mine[["kind", "key", "sample", "bytes", "buffers"]].itertuples(
         index=False
