@@ -6,6 +6,14 @@ import os
 import tempfile
 from pathlib import Path
 
+from dmaprof.errors import DmaprofError
+
+
+def refuse_to_overwrite(path: Path, overwrite: bool) -> None:
+    """The one error for an output file that exists, unless ``--force`` (``overwrite``)."""
+    if path.exists() and not overwrite:
+        raise DmaprofError(f"{path} exists; will not overwrite it without --force")
+
 
 def write_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``: a

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from dmaprof.errors import BadCaptureError, DmaprofError
+from dmaprof.files import refuse_to_overwrite
 
 SCHEMA = "dmaprof.capture/1"
 SCHEMA_NAME, _, _SCHEMA_MAJOR = SCHEMA.partition("/")
@@ -59,8 +60,7 @@ class Capture:
 
 def write_capture(capture: Capture, path: Path, *, overwrite: bool = False) -> Path:
     """Write atomically: a reader never sees a half-written capture under `path`."""
-    if path.exists() and not overwrite:
-        raise DmaprofError(f"{path} exists; will not overwrite it without --force")
+    refuse_to_overwrite(path, overwrite)
     meta = dict(capture.meta)
     meta["schema"] = SCHEMA
     meta["dump"] = {

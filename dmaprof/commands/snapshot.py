@@ -11,6 +11,7 @@ import click
 from dmaprof.commands.common import EPILOG, app_state
 from dmaprof.commands.options import root_option, timeout_option
 from dmaprof.errors import DmaprofError, ExitCode
+from dmaprof.files import refuse_to_overwrite
 from dmaprof.timing import stage
 
 if TYPE_CHECKING:
@@ -161,8 +162,7 @@ def _adb_snapshot(
         device = server.select(serials[0] if serials else None)
     device.timeout = timeout
     target = output or _default_capture_name(device.serial)
-    if target.exists() and not force:
-        raise DmaprofError(f"{target} exists; will not overwrite it without --force")
+    refuse_to_overwrite(target, force)
     result = take_snapshot(device, root_mode=root_mode, progress=state.progress, apps=apps)
     return result, target
 
@@ -220,8 +220,8 @@ def _direct_snapshot(
     from dmaprof.collect.direct import SshTarget, run_local, run_ssh
     from dmaprof.collect.snapshot import finish_direct_snapshot
 
-    if output is not None and output.exists() and not force:
-        raise DmaprofError(f"{output} exists; will not overwrite it without --force")
+    if output is not None:
+        refuse_to_overwrite(output, force)
     started, wallclock = time.monotonic(), time.time()
     if ssh_target:
         target = SshTarget.parse(ssh_target)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from dmaprof.errors import DmaprofError
-from dmaprof.files import write_atomic
+from dmaprof.files import refuse_to_overwrite, write_atomic
 from dmaprof.leaks.timeline import Instant, Timeline, Track, track_uuid
 
 PERFETTO_EXTRA = "dmaprof[perfetto]"
@@ -194,16 +194,20 @@ def trace_bytes(t: Timeline) -> bytes:
     return bytes(w.data)
 
 
+def check_output(path: Path, overwrite: bool) -> None:
+    """A trace is one file: not a directory, nor a file there already (unless --force)."""
+    if path.is_dir():
+        raise DmaprofError(f"{path} is a directory: a Perfetto trace is one file")
+    refuse_to_overwrite(path, overwrite)
+
+
 def write_trace(
     t: Timeline, path: Path, *, overwrite: bool = False, note: Callable[[str], None] | None = None
 ) -> TraceSummary:
     """Encode ``t`` and write it to ``path`` (atomically: a reader never sees half a trace)."""
     data = trace_bytes(t)
     try:
-        if path.is_dir():
-            raise DmaprofError(f"{path} is a directory: a Perfetto trace is one file")
-        if path.exists() and not overwrite:
-            raise DmaprofError(f"{path} exists; will not overwrite it without --force")
+        check_output(path, overwrite)
         write_atomic(path, data)
     except OSError as exc:
         raise DmaprofError(f"cannot write {path}: {exc.strerror or exc}") from None
@@ -234,10 +238,7 @@ def export_trace(
     from dmaprof.leaks.timeline import side_loader, timeline, trend_for_trace
 
     proto()  # a missing extra, or an output that cannot be, fails before any analysis
-    if output.is_dir():
-        raise DmaprofError(f"{output} is a directory: a Perfetto trace is one file")
-    if output.exists() and not overwrite:
-        raise DmaprofError(f"{output} exists; will not overwrite it without --force")
+    check_output(output, overwrite)
     result = trend_for_trace(path, charge=charge, progress=progress)
     for warning in result.doc["warnings"]:
         if note is not None:
