@@ -13,10 +13,7 @@ from typing import Any, TypeVar
 
 import click
 
-from dmaprof.choices import (
-    CHARGE_POLICIES,
-    ROOT_MODES,
-)
+from dmaprof.choices import CHARGE_POLICIES, ROOT_MODES
 from dmaprof.render.formats import Registry
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
