@@ -87,6 +87,23 @@ class Run:
 
 
 @pytest.fixture
+def not_installed(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
+    """``not_installed("plotly")``: the package looks absent to the extras' check
+    (``importlib.util.find_spec``), as on a machine without that extra."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+
+    def hide(package: str) -> None:
+        def find_spec(name: str, *args: Any) -> Any:
+            return None if name == package else real(name, *args)
+
+        monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+
+    return hide
+
+
+@pytest.fixture
 def dmaprof(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Callable[..., Run]]:

@@ -10,7 +10,7 @@ import json
 import shutil
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -286,14 +286,9 @@ def test_trend_report_links_table_and_curves(
 
 
 def test_without_plotly_one_line_and_no_file(
-    tmp_path: Path, dmaprof: Any, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, dmaprof: Any, not_installed: Callable[[str], None]
 ) -> None:
-    import importlib.util
-
-    real = importlib.util.find_spec
-    monkeypatch.setattr(
-        importlib.util, "find_spec", lambda name, *a: None if name == "plotly" else real(name, *a)
-    )
+    not_installed("plotly")
     out = tmp_path / "r.html"
     run = dmaprof("show", PIXEL, "-o", out)
     assert (run.code, run.stdout) == (1, "")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -97,14 +98,9 @@ def test_bad_input_is_one_line_and_its_exit_code(dmaprof: Any, tmp_path: Path) -
 
 
 def test_without_perfetto_installed_it_stops_before_any_work(
-    tmp_path: Path, dmaprof: Any, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, dmaprof: Any, not_installed: Callable[[str], None]
 ) -> None:
-    import importlib.util
-
-    real = importlib.util.find_spec
-    monkeypatch.setattr(
-        importlib.util, "find_spec", lambda name, *a: None if name == "perfetto" else real(name, *a)
-    )
+    not_installed("perfetto")
     out = tmp_path / "t.pftrace"
     run = dmaprof("export", CAPTURES / "pixel-like.dmaprof", "-o", out)
     assert (run.code, run.stdout) == (ExitCode.ERROR, "") and not out.exists()
