@@ -388,3 +388,19 @@ def test_trend_orders_pids_numerically() -> None:
     ]
     out = estimate(pd.DataFrame(rows), TrendPolicy())
     assert [r["pid"] for r in out] == [900, 3100, 10000]
+
+
+def test_trend_of_a_series_with_no_readable_sample_is_bad_input(
+    dmaprof: Any, tmp_path: Path
+) -> None:
+    """Exit 9 (bad input, README's exit codes), one line naming the first skipped sample."""
+    from dmaprof.errors import ExitCode
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "sample-00000.dmaprof").write_bytes(b"PK\x03\x04 not a zip")
+    run = dmaprof("trend", bad)
+    assert run.code == ExitCode.BAD_CAPTURE and run.stdout == ""
+    assert len(run.stderr.strip().splitlines()) == 1
+    assert "none of its 1 samples could be read" in run.stderr
+    assert "sample-00000.dmaprof" in run.stderr
