@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -197,12 +198,13 @@ class Side:
     charge: str
     totals: dict[str, int | None]
     processes: pd.DataFrame
-    holdings: pd.DataFrame
-    buffers: pd.DataFrame
     apps: pd.DataFrame
-    cgroups: pd.DataFrame
     exporters: pd.DataFrame
     names: pd.DataFrame
+    # the analysis the per-buffer and per-cgroup frames are projected from, when first read
+    # (a trend reads neither: about 5% of a sample's analysis)
+    analysis: Analysis = field(repr=False)
+    pss_unknown: np.ndarray = field(repr=False)  # per row of ``processes``
     lower_bound: bool = False
     warnings: list[str] = field(default_factory=list)
     # what the capture's source cannot tell (bugreport, dmabuf_dump: no fd/map split, no
@@ -211,6 +213,18 @@ class Side:
     # process columns the source cannot give (e.g. fds, maps, fd_only: no fd/map split)
     unknown: list[str] = field(default_factory=list)
     coverage: Coverage = field(default_factory=Coverage)
+
+    @cached_property
+    def holdings(self) -> pd.DataFrame:
+        return _holdings(self.analysis)
+
+    @cached_property
+    def buffers(self) -> pd.DataFrame:
+        return _buffers(self.analysis)
+
+    @cached_property
+    def cgroups(self) -> pd.DataFrame:
+        return _cgroups(self.analysis, self.processes, self.pss_unknown)
 
 
 def side_from_capture(
@@ -292,12 +306,11 @@ def side_from_analysis(analysis: Analysis, info: CaptureInfo, *, source: str = "
         charge=a.charge,
         totals=totals,
         processes=processes,
-        holdings=_holdings(a),
-        buffers=_buffers(a),
         apps=_apps(a, processes, pss_unknown, coverage),
-        cgroups=_cgroups(a, processes, pss_unknown),
         exporters=_groups(a.exporters, coverage, coverage.exporters_listed),
         names=_groups(a.names, coverage, coverage.names_listed),
+        analysis=a,
+        pss_unknown=pss_unknown,
         lower_bound=bool(a.coverage.lower_bound),
         warnings=list(a.warnings),
         limitations=[str(x.get("message")) for x in limitations],
