@@ -1,12 +1,8 @@
 """Benchmark: bytes per sample of a compact series against standalone captures.
 
-A synthetic 500-process phone (the generator of scripts/bench_analyze.py: 20,000 dma-buf fd
-references, 3,000 buffers, a 9 MB dump), ``--samples`` samples, steady and leaking:
-
-* every sample is a new collector run: a new framing nonce, a later uptime, and new CPU
-  times (utime, stime) in every process's ``/proc/PID/stat`` (what changes on a steady
-  phone);
-* leaking: one process holds four more 4 MiB buffers every ``--leak-every`` samples.
+The synthetic 500-process phone of scripts/synthphone.py (a 9 MB dump; every sample a new
+collector run: a new nonce, a later uptime, new CPU times), ``--samples`` samples, steady
+and leaking (one process holds four more 4 MiB buffers every ``--leak-every`` samples).
 
 Each sample is written as `record` writes it (:class:`SampleWriter`) and as a standalone
 capture (the first ``--captures`` only: they are all about the same size). Goal: a steady
@@ -18,75 +14,39 @@ phone's series costs at most a tenth of the standalone captures per sample.
 from __future__ import annotations
 
 import argparse
-import random
-import re
 import resource
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
-sys.path.insert(0, str(ROOT / "tests" / "analyze"))
-
-MiB = 1024 * 1024
-STAT = re.compile(rb"\n(\d+) \(([^)\n]*)\) S (\d+) 0 0 0 0 0 0 0 0 0 0 0 0 ")
 
 
 def run(label: str, samples: int, leak_every: int | None, captures: int) -> None:
-    from analyze_dumpgen import Buf
-    from bench_analyze import make_scene
+    from synthphone import phone_samples
 
-    from dmaprof.capture.container import Capture, write_capture
+    from dmaprof.capture.container import write_capture
     from dmaprof.leaks.seriesstore import SampleWriter
 
-    scene = make_scene(500, 20_000, 3_000, 6_000)
-    leaker = scene.procs[42]
-    base = scene.build()
-    nonce0 = base.split(b"\n", 1)[0].split()[-1]
-    rng = random.Random(7)
-    cpu: dict[bytes, int] = {}
-    inode = 10_000_000
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         writer = SampleWriter(out)
         series = standalone = 0
         t_write = 0.0
-        for i in range(samples):
-            if leak_every and i and i % leak_every == 0:
-                for _ in range(4):
-                    inode += 1
-                    scene.buffers.append(Buf(inode=inode, size=4 * MiB, exporter="system"))
-                    leaker.fds[50_000 + inode % 10_000] = inode
-                scene.__dict__.pop("_index", None)
-                base = scene.build()
-
-            def stat(m: re.Match[bytes]) -> bytes:
-                pid = m.group(1)
-                cpu[pid] = cpu.get(pid, 0) + rng.randint(0, 40)
-                return m.group(0)[: -len(b"0 0 ")] + b"%d %d " % (cpu[pid], cpu[pid] // 3)
-
-            nonce = uuid.UUID(int=rng.getrandbits(128)).hex.encode()
-            dump = STAT.sub(stat, base.replace(nonce0, nonce))
-            dump = dump.replace(b"uptime_start=1234.56", b"uptime_start=%d.00" % (1234 + i))
-            meta = {
-                "device": {"serial": "bench", "boot_id": "boot-1"},
-                "collection": {"host_wallclock": 1_795_305_481.0 + i, "complete": True},
-            }
+        for i, capture in phone_samples(samples, leak_every):
             t = time.perf_counter()
-            path, _ = writer.write(Capture(meta, dump), f"sample-{i:05d}.dmaprof-sample")
+            path, _ = writer.write(capture, f"sample-{i:05d}.dmaprof-sample")
             t_write += time.perf_counter() - t
             series += path.stat().st_size
             path.unlink()  # bounded disk; the writer keeps its key in memory
             if i < captures:
                 standalone += (
-                    write_capture(Capture(meta, dump), out / "c.dmaprof", overwrite=True)
-                    .stat()
-                    .st_size
+                    write_capture(capture, out / "c.dmaprof", overwrite=True).stat().st_size
                 )
+        dump = capture.dump
     per, alone = series / samples, standalone / min(samples, captures)
     print(
         f"{label:8}: {samples} samples of a {len(dump) / 1e6:.1f} MB dump: series "

@@ -84,12 +84,7 @@ def load(capture: Path, charge: str) -> tuple[CaptureInfo, pd.DataFrame] | None:
     return info, rows.astype({"bytes": "Int64", "buffers": "Int64"})  # null: unknown
 
 
-def columns_of(rows: pd.DataFrame) -> Columns:
-    """A trend rows frame as plain columns (``<NA>`` as None)."""
-    return {c: rows[c].astype(object).where(rows[c].notna(), None).tolist() for c in ROW_COLUMNS}
-
-
-def store(capture: Path, charge: str, info: CaptureInfo, rows: pd.DataFrame) -> None:
+def store(capture: Path, charge: str, info: CaptureInfo, rows: Columns) -> None:
     """Keep a capture's trend rows (atomically); a directory that cannot be written is
     left alone."""
     entry = _entry_path(capture, charge)
@@ -98,7 +93,7 @@ def store(capture: Path, charge: str, info: CaptureInfo, rows: pd.DataFrame) -> 
     doc: dict[str, Any] = {
         "schema": CACHE_SCHEMA,
         "info": asdict(info),
-        "rows": columns_of(rows),
+        "rows": rows,
     }
     try:
         entry.parent.mkdir(exist_ok=True)

@@ -46,10 +46,11 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from dmaprof.analyze.analysis import use_parse_thread
 from dmaprof.errors import BadCaptureError, DmaprofError
 from dmaprof.leaks.boots import boot_numbers, mode_warning, one_device
 from dmaprof.leaks.estimators import Fit, fit, sorted_codes
-from dmaprof.leaks.samplecache import Columns
+from dmaprof.leaks.samplecache import ROW_COLUMNS, Columns
 from dmaprof.leaks.series import SampleRef, read_series
 from dmaprof.leaks.side import CaptureInfo, Side, side_from_capture
 from dmaprof.timing import stage
@@ -91,82 +92,68 @@ class TrendResult:
         )
 
 
-def _rows(side: Side) -> pd.DataFrame:
-    """One sample's figures: one row (kind, key, label, bytes, buffers) per series; bytes and
-    buffers are ``Int64``, ``<NA>`` where the sample could not see them."""
+def _figures(values: Any) -> list[int | None]:
+    """An ``Int64`` column as plain ints, None where unknown."""
+    array = pd.array(values, dtype="Int64")
+    known = array.to_numpy(dtype=np.int64, na_value=0).tolist()
+    return [None if unknown else v for v, unknown in zip(known, array.isna().tolist(), strict=True)]
+
+
+def _rows(side: Side) -> Columns:
+    """One sample's figures as plain columns: one row (kind, key, label, bytes, buffers) per
+    series; bytes and buffers are None where the sample could not see them."""
     p = side.processes
     held = (p["rss"].fillna(1) > 0) | (p["buffers"].fillna(1) > 0)
     p = p[held.to_numpy(dtype=bool)]
     pid = p["pid"].astype(str)
-    frames = [
-        pd.DataFrame(
-            {
-                "kind": "total",
-                "key": ["total"],
-                "label": ["all DMA-BUFs"],
-                "bytes": pd.array([side.totals.get("bytes")], dtype="Int64"),
-                "buffers": pd.array([side.totals.get("buffers")], dtype="Int64"),
-            }
+    apps = side.apps
+    app_label = apps["label"].where(apps["label"] != "", "uid " + apps["uid"].astype(str))
+    t = side.totals
+    # always a kernel-only row: a sample that cannot tell is an unknown point, not a zero
+    parts: list[tuple[str, list[Any], list[Any], list[int | None], list[int | None]]] = [
+        ("total", ["total"], ["all DMA-BUFs"], [t.get("bytes")], [t.get("buffers")]),
+        (
+            "process",
+            (pid + "@" + p["start"].astype(str)).tolist(),
+            (p["name"].astype(str) + " (" + pid + ")").tolist(),
+            _figures(p["rss"].array),
+            _figures(p["buffers"].array),
         ),
-        pd.DataFrame(
-            {
-                "kind": "process",
-                "key": (pid + "@" + p["start"].astype(str)).to_numpy(),
-                "label": (p["name"].astype(str) + " (" + pid + ")").to_numpy(),
-                "bytes": p["rss"].array,
-                "buffers": p["buffers"].array,
-            }
+        (
+            "app",
+            apps["uid"].astype(str).tolist(),
+            app_label.tolist(),
+            _figures(apps["rss"].array),
+            _figures(apps["buffers"].array),
         ),
-        pd.DataFrame(
-            {
-                "kind": "app",
-                "key": side.apps["uid"].astype(str).to_numpy(),
-                "label": side.apps["label"].where(
-                    side.apps["label"] != "", "uid " + side.apps["uid"].astype(str)
-                ),
-                "bytes": side.apps["rss"].array,
-                "buffers": side.apps["buffers"].array,
-            }
+        (
+            "kernel_only",
+            ["kernel_only"],
+            ["held by no process"],
+            [t.get("kernel_only_bytes")],
+            [t.get("kernel_only_buffers")],
         ),
     ]
-    # always a row: a sample that cannot tell is an unknown point, not a zero
-    frames.append(
-        pd.DataFrame(
-            {
-                "kind": "kernel_only",
-                "key": ["kernel_only"],
-                "label": ["held by no process"],
-                "bytes": pd.array([side.totals.get("kernel_only_bytes")], dtype="Int64"),
-                "buffers": pd.array([side.totals.get("kernel_only_buffers")], dtype="Int64"),
-            }
-        )
-    )
     for kind, table in (("exporter", side.exporters), ("name", side.names)):
-        frames.append(
-            pd.DataFrame(
-                {
-                    "kind": kind,
-                    "key": table["key"].to_numpy(dtype=object),
-                    "label": table["key"].to_numpy(dtype=object),
-                    "bytes": table["bytes"].array,
-                    "buffers": table["buffers"].array,
-                }
-            )
+        keys = table["key"].astype(object).tolist()
+        parts.append(
+            (kind, keys, keys, _figures(table["bytes"].array), _figures(table["buffers"].array))
         )
-    out = pd.concat(frames, ignore_index=True)
-    for column in ("bytes", "buffers"):
-        out[column] = out[column].astype("Int64")
-    return out
+    columns: Columns = {c: [] for c in ROW_COLUMNS}
+    for kind, keys, labels, figures, buffers in parts:
+        columns["kind"] += [kind] * len(keys)
+        columns["key"] += keys
+        columns["label"] += labels
+        columns["bytes"] += figures
+        columns["buffers"] += buffers
+    return columns
 
 
-def _sample(path: Path, charge: str, use_cache: bool) -> tuple[CaptureInfo, pd.DataFrame]:
-    """One capture's identity and trend rows (from the cache beside it when it has them)."""
+def _sample(path: Path, charge: str, use_cache: bool) -> tuple[CaptureInfo, Columns]:
+    """One capture's identity and trend rows, analysed (and then cached)."""
     from dmaprof.leaks import samplecache
     from dmaprof.leaks.series import load_input
 
-    cached = samplecache.load(path, charge) if use_cache else None
-    if cached is not None:
-        return cached
     side = side_from_capture(load_input(path), charge=charge)
     rows = _rows(side)
     if use_cache:
@@ -186,10 +173,9 @@ def sample_outcome(path: Path, charge: str, use_cache: bool) -> Outcome:
     if cached is not None:
         return cached
     try:
-        info, rows = _sample(path, charge, use_cache)
+        return _sample(path, charge, use_cache)
     except BadCaptureError as exc:
         return exc.message
-    return info, samplecache.columns_of(rows)
 
 
 #: below this many samples to analyse, starting worker processes costs more than it saves
@@ -234,7 +220,9 @@ def _in_parallel(
     done: set[int] = set()
     context = multiprocessing.get_context("forkserver")
     try:
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        with ProcessPoolExecutor(
+            workers, mp_context=context, initializer=use_parse_thread, initargs=(False,)
+        ) as pool:
             outcomes = pool.map(
                 sample_outcome,
                 [refs[n].path for n in missing],

@@ -75,7 +75,7 @@ def test_dmabuf_dump_without_anything() -> None:
     )
 
 
-def test_fdinfo_parsed_in_two_threads_and_in_pieces_gives_the_same_analysis(
+def test_fdinfo_parsed_in_one_or_two_threads_and_in_pieces_gives_the_same_analysis(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import random
@@ -115,6 +115,16 @@ def test_fdinfo_parsed_in_two_threads_and_in_pieces_gives_the_same_analysis(
     assert build_report(split, {}) == build_report(whole, {})
     assert split.references.equals(whole.references)
     assert split.unparsed.equals(whole.unparsed)
+    # one thread (a trend's pool workers): the same, and no second thread started
+    monkeypatch.setattr(analysis, "_parse_threads", True)
+    analysis.use_parse_thread(False)
+    threads: list[object] = []
+    monkeypatch.setattr(analysis, "ThreadPoolExecutor", lambda **kw: threads.append(kw))
+    alone = analyze(data)
+    assert threads == [] and splits[-1] == 1
+    assert build_report(alone, {}) == build_report(whole, {})
+    assert alone.references.equals(whole.references)
+    assert alone.unparsed.equals(whole.unparsed)
 
 
 def test_fd_references_do_not_depend_on_fdinfo_order() -> None:
