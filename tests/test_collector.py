@@ -680,9 +680,25 @@ def test_host_proc(tmp_path: Path, shell: str) -> None:
     assert "/proc/1/status" in proc and "/proc/1/cmdline" in proc
     # run in a new PID namespace, the collector is pid 2 there but not in the host's /proc
     assert dict(d.kv("meta"))["pid"] == "2"
+    assert dict(d.kv("meta"))["pid_in_proc"] == "0"
     assert len(d.records("fdlinks")) > 10
     assert d.errors("sysfs_buffers") or d.files("sysfs_buffers")
     assert dict(d.kv("end"))["uptime_end"]
+
+
+def test_collector_pid_in_its_own_proc_is_left_out(tmp_path: Path) -> None:
+    """On this machine's real /proc, in its PID namespace: `pid` is the collector's own
+    process there (`pid_in_proc=1`), and the analysis leaves it out as the collector."""
+    from dmaprof.analyze.analysis import analyze
+
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "TMPDIR": str(tmp_path)}
+    run = S.run_collector(None, [], shell="/bin/sh", env=env, count_spawns=False)
+    assert run.returncode == 0, run.stderr
+    meta = dict(parse_dump(run.stdout).kv("meta"))
+    assert meta["pid_in_proc"] == "1"
+    procs = analyze(run.stdout).processes.set_index("pid")
+    assert bool(procs.loc[int(meta["pid"]), "is_collector"])
+    assert procs.loc[int(meta["pid"]), "name"] == "sh"
 
 
 def test_packages_fall_back_to_pm(private_root: Callable[..., Path]) -> None:

@@ -207,6 +207,16 @@ def use_parse_thread(enabled: bool) -> None:
     _parse_threads = enabled
 
 
+def _collector_pid(device: dict[str, Any]) -> int | None:
+    """The collector's pid in the dump's /proc; None when its pid is not one of them (run
+    chrooted over another /proc, or in another PID namespace): a process of that pid there
+    is someone else, not to be left out as the collector."""
+    if device.get("collector_pid_in_proc") is False:
+        return None
+    pid = device.get("collector_pid")
+    return pid if isinstance(pid, int) else None
+
+
 #: Sections the calling thread parses while the worker parses its part of ``fdinfo``, with
 #: their parse time per byte relative to fdinfo's (measured by scripts/bench_analyze.py).
 _CALLER_SECTIONS = {"proc": 2.5, "maps": 1.8, "sysfs_buffers": 1.4, "fdlinks": 0.8, "fdstat": 1.0}
@@ -335,7 +345,7 @@ def _analyze(
         p.fdr.links.present,
         p.fdr.info.present,
         p.maps.present,
-        p.device.get("collector_pid"),
+        _collector_pid(p.device),
         cg,
     )
     buffers = build_buffers(refs, inventory, attachments)

@@ -231,7 +231,13 @@ PROCESSES = Schema(
             "-",
             "`Kthread: 1` in status, else pid 2 or a child of pid 2 (kthreadd)",
         ),
-        C("is_collector", "bool", "-", "the collector's shell or one of its children"),
+        C(
+            "is_collector",
+            "bool",
+            "-",
+            "the collector's shell or one of its children (none when the dump's "
+            "`pid_in_proc=0`: its pid is not one of this `/proc`)",
+        ),
         C(
             "state",
             "category",

@@ -115,6 +115,10 @@ def device_info(dump: Dump, files: GlobalFiles, props: dict[str, str]) -> dict[s
     info["capture_uid"] = _int(m.get("uid"))
     info["capture_gid"] = _int(m.get("gid"))
     info["collector_pid"] = _int(m.get("pid"))
+    # False: `pid` names no process of the dump's /proc (None: an older collector, which
+    # did not say: trusted as before)
+    in_proc = m.get("pid_in_proc")
+    info["collector_pid_in_proc"] = None if in_proc is None else in_proc == "1"
     info["shell"] = m.get("shell")
     info["wallclock_start"] = _int(m.get("wallclock_start"))
     info["uptime_start"] = _float(m.get("uptime_start")) or (

@@ -617,6 +617,9 @@ out "DMAPROF-DUMP 1 $NONCE"
 begin meta kv
 out "collector_version=$COLLECTOR_VERSION"
 out "pid=$$"
+# whether that pid is one of the /proc read here: not in a chroot over another /proc or in
+# another PID namespace, where the process of that pid (if any) is someone else
+if [ -n "$SELF" ]; then out "pid_in_proc=1"; else out "pid_in_proc=0"; fi
 uid=
 gid=
 if [ -r /proc/self/status ]; then

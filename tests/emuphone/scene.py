@@ -1553,8 +1553,13 @@ def run_collector(
     env: Mapping[str, str] | None = None,
     count_spawns: bool = True,
     timeout: float = 300,
+    pid: int | None = None,
 ) -> CollectorRun:
     """Run ``shell script args...`` chrooted into ``root`` (``None``: on the host) as ``uid``.
+
+    ``pid`` (root, without ``count_spawns``): the collector gets that pid, in a new PID
+    namespace whose last pid is set just before it starts (as a host whose pid counter is
+    there would give it).
 
     With ``count_spawns`` (root only) it runs in a new PID namespace: the wrapper is pid 1, the
     collector pid 2, so the pid of one probe process forked afterwards tells exactly how many
@@ -1603,6 +1608,18 @@ def run_collector(
             return CollectorRun(
                 int(rc_text), out.read_bytes(), err.read_bytes(), seconds, int(probe) - 3
             )
+        if pid is not None:
+            # the shell forks the collector right after writing ns_last_pid: it gets ``pid``
+            cmd = [
+                host_tool("unshare"),
+                "--pid",
+                "--fork",
+                "/bin/sh",
+                "-c",
+                f'echo {pid - 1} >/proc/sys/kernel/ns_last_pid && "$@"',
+                "sh",
+                *cmd,
+            ]
         t0 = time.monotonic()
         with out.open("wb") as fo, err.open("wb") as fe:
             proc = subprocess.run(cmd, env=env, stdout=fo, stderr=fe, timeout=timeout, check=False)

@@ -184,15 +184,26 @@ _RUNS = iter(range(1_000_000))
 
 
 def collect(
-    root: Path, *, serial: str = "emu-5554", wallclock: float | None = None, uid: int = 0
+    root: Path,
+    *,
+    serial: str = "emu-5554",
+    wallclock: float | None = None,
+    uid: int = 0,
+    collector_pid: int | None = None,
 ) -> Capture:
     """Run the collector in ``root`` as `dmaprof snapshot` does (as root, or as ``uid``: the
-    shell user is 2000); the capture it would write."""
+    shell user is 2000); the capture it would write. ``collector_pid``: the (host) pid the
+    collector runs as, e.g. one of the scene's pids."""
     name = f"dp-{next(_RUNS)}"
     wd = S.install_collector(root, uid, name)
     try:
         run = S.run_collector(
-            root, ["-w", wd], uid=uid, script=f"{wd}/collect.sh", count_spawns=False
+            root,
+            ["-w", wd],
+            uid=uid,
+            script=f"{wd}/collect.sh",
+            count_spawns=False,
+            pid=collector_pid,
         )
     finally:
         S.remove_tree(root / wd.lstrip("/"))
@@ -215,6 +226,7 @@ def capture(
     start_times: Mapping[int, int] | None = None,
     wallclock: float | None = None,
     uid: int = 0,
+    collector_pid: int | None = None,
 ) -> Capture:
     """Build ``scene``, collect it (as root, or as ``uid`` of a user build: the shell user
     is 2000), and (with ``out``) write the capture file."""
@@ -223,7 +235,9 @@ def capture(
         root = build_root(scene, work / "root", variant, user_build=uid != 0)
         for pid, ticks in (start_times or {}).items():
             set_start_time(root, pid, ticks)
-        cap = collect(root, serial=serial, wallclock=wallclock, uid=uid)
+        cap = collect(
+            root, serial=serial, wallclock=wallclock, uid=uid, collector_pid=collector_pid
+        )
     finally:
         S.remove_tree(work)
     if out is not None:

@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 
+from dmaprof.capture.dump import parse_dump
 from dmaprof.leaks.diff import DifferentDevicesError, diff_sides
 from dmaprof.leaks.side import Side, side_from_capture
 from tests.leaks import phonescene as P
-from tests.leaks.conftest import Captures, capture_of
+from tests.leaks.conftest import Captures, Pair, capture_of
 
 MiB = 1024 * 1024
 SURFACE = "SurfaceView - com.example.camera#0"
@@ -125,6 +126,36 @@ def test_growth_of_one_app(captures: Captures) -> None:
             "rank": 1,
         }
     ]
+
+
+@pytest.mark.parametrize(("side_taken", "pid"), [("after", 598), ("before", 3300)])
+def test_collector_running_as_a_scene_pid_leaves_that_process_in(
+    captures: Captures, side_taken: str, pid: int
+) -> None:
+    """Chrooted over the fake /proc, the collector runs with a host pid. When that pid is one
+    of the scene's (598: the composer, holding sf-fb0..2 with surfaceflinger; 3300: the
+    gallery) it is not that process, which stays in: the diff is the one of
+    test_growth_of_one_app (a CI run once had the composer dropped as "the collector" on one
+    side: moved_count 3, composer exited)."""
+    base_kw: dict[str, Any] = {"wallclock": 1_700_000_000.0}
+    if side_taken == "before":
+        before = captures.one(f"base-as-{pid}", P.pixel(), collector_pid=pid, **base_kw)
+        after = captures.pair("leak4", leak_four).after
+    else:
+        before = captures.base()
+        after = captures.pair(f"leak4-as-{pid}", leak_four, collector_pid=pid).after
+    taken = before if side_taken == "before" else after
+    meta_section = parse_dump(capture_of(taken).dump).section("meta")
+    assert meta_section is not None
+    meta = meta_section.kv_dict()
+    assert (meta["pid"], meta["pid_in_proc"]) == (str(pid), "0")
+    doc = doc_of(Pair(before, after))
+    assert (doc["buffers"]["kept_count"], doc["buffers"]["moved_count"]) == (21, 0)
+    assert by_pid(doc)[pid]["status"] == "kept"
+    assert changed(doc) == {3100: (4 * MiB, 4 * MiB, 4)}
+    expected = doc_of(captures.pair("leak4", leak_four))
+    assert doc["processes"] == expected["processes"]
+    assert doc["buffers"] == expected["buffers"] and doc["suspects"] == expected["suspects"]
 
 
 def test_growth_shared_with_surfaceflinger_names_both_holders(captures: Captures) -> None:
