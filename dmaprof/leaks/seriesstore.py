@@ -171,8 +171,10 @@ def sample_identity(path: Path) -> str | None:
 
 
 @lru_cache(maxsize=2)
-def _key_content(path: Path, mtime_ns: int) -> bytes:
-    return _inflate(path, None)
+def _key_content(path: Path, mtime_ns: int) -> tuple[bytes, bytes | None]:
+    """A key's content and its framing nonce (kept: every sample of the key needs both)."""
+    content = _inflate(path, None)
+    return content, _nonce(content[int(_header_of(path).get("meta_bytes") or 0) :])
 
 
 def _inflate(path: Path, key: bytes | None) -> bytes:
@@ -206,12 +208,11 @@ def load_sample(path: Path) -> Capture:
     if key_name:
         key_path = path.parent / str(key_name)
         try:
-            key = _key_content(key_path, key_path.stat().st_mtime_ns)
+            key, key_nonce = _key_content(key_path, key_path.stat().st_mtime_ns)
         except (BadCaptureError, OSError) as exc:
             raise BadCaptureError(
                 f"{path}: its key sample {key_name} is unreadable ({exc})"
             ) from None
-        key_nonce = _nonce(key[int(_header_of(key_path).get("meta_bytes") or 0) :])
     content = _inflate(path, key)
     if header.get("nonce") and key_nonce:
         content = content.replace(b"@" + key_nonce, b"@" + str(header["nonce"]).encode())
