@@ -43,12 +43,25 @@ def _access(reasons: set[str] | None, present: bool, default: str = "ok") -> str
     return default if present else "unknown"
 
 
-def cgroup_of(lines: pd.DataFrame) -> tuple[dict[int, tuple[str, str]], str | None]:
+CgroupOf = tuple[dict[int, tuple[str, str]], str | None]
+
+#: the last cgroup lines seen and what they gave: the samples of a series repeat them (a
+#: process seldom moves), and choosing the hierarchy is 6% of a small sample's analysis
+_last_cgroups: tuple[pd.DataFrame, CgroupOf] | None = None
+
+
+def cgroup_of(lines: pd.DataFrame) -> CgroupOf:
     """pid -> (cgroup path, source) in the hierarchy holding the process tree, and that
-    hierarchy (dmaprof.analyze.cgroups)."""
+    hierarchy (dmaprof.analyze.cgroups). The caller must not change what it returns."""
+    global _last_cgroups
+    last = _last_cgroups
+    if last is not None and last[0].equals(lines):
+        return last[1]
     frame, hierarchy = process_cgroups(lines)
     paths = zip(frame["cgroup"].tolist(), frame["cgroup_source"].tolist(), strict=True)
-    return dict(zip(frame["pid"].tolist(), paths, strict=True)), hierarchy
+    result = dict(zip(frame["pid"].tolist(), paths, strict=True)), hierarchy
+    _last_cgroups = lines.copy(), result
+    return result
 
 
 @dataclass(frozen=True)

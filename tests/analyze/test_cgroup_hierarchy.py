@@ -182,6 +182,20 @@ def test_a_process_missing_from_the_chosen_hierarchy_gets_its_own_best_line() ->
     assert got[77] == ("/foreground", "v1:cpuset")
 
 
+def test_cgroup_of_reuses_only_what_equal_lines_gave() -> None:
+    """cgroup_of keeps the last lines and their result (a series repeats them): one layout
+    after another, each again, and one line changed give what a fresh rule gives."""
+    from dmaprof.analyze import processes
+
+    layouts = [ANDROID_10, ANDROID_13, ANDROID_13, DESKTOP_V2, ANDROID_10, LEGACY_V1, HYBRID]
+    moved = {**ANDROID_13, 163: "0::/uid_10001/pid_999\n"}  # same shape, one path changed
+    for text in [*layouts, moved, ANDROID_13]:
+        got, used = processes.cgroup_of(lines(text))
+        assert (got, used) == chosen(text)
+    first = processes.cgroup_of(lines(ANDROID_10))
+    assert processes.cgroup_of(lines(ANDROID_10)) is first  # equal lines: not chosen again
+
+
 # ---------------------------------------------------------------------------- end to end
 # A phone of the Android 10/11 layout through analyze(): the roll-ups follow cpuacct's tree,
 # not the v2 root where every process sits. Figures by hand:
