@@ -18,7 +18,9 @@ Everything here is vectorised (numpy sorts and ``reduceat``); no per-row Python.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -94,7 +96,7 @@ class Attribution:
     holdings: pd.DataFrame
     usage: pd.DataFrame
     apps: pd.DataFrame
-    cgroups: pd.DataFrame
+    cgroups: Callable[[], pd.DataFrame]  # computed when asked for (a trend never asks)
     exporters: pd.DataFrame
     names: pd.DataFrame
     kernel_only: pd.DataFrame
@@ -214,7 +216,9 @@ def attribute(
         apps=app_usage(
             usage, h.item, h.item_sizes, owners, h.proc_row, h.proc_found, packages, charge
         ),
-        cgroups=cgroup_usage(usage, h.item, h.item_sizes, h.proc_row, h.proc_found, charge),
+        cgroups=partial(
+            cgroup_usage, usage, h.item, h.item_sizes, h.proc_row, h.proc_found, charge
+        ),
         exporters=group_usage(buffers, held, holdings, "exporter"),
         names=group_usage(buffers, held, holdings, "name"),
         kernel_only=_kernel_only(buffers, held),
