@@ -6,7 +6,7 @@ import sys
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import cached_property, partial
+from functools import cached_property
 from typing import Any
 
 import pandas as pd
@@ -101,15 +101,14 @@ class Analysis:
     coverage: Coverage
     tasks: pd.DataFrame = field(default_factory=TASKS.empty)
     attachments: pd.DataFrame = field(default_factory=ATTACHMENTS.empty)
-    # the ``cgroup_usage``, ``heaps`` and ``errors`` tables are computed the first time they
-    # are read (a trend reads none of them: 5% of a small sample's analysis)
+    #: computes the ``cgroup_usage`` table, the first time it is read (a trend never reads it)
     cgroup_usage_of: Callable[[], pd.DataFrame] = field(default=CGROUP_USAGE.empty, repr=False)
     crosscheck: pd.DataFrame = field(default_factory=CROSSCHECK.empty)
     cgroups: pd.DataFrame = field(default_factory=CGROUPS.empty)
-    heaps_of: Callable[[], pd.DataFrame] = field(default=HEAPS.empty, repr=False)
+    heaps: pd.DataFrame = field(default_factory=HEAPS.empty)
     ion_clients: pd.DataFrame = field(default_factory=ION_CLIENTS.empty)
     packages: pd.DataFrame = field(default_factory=PACKAGES.empty)
-    errors_of: Callable[[], pd.DataFrame] = field(default=ERRORS.empty, repr=False)
+    errors: pd.DataFrame = field(default_factory=ERRORS.empty)
     unparsed_total: int = 0
     bufinfo: Bufinfo | None = None
     warnings: list[str] = field(default_factory=list)
@@ -134,14 +133,6 @@ class Analysis:
     @cached_property
     def cgroup_usage(self) -> pd.DataFrame:
         return self.cgroup_usage_of()
-
-    @cached_property
-    def heaps(self) -> pd.DataFrame:
-        return self.heaps_of()
-
-    @cached_property
-    def errors(self) -> pd.DataFrame:
-        return self.errors_of()
 
     @property
     def source_kind(self) -> str:
@@ -397,11 +388,11 @@ def _analyze(
         crosscheck=att.crosscheck,
         cgroups=cgroup_lines,
         cgroup_hierarchy=cgroup_hierarchy,
-        heaps_of=partial(heaps_table, p.heap_names, p.ion_heaps, buffers),
+        heaps=heaps_table(p.heap_names, p.ion_heaps, buffers),
         pools=pools_table(p.files, p.ion_heaps, p.bufinfo, unparsed),
         ion_clients=p.ion_clients,
         packages=p.packages,
-        errors_of=partial(errors_frame, dump),
+        errors=errors_frame(dump),
         unparsed=unparsed.frame(),
         totals=totals,
         coverage=coverage,
