@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
 import pandas as pd
@@ -101,8 +99,7 @@ class Analysis:
     coverage: Coverage
     tasks: pd.DataFrame = field(default_factory=TASKS.empty)
     attachments: pd.DataFrame = field(default_factory=ATTACHMENTS.empty)
-    #: computes the ``cgroup_usage`` table, the first time it is read (a trend never reads it)
-    cgroup_usage_of: Callable[[], pd.DataFrame] = field(default=CGROUP_USAGE.empty, repr=False)
+    cgroup_usage: pd.DataFrame = field(default_factory=CGROUP_USAGE.empty)
     crosscheck: pd.DataFrame = field(default_factory=CROSSCHECK.empty)
     cgroups: pd.DataFrame = field(default_factory=CGROUPS.empty)
     heaps: pd.DataFrame = field(default_factory=HEAPS.empty)
@@ -129,10 +126,6 @@ class Analysis:
     named_inodes: frozenset[int] = frozenset()
     #: dmabuf_dump blocks whose PROCESS TOTAL stands over their rows (None: not a dmabuf_dump)
     stated_totals: list[StatedTotal] | None = None
-
-    @cached_property
-    def cgroup_usage(self) -> pd.DataFrame:
-        return self.cgroup_usage_of()
 
     @property
     def source_kind(self) -> str:
@@ -381,7 +374,7 @@ def _analyze(
         holdings=att.holdings,
         usage=att.usage,
         apps=att.apps,
-        cgroup_usage_of=att.cgroups,
+        cgroup_usage=att.cgroups,
         exporters=att.exporters,
         names=att.names,
         kernel_only=kernel_only,

@@ -18,9 +18,7 @@ Everything here is vectorised (numpy sorts and ``reduceat``); no per-row Python.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import numpy as np
@@ -96,7 +94,7 @@ class Attribution:
     holdings: pd.DataFrame
     usage: pd.DataFrame
     apps: pd.DataFrame
-    cgroups: Callable[[], pd.DataFrame]  # computed when asked for (a trend never asks)
+    cgroups: pd.DataFrame
     exporters: pd.DataFrame
     names: pd.DataFrame
     kernel_only: pd.DataFrame
@@ -216,9 +214,7 @@ def attribute(
         apps=app_usage(
             usage, h.item, h.item_sizes, owners, h.proc_row, h.proc_found, packages, charge
         ),
-        cgroups=partial(
-            cgroup_usage, usage, h.item, h.item_sizes, h.proc_row, h.proc_found, charge
-        ),
+        cgroups=cgroup_usage(usage, h.item, h.item_sizes, h.proc_row, h.proc_found, charge),
         exporters=group_usage(buffers, held, holdings, "exporter"),
         names=group_usage(buffers, held, holdings, "name"),
         kernel_only=_kernel_only(buffers, held),
