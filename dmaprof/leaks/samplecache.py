@@ -20,8 +20,6 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from dmaprof.files import write_atomic
 from dmaprof.leaks.series import CACHE_DIR
 from dmaprof.leaks.seriesstore import sample_identity
@@ -72,16 +70,6 @@ def load_columns(capture: Path, charge: str) -> tuple[CaptureInfo, Columns] | No
     except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError):
         return None  # absent, or unreadable: computed again
     return info, columns
-
-
-def load(capture: Path, charge: str) -> tuple[CaptureInfo, pd.DataFrame] | None:
-    """The cached identity and trend rows of a capture, or None."""
-    loaded = load_columns(capture, charge)
-    if loaded is None:
-        return None
-    info, columns = loaded
-    rows = pd.DataFrame(columns)
-    return info, rows.astype({"bytes": "Int64", "buffers": "Int64"})  # null: unknown
 
 
 def store(capture: Path, charge: str, info: CaptureInfo, rows: Columns) -> None:

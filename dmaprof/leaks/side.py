@@ -201,8 +201,8 @@ class Side:
     apps: pd.DataFrame
     exporters: pd.DataFrame
     names: pd.DataFrame
-    # the analysis the per-buffer and per-cgroup frames are projected from, when first read
-    # (a trend reads neither: about 5% of a sample's analysis)
+    # the analysis the holdings, buffers and cgroups frames are projected from, when first
+    # read (a trend reads none of them)
     analysis: Analysis = field(repr=False)
     pss_unknown: np.ndarray = field(repr=False)  # per row of ``processes``
     lower_bound: bool = False

@@ -136,11 +136,11 @@ def test_record_trend_and_plot_commands(fake_phone: Any, tmp_path: Path, dmaprof
     # and they are the figures a fresh analysis gives
     _, refs, _, _ = read_series(out)
     for ref in refs:
-        cached = samplecache.load(ref.path, "shared")
+        cached = samplecache.load_columns(ref.path, "shared")
         assert cached is not None, ref.path
         fresh = sample_outcome(ref.path, "shared", use_cache=False)
         assert not isinstance(fresh, str)
-        assert cached[1].to_dict("list") == fresh[1]
+        assert cached[1] == fresh[1]
     plot = tmp_path / "trend.html"
     shown = dmaprof("trend", out, "--format", "json", "--plot", plot)
     assert shown.code == 0, shown.stderr
